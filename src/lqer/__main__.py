@@ -1,0 +1,3 @@
+from lqer.cli import main
+
+main()

@@ -1,0 +1,7 @@
+"""`lqer train`, `evaluate`, `predict` and `demo`."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,78 @@
+"""The LQER model: ResNet18 features, a quantum circuit on a learned projection, and a
+classifier on the fused vector [f, q]."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lqer.config import ModelConfig
+from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
+from lqer.quantum import Circuit, QuantumLayer
+
+
+class QuantumHead(nn.Module):
+    """f (B, 512) -> q (B, n): z = W f + b, angles = pi * tanh(z), q = <Z> of each qubit."""
+
+    def __init__(self, in_features: int, quantum: QuantumLayer):
+        super().__init__()
+        self.projection = nn.Linear(in_features, quantum.circuit.n_qubits)
+        self.quantum = quantum
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        angles = math.pi * torch.tanh(self.projection(features))
+        return self.quantum(angles)
+
+
+class LQER(nn.Module):
+    """Backbone features f, an optional head q = head(f), and logits = classifier([f, q]).
+
+    With `head=None` this is the plain backbone classifier, the paper's ResNet18 baseline.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module | None,
+        head_dim: int = 0,
+        feature_dim: int = FEATURE_DIM,
+        num_classes: int = 2,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(feature_dim + head_dim, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(images)
+        if self.head is not None:
+            features = torch.cat([features, self.head(features).to(features.dtype)], dim=1)
+        return self.classifier(self.dropout(features))
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Backbone parameters apart from the rest, for layer-wise learning rates."""
+        backbone = list(self.backbone.parameters())
+        ids = {id(p) for p in backbone}
+        return {"backbone": backbone, "head": [p for p in self.parameters() if id(p) not in ids]}
+
+
+def lqer(cfg: ModelConfig) -> LQER:
+    q = cfg.quantum
+    circuit = Circuit(q.n_qubits, q.n_layers, q.encoding, q.rotation, q.entangler)
+    head = QuantumHead(FEATURE_DIM, QuantumLayer(circuit, backend=q.backend))
+    return LQER(resnet18_backbone(cfg.weights), head, q.n_qubits, dropout=cfg.dropout)
+
+
+def resnet18_classifier(cfg: ModelConfig) -> LQER:
+    return LQER(resnet18_backbone(cfg.weights), None, dropout=cfg.dropout)
+
+
+MODELS = {"lqer": lqer, "resnet18": resnet18_classifier}
+
+
+def build_model(cfg: ModelConfig) -> LQER:
+    return MODELS[cfg.name](cfg)
