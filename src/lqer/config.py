@@ -48,7 +48,9 @@ class QuantumConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["lqer", "resnet18"] = "lqer"
+    name: Literal[
+        "lqer", "resnet18", "cnn", "qcnn", "lqer-classical", "lqer-separable", "lqer-frozen"
+    ] = "lqer"
     weights: str = "none"  # imagenet | none | path to a state dict
     dropout: float = 0.0
     quantum: QuantumConfig = field(default_factory=QuantumConfig)

@@ -4,6 +4,7 @@ classifier on the fused vector [f, q]."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -26,6 +27,17 @@ class QuantumHead(nn.Module):
         return self.quantum(angles)
 
 
+def ablate(q: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "zeros":
+        return torch.zeros_like(q)
+    if how == "shuffle":  # a random cyclic permutation: no sample keeps its own q
+        order = torch.randperm(len(q), device=q.device)
+        source = torch.empty_like(order)
+        source[order] = order.roll(1)
+        return q[source]
+    return q
+
+
 class LQER(nn.Module):
     """Backbone features f, an optional head q = head(f), and logits = classifier([f, q]).
 
@@ -46,11 +58,14 @@ class LQER(nn.Module):
         self.head = head
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(feature_dim + head_dim, num_classes)
+        # Test-time ablation of q: "zeros", or "shuffle" (each sample gets another sample's q).
+        self.q_ablation: Literal["none", "zeros", "shuffle"] = "none"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.backbone(images)
         if self.head is not None:
-            features = torch.cat([features, self.head(features).to(features.dtype)], dim=1)
+            q = ablate(self.head(features).to(features.dtype), self.q_ablation)
+            features = torch.cat([features, q], dim=1)
         return self.classifier(self.dropout(features))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

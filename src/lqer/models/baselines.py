@@ -1,0 +1,171 @@
+"""The paper's baselines and the ablations that test whether LQER's circuit matters.
+
+Every model maps standardised images (B, 3, S, S) to logits (B, 2) and exposes
+`parameter_groups()`, so one training loop and one recipe train them all:
+
+- `cnn`: a small classical CNN.
+- `qcnn`: a pure quantum CNN (quanvolution): each 2x2 patch of a downsampled image is encoded
+  into the same 4-qubit circuit and simulator as LQER; the Z expectations form 4 feature maps,
+  read out by a linear classifier.
+- `lqer-classical`: LQER with projection + circuit replaced by a classical layer with exactly
+  as many parameters.
+- `lqer-separable`: LQER without entangling gates.
+- `lqer-frozen`: LQER with the circuit frozen at its random initial weights.
+
+The test-time ablation (q set to zeros or shuffled across the batch) is `LQER.q_ablation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lqer.config import ModelConfig
+from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
+from lqer.models.lqer import LQER, lqer
+from lqer.quantum import Circuit, QuantumLayer
+
+
+class SmallCNN(nn.Module):
+    """Four conv-BN-ReLU-maxpool stages and global average pooling: images -> (B, 128)."""
+
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        layers, previous = [], 3
+        for width in channels:
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
+            previous = width
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_features = previous
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)
+
+
+def cnn(cfg: ModelConfig) -> LQER:
+    backbone = SmallCNN()
+    return LQER(backbone, None, feature_dim=backbone.out_features, dropout=cfg.dropout)
+
+
+class Quanvolution(nn.Module):
+    """Grayscale images -> (B, n, H/2, W/2): one circuit run per non-overlapping 2x2 patch.
+
+    The 4 pixels of a patch are encoded as angles pi * tanh(x), as LQER encodes its projection;
+    the circuit's trainable weights are shared by all patches, like a convolution kernel.
+    """
+
+    def __init__(self, quantum: QuantumLayer):
+        super().__init__()
+        if quantum.circuit.n_qubits != 4:
+            raise ValueError("quanvolution encodes 2x2 patches: it needs 4 qubits")
+        self.quantum = quantum
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = gray.shape
+        patches = F.unfold(gray, kernel_size=2, stride=2)  # (B, 4, L)
+        angles = math.pi * torch.tanh(patches.transpose(1, 2).reshape(-1, 4))
+        q = self.quantum(angles).to(gray.dtype)  # (B * L, 4)
+        return q.reshape(b, -1, 4).transpose(1, 2).reshape(b, 4, h // 2, w // 2)
+
+
+class QCNN(nn.Module):
+    """Downsample to `input_size` (a CPU can afford ~B * 64 circuit runs per batch), quanvolve,
+    and classify the flattened feature maps with one linear layer."""
+
+    def __init__(self, quanvolution: Quanvolution, input_size: int = 16, dropout: float = 0.0):
+        super().__init__()
+        self.input_size = input_size
+        self.quanvolution = quanvolution
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(4 * (input_size // 2) ** 2, 2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        gray = images.mean(dim=1, keepdim=True)  # the three channels hold one grayscale image
+        gray = F.adaptive_avg_pool2d(gray, self.input_size)
+        maps = self.quanvolution(gray)
+        return self.classifier(self.dropout(maps.flatten(1)))
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """No pretrainable backbone: the circuit learns at the head's rate, as in LQER."""
+        return {"backbone": [], "head": list(self.parameters())}
+
+
+def _circuit(cfg: ModelConfig, **changes) -> Circuit:
+    q = dataclasses.replace(cfg.quantum, **changes)
+    return Circuit(q.n_qubits, q.n_layers, q.encoding, q.rotation, q.entangler)
+
+
+def qcnn(cfg: ModelConfig) -> QCNN:
+    quantum = QuantumLayer(_circuit(cfg, n_qubits=4), backend=cfg.quantum.backend)
+    return QCNN(Quanvolution(quantum), dropout=cfg.dropout)
+
+
+class RingLayers(nn.Module):
+    """A classical stand-in for the circuit with the same weight shape (L, n, k), k <= 3.
+
+    Layer l maps h -> tanh(w0 * h + w1 * roll(h) + w2): per unit a scale, a coupling to its ring
+    neighbour (the counterpart of the CNOT ring) and a bias, using the first k of these terms.
+    Outputs lie in (-1, 1), like Pauli-Z expectations.
+    """
+
+    def __init__(self, n_layers: int, n_units: int, k: int):
+        super().__init__()
+        if not 1 <= k <= 3:
+            raise ValueError(f"RingLayers supports 1 to 3 weights per unit, got {k}")
+        weights = torch.zeros(n_layers, n_units, k)
+        weights[..., 0] = 1.0
+        self.weights = nn.Parameter(weights + 0.1 * torch.randn(n_layers, n_units, k))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for w in self.weights:
+            terms = (h, h.roll(1, dims=1), torch.ones_like(h))[: w.shape[1]]
+            h = torch.tanh(sum(w[:, j] * term for j, term in enumerate(terms)))
+        return h
+
+
+class ClassicalHead(nn.Module):
+    """f -> q with the parameter count of QuantumHead: the same projection, then RingLayers."""
+
+    def __init__(self, in_features: int, circuit: Circuit):
+        super().__init__()
+        n_layers, n, k = circuit.weight_shape
+        self.projection = nn.Linear(in_features, n)
+        self.layers = RingLayers(n_layers, n, k)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(torch.tanh(self.projection(features)))
+
+
+def lqer_classical(cfg: ModelConfig) -> LQER:
+    circuit = _circuit(cfg)
+    head = ClassicalHead(FEATURE_DIM, circuit)
+    return LQER(resnet18_backbone(cfg.weights), head, circuit.n_qubits, dropout=cfg.dropout)
+
+
+def lqer_separable(cfg: ModelConfig) -> LQER:
+    separable = dataclasses.replace(cfg.quantum, entangler="none")
+    return lqer(dataclasses.replace(cfg, quantum=separable))
+
+
+def lqer_frozen(cfg: ModelConfig) -> LQER:
+    model = lqer(cfg)
+    model.head.quantum.weights.requires_grad_(False)
+    return model
+
+
+BASELINES = {
+    "cnn": cnn,
+    "qcnn": qcnn,
+    "lqer-classical": lqer_classical,
+    "lqer-separable": lqer_separable,
+    "lqer-frozen": lqer_frozen,
+}
