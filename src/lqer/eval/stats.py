@@ -136,16 +136,16 @@ def bootstrap_indices(labels: np.ndarray, n_boot: int, rng: np.random.Generator)
     return np.concatenate(parts, axis=1)
 
 
-def bootstrap(
+def bootstrap_draws(
     metrics: dict[str, Metric],
     labels: np.ndarray,
     probs: np.ndarray,
     n_boot: int = 2000,
-    level: float = 0.95,
     seed: int = 0,
     chunk: int = 250,
-) -> dict[str, Interval]:
-    """Point value and percentile bootstrap interval of each metric."""
+) -> dict[str, np.ndarray]:
+    """(n_boot,) resampled values of each metric. The same seed and labels give the same
+    resamples, so draws of two models on one test set are paired."""
     labels, probs = np.asarray(labels), np.asarray(probs, float)
     rng = np.random.default_rng(seed)
     draws: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
@@ -154,18 +154,33 @@ def bootstrap(
         y, p = labels[idx], probs[idx]
         for name, fn in metrics.items():
             draws[name].append(fn(y, p))
+    return {name: np.concatenate(values) for name, values in draws.items()}
+
+
+def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return math.nan, math.nan
     alpha = (1 - level) / 2
-    out = {}
-    for name, fn in metrics.items():
-        values = np.concatenate(draws[name])
-        low, high = (
-            np.nanquantile(values, [alpha, 1 - alpha])
-            if np.isfinite(values).any()
-            else ((np.nan, np.nan))
-        )
-        point = float(np.asarray(fn(labels[None], probs[None])).ravel()[0])
-        out[name] = Interval(point, float(low), float(high))
-    return out
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap(
+    metrics: dict[str, Metric],
+    labels: np.ndarray,
+    probs: np.ndarray,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """Point value and percentile bootstrap interval of each metric."""
+    labels, probs = np.asarray(labels), np.asarray(probs, float)
+    draws = bootstrap_draws(metrics, labels, probs, n_boot, seed)
+    return {
+        name: Interval(float(fn(labels, probs)), *percentile_interval(draws[name], level))
+        for name, fn in metrics.items()
+    }
 
 
 # ----------------------------------------------------------------------------- DeLong
