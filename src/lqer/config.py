@@ -25,6 +25,7 @@ class DataConfig:
     val_split: str | None = None
     val_fraction: float = 0.15
     test_split: str | None = "validation"
+    split_file: str | None = None  # CSV path,label,split (train/val/test); replaces the folders
     image_size: int = 224
     limit: int | None = None  # stratified subsample of every split, for quick runs
     skip_bad: bool = False

@@ -1,7 +1,140 @@
 """`lqer train`, `evaluate`, `predict` and `demo`."""
 
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from lqer.config import ExperimentConfig, load_config
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a setting: section.key=value (repeatable)."),
+]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+SkipBadOpt = Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")]
+
+
+def experiment_config(
+    config: Path | None,
+    overrides: list[str] | None,
+    **options,
+) -> ExperimentConfig:
+    """The config file, then the named command-line options, then the `--set` overrides."""
+    named = [f"{key}={value}" for key, value in options.items() if value is not None]
+    return load_config(config, named + list(overrides or []))
+
+
+def train(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option(help="Dataset root (data.root).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (out_dir).")] = None,
+    model: Annotated[str | None, typer.Option(help="lqer or resnet18 (model.name).")] = None,
+    weights: Annotated[str | None, typer.Option(help="imagenet, none or PATH.")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    image_size: Annotated[int | None, typer.Option()] = None,
+    quantum_backend: Annotated[
+        str | None, typer.Option(help="native or pennylane[:DEVICE].")
+    ] = None,
+    quantum_grad: Annotated[str | None, typer.Option(help="backprop or parameter-shift.")] = None,
+    shots: Annotated[int | None, typer.Option(help="Sampled measurements per expectation.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    skip_bad: Annotated[bool | None, typer.Option("--skip-bad", help="Skip bad images.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
+    set_: SetOpt = None,
+):
+    """Train a model; writes config.yaml, history.csv/jsonl, best.pt, last.pt and test metrics."""
+    from lqer.train import fit
+
+    cfg = experiment_config(
+        config, set_,
+        **{
+            "data.root": data, "out_dir": out, "model.name": model, "model.weights": weights,
+            "train.epochs": epochs, "data.image_size": image_size,
+            "model.quantum.backend": quantum_backend, "model.quantum.grad": quantum_grad,
+            "model.quantum.shots": shots, "train.seed": seed, "train.device": device,
+            "data.skip_bad": skip_bad,
+        },
+    )  # fmt: skip
+    run = fit(cfg, resume=resume)
+    _print_test_metrics(run)
+
+
+def _print_test_metrics(run: Path) -> None:
+    import json
+
+    from lqer.eval.metrics import format_table
+
+    path = run / "test_metrics.json"
+    if path.exists():
+        typer.echo(format_table(json.loads(path.read_text()), f"test metrics ({path})"))
+    typer.echo(f"run folder: {run}")
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt file.")],
+    data: Annotated[Path, typer.Option(help="A folder with positive/ and negative/.")],
+    out: Annotated[Path | None, typer.Option(help="JSON file for the metrics.")] = None,
+    threshold: float = 0.5,
+    device: DeviceOpt = "auto",
+    skip_bad: SkipBadOpt = False,
+):
+    """Score a checkpoint on a labelled folder."""
+    from lqer.eval.evaluate import evaluate_checkpoint
+    from lqer.eval.metrics import format_table
+
+    out = out or checkpoint.parent / f"eval_{data.name or 'data'}.json"
+    metrics = evaluate_checkpoint(checkpoint, data, out, device, skip_bad, threshold)
+    typer.echo(format_table(metrics, f"{checkpoint} on {data}"))
+    if metrics["skipped"]:
+        typer.echo(f"skipped {metrics['skipped']} bad image(s)")
+    typer.echo(f"metrics written to {out}")
+
+
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt file.")],
+    out: Annotated[Path, typer.Option(help="CSV file for the predictions.")] = Path(
+        "predictions.csv"
+    ),
+    threshold: float = 0.5,
+    device: DeviceOpt = "auto",
+    skip_bad: SkipBadOpt = False,
+):
+    """Write the probability of stenosis of each image to a CSV file."""
+    from lqer.eval.evaluate import predict_files
+
+    data = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
+    skipped = f", skipped {data.skipped} bad image(s)" if data.skipped else ""
+    typer.echo(f"wrote {len(data)} predictions to {out}{skipped}")
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option()] = None,
+    set_: SetOpt = None,
+):
+    """Train LQER from scratch on the bundled P-ADSD sample and score its held-aside part."""
+    from lqer.sample import demo_config
+    from lqer.train import fit
+
+    cfg = load_config(None, [f"{k}={v}" for k, v in demo_config(out).items()] + list(set_ or []))
+    if epochs is not None:
+        cfg.train.epochs = epochs
+    if (out / "last.pt").exists():  # never overwrite an earlier run
+        cfg.out_dir = str(out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        typer.echo(f"{out} holds an earlier demo run; this one goes to {cfg.out_dir}")
+    run = fit(cfg)
+    _print_test_metrics(run)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(predict)
+    app.command()(demo)

@@ -63,7 +63,7 @@ def load_gray(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
                 im.load()
                 if im.mode == "P":
                     im = im.convert("RGBA")
-                array = np.asarray(im)
+                array = np.array(im)
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -1,0 +1,206 @@
+"""Patch datasets, decoded once into memory.
+
+A split is a folder `<split>/{positive,negative}/` of images (the P-ADSD and A-DSSS layout,
+A-DSSS adding `fold<k>/` above it), or the rows of a split file (CSV: path,label,split).
+A few tens of thousands of small patches fit in memory as uint8, so every epoch reads RAM, or
+device memory, never the disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lqer.config import DataConfig
+from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, is_image, load_gray
+from lqer.errors import LqerError
+
+CLASSES = ("negative", "positive")  # label 0 and 1; 1 = stenosis
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # (N, 1, S, S) uint8
+    labels: torch.Tensor  # (N,) int64
+    paths: list[str]
+    skipped: int = 0  # bad files left out with --skip-bad
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray | torch.Tensor) -> ImageSet:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return ImageSet(self.images[index], self.labels[index], [self.paths[i] for i in index])
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        positives = int(self.labels.sum())
+        return len(self) - positives, positives
+
+
+def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
+    """(path, label) for every image under `split_dir/{negative,positive}/`."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise LqerError(f"data folder not found: {split_dir}")
+    items = []
+    for label, name in enumerate(CLASSES):
+        class_dir = split_dir / name
+        if not class_dir.is_dir():
+            raise LqerError(f"{split_dir} has no '{name}/' folder (needs positive/, negative/)")
+        files = sorted(p for p in class_dir.iterdir() if is_image(p))
+        if not files:
+            raise LqerError(f"class folder {class_dir} holds no images")
+        items += [(p, label) for p in files]
+    return items
+
+
+def split_folder(cfg: DataConfig, split: str) -> Path:
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise LqerError(f"data.root: folder not found: {root}")
+    base = root / f"fold{cfg.fold}" if cfg.fold is not None else root
+    if cfg.fold is not None and not base.is_dir():
+        raise LqerError(f"data.fold: {base} does not exist")
+    return base / split
+
+
+def read_split_file(path: str | Path) -> dict[str, list[tuple[Path, int]]]:
+    """Rows of a split file grouped by split name."""
+    path = Path(path)
+    if not path.is_file():
+        raise LqerError(f"split file not found: {path}")
+    groups: dict[str, list[tuple[Path, int]]] = {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"path", "label", "split"} <= set(reader.fieldnames):
+            raise LqerError(f"{path}: a split file needs the columns path,label,split")
+        for line, row in enumerate(reader, start=2):
+            label = {"1": 1, "0": 0, "positive": 1, "negative": 0}.get(row["label"].strip())
+            if label is None:
+                raise LqerError(f"{path}:{line}: label must be 0/1 or negative/positive")
+            file = Path(row["path"])
+            groups.setdefault(row["split"].strip(), []).append(
+                (file if file.is_absolute() else path.parent / file, label)
+            )
+    return groups
+
+
+def _decode(path: Path, size: int, max_pixels: int) -> torch.Tensor:
+    image = torch.from_numpy(load_gray(path, max_pixels)).float()[None, None]
+    if image.shape[-2:] != (size, size):
+        image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
+    return image.round().clamp(0, 255).to(torch.uint8)[0]
+
+
+def decode(
+    items: list[tuple[Path, int]],
+    image_size: int,
+    skip_bad: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    where: str = "",
+) -> ImageSet:
+    """Decode and resize every image; list every bad file unless `skip_bad`."""
+
+    def work(item):
+        try:
+            return _decode(item[0], image_size, max_pixels)
+        except BadImage as e:
+            return str(e)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        decoded = list(pool.map(work, items))
+    bad = [(p, r) for (p, _), r in zip(items, decoded, strict=True) if isinstance(r, str)]
+    if bad and not skip_bad:
+        listing = "; ".join(f"{p} ({reason})" for p, reason in bad)
+        raise LqerError(f"{len(bad)} bad image(s){where}, rerun with --skip-bad to skip: {listing}")
+    good = [(item, r) for item, r in zip(items, decoded, strict=True) if not isinstance(r, str)]
+    if not good:
+        raise LqerError(f"no readable images{where}")
+    images = torch.stack([r for _, r in good])
+    labels = torch.tensor([label for (_, label), _ in good], dtype=torch.long)
+    return ImageSet(images, labels, [str(p) for (p, _), _ in good], skipped=len(bad))
+
+
+def check_both_classes(data: ImageSet, name: str) -> None:
+    negatives, positives = data.counts
+    if not negatives or not positives:
+        raise LqerError(f"{name} holds only one class ({negatives} negative, {positives} positive)")
+
+
+def load_folder(
+    split_dir: str | Path,
+    image_size: int,
+    skip_bad: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> ImageSet:
+    return decode(list_folder(split_dir), image_size, skip_bad, max_pixels, f" in {split_dir}")
+
+
+def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> np.ndarray:
+    """A random `fraction` of each class, at least one per class."""
+    rng = np.random.default_rng(seed)
+    labels = labels.numpy()
+    picked = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        k = max(1, round(fraction * len(members)))
+        picked.append(rng.choice(members, size=min(k, len(members)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def augmentation_group(path: str) -> str:
+    """Offline-augmented copies (`<id>_aug_NN`) belong with their original `<id>`."""
+    return re.sub(r"_aug_\d+$", "", Path(path).stem)
+
+
+def hold_out(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Split off a stratified `fraction` for validation, keeping augmented copies together."""
+    groups = np.array([augmentation_group(p) for p in data.paths])
+    names, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    held_groups = stratified_indices(data.labels[first], fraction, seed)
+    held = np.isin(inverse, held_groups)
+    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+
+
+def _limit(items: list[tuple[Path, int]], limit: int | None, seed: int) -> list[tuple[Path, int]]:
+    if limit is None or limit >= len(items):
+        return items
+    labels = torch.tensor([label for _, label in items])
+    keep = stratified_indices(labels, limit / len(items), seed)
+    return [items[i] for i in keep]
+
+
+def load_experiment(cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
+    """The `train`, `val` and (if configured) `test` sets of an experiment."""
+    if cfg.split_file:
+        groups = read_split_file(cfg.split_file)
+        sources = {name: groups.get(name) for name in ("train", "val", "test")}
+        if not sources["train"]:
+            raise LqerError(f"{cfg.split_file}: no rows with split 'train'")
+        describe = {name: f" in split {name!r} of {cfg.split_file}" for name in sources}
+    else:
+        names = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
+        sources = {k: list_folder(split_folder(cfg, v)) if v else None for k, v in names.items()}
+        describe = {k: f" in {split_folder(cfg, v)}" for k, v in names.items() if v}
+
+    sets = {}
+    for name, items in sources.items():
+        if items:
+            items = _limit(items, cfg.limit, seed)
+            sets[name] = decode(items, cfg.image_size, cfg.skip_bad, cfg.max_pixels, describe[name])
+    check_both_classes(sets["train"], f"the training split{describe['train']}")
+    if "val" not in sets:
+        sets["train"], sets["val"] = hold_out(sets["train"], cfg.val_fraction, seed)
+    for name in ("val", "test"):
+        if name in sets:
+            check_both_classes(sets[name], f"the {name} split{describe.get(name, '')}")
+    return sets

@@ -1,0 +1,108 @@
+"""Batch transforms on uint8 image tensors (B, 1, S, S), on whatever device they live.
+
+torchvision's v2 transforms draw one set of random parameters per call, so a batched call would
+crop and flip every image alike. These draw per sample, which lets augmentation run on the GPU
+over a whole batch instead of in a DataLoader worker pool.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import Compose
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class RandomCrop:
+    """Pad by `padding` (reflect) and crop back to the input size at a random offset per sample."""
+
+    def __init__(self, padding: int):
+        self.padding = padding
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding == 0:
+            return x
+        b, c, h, w = x.shape
+        padded = F.pad(x.float(), [self.padding] * 4, mode="reflect").to(x.dtype)
+        top = torch.randint(0, 2 * self.padding + 1, (b, 1, 1), device=x.device)
+        left = torch.randint(0, 2 * self.padding + 1, (b, 1, 1), device=x.device)
+        rows = (top + torch.arange(h, device=x.device)[None, :, None]).expand(b, h, w)
+        cols = (left + torch.arange(w, device=x.device)[None, None, :]).expand(b, h, w)
+        index = (rows * padded.shape[-1] + cols).reshape(b, 1, h * w).expand(b, c, h * w)
+        return padded.flatten(2).gather(2, index).reshape(b, c, h, w)
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        flip = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p
+        return torch.where(flip, x.flip(-1), x)
+
+
+class IntensityJitter:
+    """Per-sample brightness and contrast factors in [1 - s, 1 + s]; float input in [0, 1]."""
+
+    def __init__(self, brightness: float = 0.1, contrast: float = 0.1):
+        self.brightness = brightness
+        self.contrast = contrast
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0], 1, 1, 1)
+        b = 1 + (torch.rand(shape, device=x.device) * 2 - 1) * self.brightness
+        c = 1 + (torch.rand(shape, device=x.device) * 2 - 1) * self.contrast
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return ((x * b - mean * b) * c + mean * b).clamp(0, 1)
+
+
+class ToFloat:
+    """uint8 -> float in [0, 1]."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(255)
+
+
+class Resize:
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == self.size and x.shape[-2] == self.size:
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+
+
+class NormalizeRGB:
+    """Grayscale -> three equal channels, standardised with ImageNet statistics."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        return (x.expand(-1, 3, -1, -1) - mean) / std
+
+
+def augmentation(image_size: int) -> Compose:
+    """The paper's training augmentation: random crop, horizontal flip, mild intensity jitter.
+
+    uint8 in, float in [0, 1] out, ready for `standardize`.
+    """
+    return Compose(
+        [
+            RandomCrop(padding=max(1, image_size // 16)),
+            RandomHorizontalFlip(),
+            ToFloat(),
+            IntensityJitter(brightness=0.1, contrast=0.1),
+        ]
+    )
+
+
+def standardize(image_size: int) -> Compose:
+    """Float images in [0, 1] -> the backbone's input."""
+    return Compose([Resize(image_size), NormalizeRGB()])
+
+
+def eval_transform(image_size: int) -> Compose:
+    return Compose([ToFloat(), standardize(image_size)])

@@ -1,0 +1,132 @@
+"""Scoring trained models: logits for a batch of images, metrics for a folder, predictions for
+files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lqer.data.dataset import ImageSet, check_both_classes, decode, load_folder
+from lqer.data.images import is_image
+from lqer.data.transforms import eval_transform
+from lqer.errors import LqerError
+from lqer.eval.metrics import binary_metrics
+from lqer.io import atomic_path, write_text
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LqerError(f"--device: unknown device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LqerError("--device: CUDA was asked for but no GPU is available")
+    return device
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    image_size: int,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """(N, 2) float32 logits on the CPU for uint8 images (N, 1, S, S)."""
+    device = torch.device(device)
+    prepare = eval_transform(image_size)
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = prepare(images[start : start + batch_size].to(device, non_blocking=True))
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, 2)
+
+
+def probabilities(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits, dim=1)[:, 1].numpy()
+
+
+def predict_proba(model, images, image_size, device="cpu", batch_size=256) -> np.ndarray:
+    """Probability of stenosis for each image."""
+    return probabilities(predict_logits(model, images, image_size, device, batch_size))
+
+
+def write_predictions(path: str | Path, data: ImageSet, probs: np.ndarray, threshold=0.5):
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "prob_stenosis", "predicted"])
+        for p, label, prob in zip(data.paths, data.labels.tolist(), probs, strict=True):
+            writer.writerow([p, label, f"{prob:.6f}", int(prob >= threshold)])
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    out: str | Path | None = None,
+    device: str = "auto",
+    skip_bad: bool = False,
+    threshold: float = 0.5,
+) -> dict:
+    """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`."""
+    from lqer.train.checkpoint import load_checkpoint
+
+    model, cfg, _ = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    data = load_folder(data_dir, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
+    check_both_classes(data, str(data_dir))
+    probs = predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+    metrics = binary_metrics(data.labels.numpy(), probs, threshold)
+    metrics.update(checkpoint=str(checkpoint), data=str(data_dir), skipped=data.skipped)
+    if out is not None:
+        write_text(out, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def collect_images(paths: list[str | Path]) -> list[Path]:
+    """Image files named directly or found (recursively) in the named folders."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if is_image(f))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise LqerError(f"no such file or folder: {p}")
+    if not found:
+        raise LqerError(f"no images found in {', '.join(map(str, paths))}")
+    return found
+
+
+def predict_files(
+    checkpoint: str | Path,
+    paths: list[str | Path],
+    out: str | Path,
+    device: str = "auto",
+    skip_bad: bool = False,
+    threshold: float = 0.5,
+) -> ImageSet:
+    """Write a CSV of file, probability of stenosis and predicted label."""
+    from lqer.train.checkpoint import load_checkpoint
+
+    model, cfg, _ = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    files = collect_images(paths)
+    data = decode([(f, -1) for f in files], cfg.data.image_size, skip_bad, cfg.data.max_pixels)
+    probs = predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+    with atomic_path(out) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "prob_stenosis", "label"])
+        for p, prob in zip(data.paths, probs, strict=True):
+            writer.writerow([p, f"{prob:.6f}", "stenosis" if prob >= threshold else "no_stenosis"])
+    return data

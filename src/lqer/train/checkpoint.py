@@ -1,0 +1,62 @@
+"""Checkpoints that carry everything needed to rebuild the model and its preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lqer.config import ExperimentConfig, from_dict
+from lqer.errors import LqerError
+from lqer.io import atomic_path
+from lqer.models import LQER, build_model
+
+FORMAT = "lqer-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, model: LQER, cfg: ExperimentConfig, **extra: Any) -> None:
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": cfg.to_dict(),
+        "model": model.state_dict(),
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise LqerError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise LqerError(f"{path} is not a readable lqer checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise LqerError(f"{path} is not an lqer checkpoint")
+    if state.get("version") != VERSION:
+        raise LqerError(
+            f"{path} has checkpoint format version {state.get('version')}; "
+            f"this lqer reads version {VERSION}"
+        )
+    return state
+
+
+def load_checkpoint(path: str | Path) -> tuple[LQER, ExperimentConfig, dict[str, Any]]:
+    """The model (eval mode, CPU), its configuration and the rest of the checkpoint."""
+    state = read_checkpoint(path)
+    cfg = from_dict(state["config"])
+    cfg.model.weights = "none"  # the state dict below holds the trained weights
+    model = build_model(cfg.model)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise LqerError(
+            f"{path}: weights do not fit the {cfg.model.name!r} model it describes "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+    return model.eval(), cfg, state
