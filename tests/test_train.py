@@ -1,0 +1,133 @@
+import csv
+import json
+import sys
+
+import pytest
+import torch
+
+from lqer.cli import main
+from lqer.config import load_config
+from lqer.errors import LqerError
+from lqer.train import fit, load_checkpoint
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["lqer", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tiny_config(root, out, *extra):
+    return load_config(
+        None,
+        [
+            f"data.root={root}", "data.image_size=16", f"out_dir={out}", "train.epochs=2",
+            "train.batch_size=16", "train.progress=false", "train.lr_backbone=1e-3",
+            "train.lr_head=1e-2", *extra,
+        ],
+    )  # fmt: skip
+
+
+def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run"))
+    for name in ("config.yaml", "history.csv", "history.jsonl", "best.pt", "last.pt",
+                 "test_metrics.json", "test_predictions.csv"):  # fmt: skip
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for column in ("train_loss", "val_loss", "val_auc", "val_f1", "val_sensitivity",
+                   "val_specificity", "val_precision", "val_recall_positive",
+                   "val_recall_negative", "lr_backbone", "lr_head", "epoch_time"):  # fmt: skip
+        assert column in rows[0], column
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert metrics["n"] == 24 and 0 <= metrics["auc"] <= 1
+    model, cfg, info = load_checkpoint(run / "best.pt")
+    assert cfg.data.image_size == 16 and info["epoch"] in (1, 2)
+
+
+def test_resume_continues_the_same_run(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", "train.epochs=1")
+    fit(cfg)
+    with pytest.raises(LqerError, match="already holds a run"):
+        fit(cfg)
+    cfg.train.epochs = 2
+    run = fit(cfg, resume=True)
+    epochs = [json.loads(line)["epoch"] for line in (run / "history.jsonl").open()]
+    assert epochs == [1, 2]
+    assert load_checkpoint(run / "last.pt")[2]["epoch"] == 2
+
+
+def test_training_learns_an_easy_task(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", "train.epochs=6", "train.augment=positives",
+                      "train.imbalance=balanced", "model.name=resnet18")  # fmt: skip
+    run = fit(cfg)
+    assert json.loads((run / "test_metrics.json").read_text())["auc"] > 0.8
+
+
+def test_cli_train_evaluate_predict(tiny_dataset, tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(
+        monkeypatch, capsys, "train", "--data", tiny_dataset, "--out", tmp_path / "run",
+        "--epochs", "1", "--image-size", "16", "--set", "train.progress=false",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "test metrics" in out and "auc" in out
+    best = tmp_path / "run" / "best.pt"
+
+    code, out, err = run_cli(
+        monkeypatch, capsys, "evaluate", "--checkpoint", best,
+        "--data", tiny_dataset / "validation", "--out", tmp_path / "eval.json",
+    )  # fmt: skip
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    for key in ("accuracy", "auc", "f1", "sensitivity", "specificity", "precision",
+                "confusion_matrix"):  # fmt: skip
+        assert key in metrics
+    assert sum(map(sum, metrics["confusion_matrix"])) == 24
+
+    code, out, err = run_cli(
+        monkeypatch, capsys, "predict", tiny_dataset / "validation" / "positive",
+        tiny_dataset / "validation" / "negative" / "000.png", "--checkpoint", best,
+        "--out", tmp_path / "pred.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "pred.csv").open()))
+    assert len(rows) == 13 and {"file", "prob_stenosis", "label"} <= set(rows[0])
+    assert all(0 <= float(r["prob_stenosis"]) <= 1 for r in rows)
+
+
+def test_cli_errors_are_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    torch.save({"model": {}}, tmp_path / "foreign.pt")
+    cases = [
+        (["evaluate", "--checkpoint", tmp_path / "junk.pt", "--data", tiny_dataset / "train"],
+         "junk.pt"),
+        (["evaluate", "--checkpoint", tmp_path / "foreign.pt", "--data", tiny_dataset / "train"],
+         "not an lqer checkpoint"),
+        (["train", "--data", tmp_path / "nowhere", "--out", tmp_path / "r"], "nowhere"),
+        (["train", "--set", "train.epochs=lots"], "train.epochs"),
+        (["predict", tmp_path / "none.png", "--checkpoint", tmp_path / "junk.pt"], "junk.pt"),
+    ]  # fmt: skip
+    for args, needle in cases:
+        code, out, err = run_cli(monkeypatch, capsys, *args)
+        assert code == 2, (args, err)
+        assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+        assert "Traceback" not in err
+
+
+def test_checkpoint_of_another_format_version(tiny_dataset, tmp_path):
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run", "train.epochs=1"))
+    state = torch.load(run / "best.pt", weights_only=True)
+    state["version"] = 99
+    torch.save(state, tmp_path / "future.pt")
+    with pytest.raises(LqerError, match="version 99"):
+        load_checkpoint(tmp_path / "future.pt")
+    state["version"] = 1
+    state["config"]["model"]["quantum"]["n_qubits"] = 5
+    torch.save(state, tmp_path / "mismatch.pt")
+    with pytest.raises(LqerError, match="do not fit"):
+        load_checkpoint(tmp_path / "mismatch.pt")
