@@ -1,0 +1,112 @@
+"""Angiography frames as 8-bit grayscale arrays, from image files or DICOM (multi-frame too).
+
+A multi-frame DICOM `<stem>.dcm` yields frames with ids `<stem>_0001`, `<stem>_0002`, ... (DICOM
+numbers frames from 1), so that annotations for them are named like single-frame exports, and
+ADSD-style names `<patient>_<sequence>_<n>_<frame>` come out of `<patient>_<sequence>_<n>.dcm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lqer.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, BadImage, load_gray, to_uint8_gray
+from lqer.errors import LqerError
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+FRAME_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One frame of one file: `index` is the 0-based frame inside a multi-frame DICOM."""
+
+    id: str
+    path: Path
+    index: int = 0
+
+
+def is_dicom(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES
+
+
+def _dicom_frame_count(path: Path) -> int:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as e:  # pydicom raises several unrelated types for broken files
+        raise BadImage(f"not a readable DICOM file ({e})") from None
+    return int(getattr(ds, "NumberOfFrames", 1) or 1)
+
+
+def list_frames(folder: str | Path) -> list[FrameRef]:
+    """Every frame under `folder`, sorted by id; ids must be unique."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LqerError(f"frame folder not found: {folder}")
+    frames: dict[str, FrameRef] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.name.startswith(".") or path.suffix.lower() not in FRAME_SUFFIXES:
+            continue
+        if not path.is_file():
+            continue
+        if is_dicom(path):
+            try:
+                count = _dicom_frame_count(path)
+            except BadImage as e:
+                raise LqerError(f"{path}: {e}") from None
+            refs = [FrameRef(f"{path.stem}_{k + 1:04d}", path, k) for k in range(count)]
+            if count == 1:
+                refs = [FrameRef(path.stem, path)]
+        else:
+            refs = [FrameRef(path.stem, path)]
+        for ref in refs:
+            if ref.id in frames:
+                raise LqerError(f"two frames share the id {ref.id}: {frames[ref.id].path}, {path}")
+            frames[ref.id] = ref
+    return sorted(frames.values(), key=lambda ref: ref.id)
+
+
+def read_dicom(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """All frames of a DICOM file as an (F, H, W) uint8 array, MONOCHROME1 inverted."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        if rows * cols > max_pixels:
+            raise BadImage(f"{cols}x{rows} pixels is over the limit of {max_pixels}")
+        pixels = ds.pixel_array
+    except BadImage:
+        raise
+    except Exception as e:  # missing decoders, truncated data, bad tags
+        raise BadImage(f"cannot decode DICOM pixels ({str(e).splitlines()[0]})") from None
+    if frames == 1:
+        pixels = pixels[None]
+    out = np.stack([to_uint8_gray(np.asarray(frame)) for frame in pixels])
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        out = 255 - out
+    return out
+
+
+def read_frames(
+    refs: list[FrameRef], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Iterator[tuple[FrameRef, np.ndarray]]:
+    """Decode frames in order, reading each multi-frame DICOM file once."""
+    cache: tuple[Path | None, np.ndarray | None] = (None, None)
+    for ref in refs:
+        try:
+            if is_dicom(ref.path):
+                if cache[0] != ref.path:
+                    cache = (ref.path, read_dicom(ref.path, max_pixels))
+                image = cache[1][ref.index]
+            else:
+                image = load_gray(ref.path, max_pixels)
+        except BadImage as e:
+            raise LqerError(f"{ref.path}: {e}") from None
+        yield ref, image

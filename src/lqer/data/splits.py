@@ -1,0 +1,164 @@
+"""Train/val/test splits written as files, so that a run can be reproduced exactly.
+
+A split file is a CSV with columns `path,label,split`: label 1 = stenosis, 0 = negative; split
+is train, val or test; paths are relative to the CSV's folder (or absolute). This is what
+`DataConfig.split_file` reads.
+
+Every strategy is one function, `assign`, applied to different groups: single images (random),
+patients or sequences from a make-patches manifest, or near-duplicate clusters from the audit.
+Whole groups go to one split, greedily filling the split and class that lag furthest behind
+their target, so that each split gets its share of positives and negatives.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lqer.data.dataset import list_folder
+from lqer.errors import LqerError
+
+SPLITS = ("train", "val", "test")
+PUBLISHED_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+PAPER_FRACTIONS = {"train": 0.8, "test": 0.2}
+
+
+def parse_fractions(text: str) -> dict[str, float]:
+    """`train=0.8,test=0.2` -> {"train": 0.8, "test": 0.2}, normalised to sum to one."""
+    fractions = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        try:
+            fractions[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name not in SPLITS or fractions[name] < 0:
+            raise LqerError(f"--fractions: expected e.g. train=0.8,test=0.2, got {text!r}")
+    total = sum(fractions.values())
+    if "train" not in fractions or total <= 0:
+        raise LqerError(f"--fractions: needs a positive train share, got {text!r}")
+    return {name: value / total for name, value in fractions.items()}
+
+
+def assign(
+    labels: np.ndarray, groups: np.ndarray, fractions: dict[str, float], seed: int = 0
+) -> np.ndarray:
+    """The split name of every item, keeping each group within one split, stratified by label."""
+    labels = np.asarray(labels, dtype=int)
+    names = list(fractions)
+    target = np.array([fractions[n] for n in names])[:, None]  # (S, 1)
+    keys, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    counts = np.zeros((len(keys), 2))
+    np.add.at(counts, (inverse, labels), 1)
+    totals = np.maximum(counts.sum(0), 1)
+    # Largest groups first, ties in random order: small groups then even out the shares.
+    order = np.random.default_rng(seed).permutation(len(keys))
+    order = order[np.argsort(-counts[order].sum(1), kind="stable")]
+    filled = np.zeros((len(names), 2))
+    chosen = np.empty(len(keys), dtype=int)
+    for g in order:
+        deficit = (target * totals - filled) / totals  # share of each class still missing
+        chosen[g] = int(np.argmax(deficit @ counts[g]))
+        filled[chosen[g]] += counts[g]
+    return np.array(names)[chosen[inverse]]
+
+
+def kfold(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    """k train/test assignments; fold i tests on the i-th of k group-disjoint parts."""
+    if k < 2:
+        raise LqerError(f"--folds must be at least 2, got {k}")
+    part = assign(labels, groups, {str(i): 1 / k for i in range(k)}, seed)
+    return [np.where(part == str(i), "test", "train") for i in range(k)]
+
+
+def augmentation_groups(paths: Sequence[str | Path]) -> np.ndarray:
+    """Offline-augmented copies `<id>_aug_NN` share a group with their original `<id>`."""
+    return np.array([str(Path(p).parent / re.sub(r"_aug_\d+$", "", Path(p).stem)) for p in paths])
+
+
+def read_tree(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """Paths, labels and published split names of a `<root>/<split>/{positive,negative}` tree."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LqerError(f"dataset folder not found: {root}")
+    paths, labels, splits = [], [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        split = PUBLISHED_NAMES.get(folder.name)
+        if split is None:
+            continue
+        for path, label in list_folder(folder):
+            paths.append(path)
+            labels.append(label)
+            splits.append(split)
+    if not paths:
+        raise LqerError(f"{root} has no train/, validation/ or test/ folder with images")
+    return paths, np.array(labels), np.array(splits)
+
+
+def read_manifest(
+    path: str | Path, by: str | None = None
+) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """Paths, labels and groups of a make-patches manifest.
+
+    `by` is a manifest column; `sequence` means patient and sequence together, since sequence
+    numbers restart for every patient. Without `by`, groups are single images.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LqerError(f"manifest not found: {path}")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise LqerError(f"{path}: a manifest needs at least the columns path,label")
+    columns = ["patient", "sequence"] if by == "sequence" else [by] if by else []
+    for column in columns:
+        if column not in rows[0]:
+            raise LqerError(f"{path}: no column {column!r} to group by")
+        missing = sum(not row[column] for row in rows)
+        if missing:
+            raise LqerError(
+                f"{path}: {missing} row(s) have no {column}; check make-patches --pattern"
+            )
+    paths = [path.parent / row["path"] for row in rows]  # an absolute row path stays as it is
+    labels = np.array([int(row["label"]) for row in rows])
+    if columns:
+        groups = np.array(["/".join(row[c] for c in columns) for row in rows])
+    else:
+        groups = augmentation_groups(paths)
+    return paths, labels, groups
+
+
+def write_split(
+    path: str | Path, paths: Sequence[Path], labels: np.ndarray, splits: np.ndarray
+) -> None:
+    """The CSV that `DataConfig.split_file` reads, with paths relative to its folder."""
+    from lqer.io import atomic_path
+
+    path = Path(path)
+    base = path.resolve().parent
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        for file, label, split in zip(paths, labels, splits, strict=True):
+            writer.writerow([os.path.relpath(Path(file).resolve(), base), int(label), split])
+
+
+def describe(labels: np.ndarray, splits: np.ndarray) -> str:
+    """One line per split: images, positives, negatives and share of all images."""
+    present = set(splits.tolist())
+    order = [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
+    lines = []
+    for name in order:
+        member = splits == name
+        positives = int(labels[member].sum())
+        lines.append(
+            f"{name:>5}: {member.sum():6d} images ({positives} positive, "
+            f"{member.sum() - positives} negative), {member.mean():.1%}"
+        )
+    return "\n".join(lines)
