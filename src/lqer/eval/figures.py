@@ -171,7 +171,7 @@ def test_summary(
 
 
 def roc_band(
-    labels: np.ndarray, probs: np.ndarray, n_boot: int = 500, seed: int = 0, level: float = 0.95
+    labels: np.ndarray, probs: np.ndarray, n_boot: int = 200, seed: int = 0, level: float = 0.95
 ):
     """FPR grid, ROC TPR and its pointwise percentile bootstrap band (vertical averaging)."""
     labels, probs = np.asarray(labels), np.asarray(probs)
@@ -192,7 +192,7 @@ def roc_band(
 def roc_curves(
     predictions: Mapping[str, tuple[np.ndarray, np.ndarray]],
     stem: str | Path,
-    n_boot: int = 500,
+    n_boot: int = 200,
     title: str = "ROC curves (test, 95% bootstrap bands)",
 ) -> list[Path]:
     """ROC curve of each model with a shaded bootstrap band; `predictions`: name -> (y, p)."""

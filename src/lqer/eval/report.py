@@ -265,6 +265,8 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     report.text(circuit_verdict(contrasts))
     report.heading("Configuration")
     report.text(
+        "The base configuration below is shared by every run; each run sets its own model.name, "
+        "train.seed and out_dir. "
         f"Models: {', '.join(manifest['models'])}. "
         f"Seeds: {', '.join(map(str, manifest['seeds']))}. "
         f"Test split: {manifest['test_split']}. Threshold {chosen}, and fixed at 0.5. "

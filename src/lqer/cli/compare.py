@@ -1,0 +1,65 @@
+"""`lqer compare` and `lqer report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lqer.errors import LqerError
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise LqerError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+def compare_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Comparison folder; finished runs in it are reused.")
+    ],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Base YAML configuration.")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names [default: all baselines].")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2,3,4",
+    target_sensitivity: Annotated[
+        float, typer.Option(help="Choose the threshold on validation to reach this sensitivity.")
+    ] = 0.90,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the test split.")] = 2000,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override, e.g. data.image_size=64.")
+    ] = None,
+) -> None:
+    """Train models x seeds with one recipe and compare them on the test split."""
+    from lqer.config import load_config
+    from lqer.eval.compare import DEFAULT_MODELS, compare
+    from lqer.models import MODELS
+
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else DEFAULT_MODELS
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        raise LqerError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+    base = load_config(config, set_ or [])
+    folder = compare(base, out, names, _ints(seeds, "--seeds"), target_sensitivity, n_boot)
+    typer.echo(f"results in {folder / 'results.md'}")
+
+
+def report_command(
+    target: Annotated[Path, typer.Argument(help="A run folder or a comparison folder.")],
+) -> None:
+    """Write a self-contained HTML report and its Markdown twin into TARGET/report/."""
+    from lqer.eval.report import write_report
+
+    html, markdown = write_report(target)
+    typer.echo(f"wrote {html} and {markdown}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_command)
+    app.command("report")(report_command)
