@@ -45,6 +45,7 @@ class QuantumConfig:
     depolarizing: float = 0.0
     amplitude_damping: float = 0.0
     readout_error: float = 0.0
+    seed: int = 0  # of the shot sampler
 
 
 @dataclass

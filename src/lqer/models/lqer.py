@@ -11,7 +11,7 @@ from torch import nn
 
 from lqer.config import ModelConfig
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
-from lqer.quantum import Circuit, QuantumLayer
+from lqer.quantum import Circuit, Execution, Noise, QuantumLayer
 
 
 class QuantumHead(nn.Module):
@@ -78,7 +78,9 @@ class LQER(nn.Module):
 def lqer(cfg: ModelConfig) -> LQER:
     q = cfg.quantum
     circuit = Circuit(q.n_qubits, q.n_layers, q.encoding, q.rotation, q.entangler)
-    head = QuantumHead(FEATURE_DIM, QuantumLayer(circuit, backend=q.backend))
+    noise = Noise(q.depolarizing, q.amplitude_damping, q.readout_error)
+    execution = Execution(q.backend, q.grad, q.shots, noise, q.seed)
+    head = QuantumHead(FEATURE_DIM, QuantumLayer(circuit, execution))
     return LQER(resnet18_backbone(cfg.weights), head, q.n_qubits, dropout=cfg.dropout)
 
 

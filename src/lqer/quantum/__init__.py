@@ -1,4 +1,5 @@
-from lqer.quantum.layer import QuantumLayer
+from lqer.quantum.layer import Execution, QuantumLayer, executing
+from lqer.quantum.noise import Noise
 from lqer.quantum.simulator import Circuit, expectations
 
-__all__ = ["Circuit", "QuantumLayer", "expectations"]
+__all__ = ["Circuit", "Execution", "Noise", "QuantumLayer", "executing", "expectations"]

@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from lqer.quantum import simulator
+from lqer.errors import LqerError
+from lqer.quantum import noise, simulator
+from lqer.quantum.noise import NO_NOISE, Noise
+from lqer.quantum.shift import parameter_shift
 from lqer.quantum.simulator import Circuit
+
+GRADS = ("backprop", "parameter-shift")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the circuit is run, as opposed to what it is (`Circuit`) and what it learnt (weights).
+
+    backend: `native` (the exact PyTorch simulator) or `pennylane[:DEVICE]`.
+    grad: `backprop` through the backend, or the `parameter-shift` rule of quantum hardware.
+    shots: estimate each expectation from this many seeded measurements; None for exact values.
+    noise: gate noise and readout error; see `Noise`.
+    """
+
+    backend: str = "native"
+    grad: str = "backprop"
+    shots: int | None = None
+    noise: Noise = NO_NOISE
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.backend != "native":
+            from lqer.quantum.pennylane_circuit import device_name
+
+            device_name(self.backend)  # checks the spelling
+        if self.grad not in GRADS:
+            raise LqerError(f"quantum grad must be one of {', '.join(GRADS)}, got {self.grad!r}")
+        if self.shots is not None and self.shots < 1:
+            raise LqerError(f"quantum shots must be a positive number, got {self.shots}")
 
 
 class QuantumLayer(nn.Module):
@@ -14,28 +51,103 @@ class QuantumLayer(nn.Module):
 
     The same angles are encoded again in every layer (data re-uploading). The circuit runs in
     float32 or float64 even under autocast: low precision buys nothing at 2^n amplitudes.
+    Assign `execution` (or use `executing`) to change backend, gradient, shots or noise of a
+    trained layer; this also restarts its shot sampler from the seed. `backend=` is shorthand
+    for an `Execution` that differs only in its backend.
     """
 
-    def __init__(self, circuit: Circuit, backend: str = "native"):
+    def __init__(
+        self, circuit: Circuit, execution: Execution | None = None, *, backend: str | None = None
+    ):
         super().__init__()
         self.circuit = circuit
-        self.backend = backend
         self.weights = nn.Parameter(simulator.init_weights(circuit))
+        execution = execution or Execution()
+        if backend is not None:
+            execution = dataclasses.replace(execution, backend=backend)
+        self.execution = execution
+
+    @property
+    def execution(self) -> Execution:
+        return self._execution
+
+    @execution.setter
+    def execution(self, execution: Execution) -> None:
+        self._execution = execution
+        self._generator = torch.Generator().manual_seed(execution.seed)
+        self._qnode = None  # built on first use
 
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
         with torch.autocast(angles.device.type, enabled=False):
             angles = angles.to(self.weights.dtype)
             per_layer = angles.unsqueeze(1).expand(-1, self.circuit.n_layers, -1)
-            if self.backend == "native":
-                return simulator.expectations(self.circuit, per_layer, self.weights)
-            from lqer.quantum.pennylane_circuit import pennylane_expectations
+            if self.execution.grad == "parameter-shift":
+                return parameter_shift(self.measure, per_layer, self.weights)
+            return self.measure(per_layer, self.weights)
 
-            device = self.backend.partition(":")[2] or "default.qubit"
-            return pennylane_expectations(self.circuit, per_layer, self.weights, device)
+    def measure(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Expectations (B, n) as the configured device reports them, for angles (B, L, n).
+
+        With shots and backprop, the value is the finite-sample estimate and the gradient is
+        that of the exact expectation (a straight-through estimator).
+        """
+        ex = self.execution
+        if ex.backend != "native":
+            return self._pennylane(angles, weights)
+        probs = noise.probabilities(self.circuit, angles, weights, ex.noise)
+        z_signs = simulator.tables(self.circuit, probs.device, probs.dtype).z_signs
+        exact = probs @ z_signs
+        if ex.shots is None:
+            return exact
+        sampled = noise.sample_frequencies(probs, ex.shots, self._generator) @ z_signs
+        return exact + (sampled - exact).detach()
+
+    def _pennylane(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        from lqer.quantum import pennylane_circuit as pl
+
+        ex = self.execution
+        if self._qnode is None:
+            device = pl.device_name(ex.backend)
+            self._qnode = pl.make_qnode(
+                self.circuit, device, "best", ex.noise, ex.shots, seed=ex.seed
+            )
+        try:
+            out = self._qnode(angles, weights)
+        except LqerError:
+            raise
+        except Exception as e:  # e.g. channels on a pure-state device
+            raise LqerError(f"quantum backend {ex.backend!r} failed: {e}") from None
+        return pl.stack_outputs(out, angles.dtype)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_qnode": None}  # a QNode need not survive a copy
 
     def extra_repr(self) -> str:
-        c = self.circuit
+        c, ex = self.circuit, self.execution
         return (
             f"n_qubits={c.n_qubits}, n_layers={c.n_layers}, encoding={c.encoding}, "
-            f"rotation={c.rotation}, entangler={c.entangler}, backend={self.backend}"
+            f"rotation={c.rotation}, entangler={c.entangler}, backend={ex.backend}, "
+            f"grad={ex.grad}, shots={ex.shots}, noise={ex.noise}"
         )
+
+
+def quantum_layers(model: nn.Module) -> list[QuantumLayer]:
+    return [m for m in model.modules() if isinstance(m, QuantumLayer)]
+
+
+@contextlib.contextmanager
+def executing(model: nn.Module, **changes) -> Iterator[None]:
+    """Run every QuantumLayer in `model` with some `Execution` fields changed, then restore.
+
+    For example `with executing(model, shots=1000, noise=Noise(depolarizing=0.05)): ...`
+    scores a trained model as a noisy device would run it.
+    """
+    layers = quantum_layers(model)
+    saved = [layer.execution for layer in layers]
+    try:
+        for layer in layers:
+            layer.execution = dataclasses.replace(layer.execution, **changes)
+        yield
+    finally:
+        for layer, execution in zip(layers, saved, strict=True):
+            layer.execution = execution
