@@ -1,7 +1,112 @@
 """`lqer circuit` and `lqer noise-sweep`."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt
+from lqer.errors import LqerError
+
+
+def circuit(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    pennylane: Annotated[
+        bool, typer.Option("--pennylane", help="Also print PennyLane's drawing (qml.draw).")
+    ] = False,
+):
+    """Print the circuit of the current configuration, with its parameter count and depth."""
+    from lqer.config import load_config
+    from lqer.quantum import quantum_layer
+    from lqer.quantum.draw import describe
+
+    layer = quantum_layer(load_config(config, set_).model.quantum)
+    circuit = layer.circuit
+    typer.echo(describe(circuit, layer.execution))
+    if pennylane:
+        import torch
+
+        from lqer.quantum.pennylane_circuit import import_pennylane, make_qnode
+
+        qml = import_pennylane()
+        angles = torch.zeros(circuit.n_layers, circuit.n_qubits)
+        weights = torch.zeros(circuit.weight_shape)
+        qnode = make_qnode(circuit, "default.mixed", noise=layer.execution.noise)
+        typer.echo("\nPennyLane (all angles shown as 0):")
+        typer.echo(qml.draw(qnode)(angles, weights))
+
+
+def _numbers(text: str, option: str, kind: type) -> list:
+    values = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if kind is int and item in ("exact", "none"):
+            values.append(None)
+            continue
+        try:
+            values.append(kind(item))
+        except ValueError:
+            raise LqerError(f"{option}: {item!r} is not a number") from None
+        if values[-1] < (1 if kind is int else 0):
+            raise LqerError(f"{option}: {item} is out of range")
+    return values
+
+
+def noise_sweep(
+    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt of an LQER model.")],
+    data: Annotated[Path, typer.Option(help="A folder with positive/ and negative/.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder [default: CHECKPOINT's folder/noise_sweep]")
+    ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(help="depolarizing, amplitude_damping or readout_error (repeatable)."),
+    ] = None,
+    strengths: Annotated[str, typer.Option(help="Comma-separated strengths in [0, 1].")] = (
+        "0,0.01,0.02,0.05,0.1,0.2,0.5"
+    ),
+    shots: Annotated[str, typer.Option(help="Comma-separated shot counts; 'exact' for none.")] = (
+        "exact,1000,100"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the shot sampler.")] = 0,
+    threshold: float = 0.5,
+    device: DeviceOpt = "auto",
+    skip_bad: SkipBadOpt = False,
+):
+    """Score a trained model at a range of noise strengths and shot counts: table and plot."""
+    from lqer.data.dataset import check_both_classes, load_folder
+    from lqer.eval import noise_sweep as sweep
+    from lqer.eval.evaluate import pick_device
+    from lqer.train.checkpoint import load_checkpoint
+
+    points = sweep.grid(
+        channel or ["depolarizing"],
+        _numbers(strengths, "--strengths", float),
+        _numbers(shots, "--shots", int),
+    )
+    model, cfg, _ = load_checkpoint(checkpoint)
+    images = load_folder(data, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
+    check_both_classes(images, str(data))
+    rows = sweep.noise_sweep(
+        model,
+        images.images,
+        images.labels.numpy(),
+        cfg.data.image_size,
+        points,
+        pick_device(device),
+        threshold,
+        seed,
+        progress=True,
+    )
+    title = f"{checkpoint} on {data} (n={len(images.labels)})"
+    paths = sweep.write_outputs(rows, out or checkpoint.parent / "noise_sweep", title)
+    typer.echo(sweep.markdown_table(rows, title))
+    typer.echo("wrote " + ", ".join(map(str, paths)))
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(circuit)
+    app.command("noise-sweep")(noise_sweep)

@@ -11,7 +11,7 @@ from torch import nn
 
 from lqer.config import ModelConfig
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
-from lqer.quantum import Circuit, Execution, Noise, QuantumLayer
+from lqer.quantum import QuantumLayer, quantum_layer
 
 
 class QuantumHead(nn.Module):
@@ -76,12 +76,8 @@ class LQER(nn.Module):
 
 
 def lqer(cfg: ModelConfig) -> LQER:
-    q = cfg.quantum
-    circuit = Circuit(q.n_qubits, q.n_layers, q.encoding, q.rotation, q.entangler)
-    noise = Noise(q.depolarizing, q.amplitude_damping, q.readout_error)
-    execution = Execution(q.backend, q.grad, q.shots, noise, q.seed)
-    head = QuantumHead(FEATURE_DIM, QuantumLayer(circuit, execution))
-    return LQER(resnet18_backbone(cfg.weights), head, q.n_qubits, dropout=cfg.dropout)
+    head = QuantumHead(FEATURE_DIM, quantum_layer(cfg.quantum))
+    return LQER(resnet18_backbone(cfg.weights), head, cfg.quantum.n_qubits, dropout=cfg.dropout)
 
 
 def resnet18_classifier(cfg: ModelConfig) -> LQER:

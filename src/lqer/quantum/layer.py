@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lqer.config import QuantumConfig
 from lqer.errors import LqerError
 from lqer.quantum import noise, simulator
 from lqer.quantum.noise import NO_NOISE, Noise
@@ -129,6 +130,13 @@ class QuantumLayer(nn.Module):
             f"rotation={c.rotation}, entangler={c.entangler}, backend={ex.backend}, "
             f"grad={ex.grad}, shots={ex.shots}, noise={ex.noise}"
         )
+
+
+def quantum_layer(cfg: QuantumConfig) -> QuantumLayer:
+    """The layer that a configuration describes, with freshly initialised weights."""
+    circuit = Circuit(cfg.n_qubits, cfg.n_layers, cfg.encoding, cfg.rotation, cfg.entangler)
+    noise = Noise(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
+    return QuantumLayer(circuit, Execution(cfg.backend, cfg.grad, cfg.shots, noise, cfg.seed))
 
 
 def quantum_layers(model: nn.Module) -> list[QuantumLayer]:

@@ -1,0 +1,149 @@
+"""How a trained LQER model would fare on a noisy quantum device: its metrics on labelled data
+at a range of noise strengths and shot counts (the paper's future work on hardware noise)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from torch import nn
+
+from lqer.errors import LqerError
+from lqer.eval.evaluate import predict_logits, probabilities
+from lqer.eval.figures import LINES, STYLE, save
+from lqer.eval.metrics import binary_metrics
+from lqer.io import atomic_path, write_text
+from lqer.quantum import Noise, executing
+from lqer.quantum.layer import quantum_layers
+
+CHANNELS = ("depolarizing", "amplitude_damping", "readout_error")
+COLUMNS = ("channel", "strength", "shots", "auc", "accuracy", "f1", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    channel: str  # one of CHANNELS
+    strength: float
+    shots: int | None  # None: exact expectations
+
+    def __post_init__(self):
+        if self.channel not in CHANNELS:
+            raise LqerError(f"noise channel must be one of {', '.join(CHANNELS)}: {self.channel}")
+
+    @property
+    def noise(self) -> Noise:
+        return Noise(**{self.channel: self.strength})
+
+
+def grid(
+    channels: Sequence[str], strengths: Sequence[float], shots: Sequence[int | None]
+) -> list[SweepPoint]:
+    return [SweepPoint(c, s, n) for c in channels for n in shots for s in strengths]
+
+
+@torch.no_grad()
+def _head_probabilities(
+    model: nn.Module, features: torch.Tensor, device: torch.device, batch_size: int
+) -> np.ndarray:
+    """The model's probabilities from precomputed backbone features: only the head sees noise."""
+    backbone, model.backbone = model.backbone, nn.Identity()
+    try:
+        logits = [model(f.to(device)).float().cpu() for f in features.split(batch_size)]
+    finally:
+        model.backbone = backbone
+    return probabilities(torch.cat(logits))
+
+
+def noise_sweep(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    image_size: int,
+    points: Sequence[SweepPoint],
+    device: torch.device | str = "cpu",
+    threshold: float = 0.5,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> list[dict]:
+    """One row of metrics per point. The backbone runs once; its features are then scored by
+    the head with the circuit run natively under each point's noise and shots (seeded)."""
+    if not quantum_layers(model):
+        raise LqerError("this model has no quantum circuit to add noise to")
+    from tqdm import tqdm
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    features = predict_logits(model.backbone, images, image_size, device, batch_size)
+    rows = []
+    for point in tqdm(points, desc="noise sweep", disable=not progress):
+        settings = dict(backend="native", noise=point.noise, shots=point.shots, seed=seed)
+        with executing(model, **settings):
+            probs = _head_probabilities(model, features, device, batch_size)
+        metrics = binary_metrics(labels, probs, threshold)
+        rows.append(
+            {
+                "channel": point.channel,
+                "strength": point.strength,
+                "shots": point.shots or "exact",
+                **{name: metrics[name] for name in COLUMNS[3:]},
+            }
+        )
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown_table(rows: list[dict], title: str) -> str:
+    lines = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], stem: str | Path, title: str) -> list[Path]:
+    """AUC and accuracy against noise strength: colour and marker by channel, dash by shots."""
+    channels = list(dict.fromkeys(row["channel"] for row in rows))
+    shots = list(dict.fromkeys(row["shots"] for row in rows))
+    dashes = ("-", "--", ":", "-.")
+    with rc_context(STYLE):
+        fig = Figure(figsize=(10, 4))
+        axes = fig.subplots(1, 2, sharex=True)
+        for ax, metric in zip(axes, ("auc", "accuracy"), strict=True):
+            for (i, channel), (j, n) in itertools.product(enumerate(channels), enumerate(shots)):
+                points = [r for r in rows if r["channel"] == channel and r["shots"] == n]
+                colour, marker, _ = LINES[i % len(LINES)]
+                ax.plot(
+                    [p["strength"] for p in points],
+                    [p[metric] for p in points],
+                    color=colour,
+                    marker=marker,
+                    linestyle=dashes[j % len(dashes)],
+                    label=f"{channel.replace('_', ' ')}, {n} shots",
+                )
+            ax.set(xlabel="noise strength (per wire, after each gate layer)", ylabel=metric)
+        axes[0].legend(loc="lower left")
+        fig.suptitle(title)
+        return save(fig, stem)
+
+
+def write_outputs(rows: list[dict], out_dir: str | Path, title: str) -> list[Path]:
+    """noise_sweep.csv, .md, .png and .svg in `out_dir`."""
+    out_dir = Path(out_dir)
+    write_csv(rows, out_dir / "noise_sweep.csv")
+    write_text(out_dir / "noise_sweep.md", markdown_table(rows, title))
+    figures = plot(rows, out_dir / "noise_sweep", title)
+    return [out_dir / "noise_sweep.csv", out_dir / "noise_sweep.md", *figures]
