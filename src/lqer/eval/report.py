@@ -425,13 +425,11 @@ def write_report(target: str | Path) -> tuple[Path, Path]:
     target = Path(target)
     out = target / "report"
     fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    if (target / "comparison.json").exists():
-        report = comparison_report(target, fig_dir)
-    elif (target / "config.yaml").exists() and (target / "history.csv").exists():
-        report = run_report(target, fig_dir)
-    else:
+    is_comparison = (target / "comparison.json").exists()
+    if not is_comparison and not (target / "history.csv").exists():
         raise LqerError(f"{target} is neither a run folder nor a comparison folder")
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    report = comparison_report(target, fig_dir) if is_comparison else run_report(target, fig_dir)
     write_text(out / "report.md", to_markdown(report, out))
     write_text(out / "report.html", to_html(report))
     return out / "report.html", out / "report.md"
