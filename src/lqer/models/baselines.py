@@ -28,6 +28,7 @@ from lqer.config import ModelConfig
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
 from lqer.models.lqer import LQER, lqer
 from lqer.quantum import Circuit, QuantumLayer
+from lqer.quantum.layer import quantum_layer
 
 
 class SmallCNN(nn.Module):
@@ -99,13 +100,9 @@ class QCNN(nn.Module):
         return {"backbone": [], "head": list(self.parameters())}
 
 
-def _circuit(cfg: ModelConfig, **changes) -> Circuit:
-    q = dataclasses.replace(cfg.quantum, **changes)
-    return Circuit(q.n_qubits, q.n_layers, q.encoding, q.rotation, q.entangler)
-
-
 def qcnn(cfg: ModelConfig) -> QCNN:
-    quantum = QuantumLayer(_circuit(cfg, n_qubits=4), backend=cfg.quantum.backend)
+    """Same execution settings (backend, gradient, shots, noise) as LQER's circuit."""
+    quantum = quantum_layer(dataclasses.replace(cfg.quantum, n_qubits=4))
     return QCNN(Quanvolution(quantum), dropout=cfg.dropout)
 
 
@@ -146,7 +143,7 @@ class ClassicalHead(nn.Module):
 
 
 def lqer_classical(cfg: ModelConfig) -> LQER:
-    circuit = _circuit(cfg)
+    circuit = quantum_layer(cfg.quantum).circuit
     head = ClassicalHead(FEATURE_DIM, circuit)
     return LQER(resnet18_backbone(cfg.weights), head, circuit.n_qubits, dropout=cfg.dropout)
 
