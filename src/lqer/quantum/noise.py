@@ -116,7 +116,9 @@ def density_matrix(
         if circuit.cnots:
             rho = evolve(rho, entangler)
     frame = simulator.tables(circuit, angles.device, angles.dtype).frame
-    return rho if frame is None else rho * frame.conj()  # D^dagger rho' D
+    if frame is None:  # real circuits evolve a real rho
+        return rho.to(simulator.complex_dtype(angles.dtype))
+    return rho * frame.conj()  # D^dagger rho' D
 
 
 def readout(circuit: Circuit, probs: torch.Tensor, error: float) -> torch.Tensor:
@@ -133,8 +135,8 @@ def probabilities(
 ) -> torch.Tensor:
     """(B, 2^n) distribution of measured bit strings; the state-vector result without gate noise."""
     if noise.has_gate_noise:
-        probs = torch.diagonal(density_matrix(circuit, angles, weights, noise), dim1=1, dim2=2)
-        probs = probs.real
+        rho = density_matrix(circuit, angles, weights, noise)
+        probs = torch.diagonal(rho, dim1=1, dim2=2).real
     else:
         probs = simulator.probabilities(circuit, angles, weights)
     return readout(circuit, probs, noise.readout_error)
