@@ -7,11 +7,15 @@ ADSD-style names `<patient>_<sequence>_<n>_<frame>` come out of `<patient>_<sequ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lqer.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, BadImage, load_gray, to_uint8_gray
 from lqer.errors import LqerError
@@ -110,3 +114,36 @@ def read_frames(
         except BadImage as e:
             raise LqerError(f"{ref.path}: {e}") from None
         yield ref, image
+
+
+def _load_resized(job: tuple[Sequence[Path], int]) -> np.ndarray | str:
+    paths, size = job
+    out = np.empty((len(paths), size, size), dtype=np.uint8)
+    for k, path in enumerate(paths):
+        try:
+            image = load_gray(path)
+        except BadImage as e:
+            return f"{path}: {e}"
+        if image.shape != (size, size):
+            image = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
+        out[k] = image
+    return out
+
+
+def load_resized(paths: Sequence[Path], size: int, workers: int | None = None) -> np.ndarray:
+    """Many small images as one (N, size, size) uint8 array, decoded in parallel processes.
+
+    Threads do not help here: decoding thousands of tiny PNGs is bound by the interpreter.
+    """
+    workers = workers or os.cpu_count() or 1
+    jobs = [(list(paths[i : i + 512]), size) for i in range(0, len(paths), 512)]
+    if workers == 1 or len(jobs) == 1:
+        parts = [_load_resized(job) for job in jobs]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            parts = list(pool.map(_load_resized, jobs))
+    for part in parts:
+        if isinstance(part, str):
+            raise LqerError(part)
+    return np.concatenate(parts) if parts else np.empty((0, size, size), np.uint8)
