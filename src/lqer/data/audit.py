@@ -344,7 +344,9 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
     order = np.argsort(d, kind="stable")
     below = order[d[order] <= threshold]
     picks = [("closest", order[:n]), ("at the threshold", below[-n:] if len(below) else [])]
-    fig, axes = plt.subplots(4, n, figsize=(1.1 * n, 5.2), squeeze=False)
+    fig, axes = plt.subplots(4, n, figsize=(1.0 * n, 4.8), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.01, hspace=0.45, wspace=0.05)
+    sign = {0: "-", 1: "+"}
     for band, (title, chosen) in enumerate(picks):
         for col in range(n):
             top, bottom = axes[2 * band, col], axes[2 * band + 1, col]
@@ -355,12 +357,11 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
             k = chosen[col]
             top.imshow(audit.images[rows[k]], cmap="gray", vmin=0, vmax=255)
             bottom.imshow(audit.images[idx[k]], cmap="gray", vmin=0, vmax=255)
-            top.set_title(f"{d[k]:.2f}", fontsize=8)
-        axes[2 * band, 0].text(
-            -0.1, 1.35, f"{title}: {query} (upper) and nearest train (lower), {method} distance",
-            transform=axes[2 * band, 0].transAxes, fontsize=9,
-        )  # fmt: skip
-    fig.tight_layout()
+            labels = sign[audit.labels[rows[k]]] + sign[audit.labels[idx[k]]]
+            top.set_title(f"{d[k]:.2f} {labels}", fontsize=7)
+        y = 0.97 if band == 0 else 0.48
+        fig.text(0.01, y, f"{title}: {query} (upper), nearest train (lower); {method} distance, "
+                 "labels", fontsize=8)  # fmt: skip
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)

@@ -173,6 +173,9 @@ def atomic_dir(path: Path, overwrite: bool) -> Iterator[Path]:
         raise LqerError(f"{path} exists; choose another output folder or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output folder should not be
     try:
         yield tmp
         if path.exists():

@@ -66,6 +66,10 @@ def assign(
         deficit = (target * totals - filled) / totals  # share of each class still missing
         chosen[g] = int(np.argmax(deficit @ counts[g]))
         filled[chosen[g]] += counts[g]
+    sizes = dict(zip(names, filled.sum(1), strict=True))
+    empty = [name for name, size in sizes.items() if fractions[name] and not size]
+    if empty:
+        raise LqerError(f"{len(keys)} group(s) are too few to fill the split(s) {', '.join(empty)}")
     return np.array(names)[chosen[inverse]]
 
 
@@ -162,3 +166,51 @@ def describe(labels: np.ndarray, splits: np.ndarray) -> str:
             f"{member.sum() - positives} negative), {member.mean():.1%}"
         )
     return "\n".join(lines)
+
+
+STRATEGIES = ("published", "random", "group", "paper")
+Split = tuple[list[Path], np.ndarray, np.ndarray]  # paths, labels, split names
+
+
+def make_splits(
+    strategy: str,
+    root: str | Path | None = None,
+    manifest: str | Path | None = None,
+    by: str = "patient",
+    fractions: dict[str, float] | None = None,
+    folds: int | None = None,
+    seed: int = 0,
+    rename: dict[str, str] | None = None,
+) -> list[Split]:
+    """One split, or one per fold.
+
+    - published: the folders of `root` (train/, validation/, test/; every fold<k>/ for A-DSSS);
+    - random: stratified over single images (augmented copies kept with their original);
+    - group: whole `by` groups (patient, sequence or any manifest column) per split;
+    - paper: the paper's patient-independent 80:20 train/test split.
+    With `folds`, random, group and paper give k train/test splits instead.
+    """
+    if strategy not in STRATEGIES:
+        raise LqerError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if strategy == "published":
+        if root is None:
+            raise LqerError("--strategy published needs --root")
+        root = Path(root)
+        fold_dirs = sorted(p for p in root.glob("fold*") if p.is_dir())
+        rename = rename or {}
+        results = [read_tree(d) for d in (fold_dirs or [root])]
+        return [(p, y, np.array([rename.get(s, s) for s in names])) for p, y, names in results]
+    if strategy in ("group", "paper") and manifest is None:
+        raise LqerError(f"--strategy {strategy} needs a --manifest from make-patches")
+    if strategy == "paper":
+        by, fractions = "patient", PAPER_FRACTIONS
+    if manifest is not None:
+        paths, labels, groups = read_manifest(manifest, by if strategy != "random" else None)
+    elif root is not None:
+        paths, labels, _ = read_tree(root)
+        groups = augmentation_groups(paths)
+    else:
+        raise LqerError("give --manifest or --root")
+    if folds:
+        return [(paths, labels, s) for s in kfold(labels, groups, folds, seed)]
+    return [(paths, labels, assign(labels, groups, fractions or PAPER_FRACTIONS, seed))]
