@@ -347,6 +347,7 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
     fig, axes = plt.subplots(4, n, figsize=(1.0 * n, 4.8), squeeze=False)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.01, hspace=0.45, wspace=0.05)
     sign = {0: "-", 1: "+"}
+    images = audit.images.numpy()
     for band, (title, chosen) in enumerate(picks):
         for col in range(n):
             top, bottom = axes[2 * band, col], axes[2 * band + 1, col]
@@ -355,8 +356,8 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
             if col >= len(chosen):
                 continue
             k = chosen[col]
-            top.imshow(audit.images[rows[k]], cmap="gray", vmin=0, vmax=255)
-            bottom.imshow(audit.images[idx[k]], cmap="gray", vmin=0, vmax=255)
+            top.imshow(images[rows[k]], cmap="gray", vmin=0, vmax=255)
+            bottom.imshow(images[idx[k]], cmap="gray", vmin=0, vmax=255)
             labels = sign[audit.labels[rows[k]]] + sign[audit.labels[idx[k]]]
             top.set_title(f"{d[k]:.2f} {labels}", fontsize=7)
         y = 0.97 if band == 0 else 0.48

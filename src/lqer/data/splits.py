@@ -6,8 +6,8 @@ is train, val or test; paths are relative to the CSV's folder (or absolute). Thi
 
 Every strategy is one function, `assign`, applied to different groups: single images (random),
 patients or sequences from a make-patches manifest, or near-duplicate clusters from the audit.
-Whole groups go to one split, greedily filling the split and class that lag furthest behind
-their target, so that each split gets its share of positives and negatives.
+Whole groups go to one split, in random order, each to the split whose classes lag furthest
+behind their target, so that each split gets its share of positives and negatives.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def assign(
     counts = np.zeros((len(keys), 2))
     np.add.at(counts, (inverse, labels), 1)
     totals = np.maximum(counts.sum(0), 1)
-    # Largest groups first, ties in random order: small groups then even out the shares.
+    # Random order, not largest first: that would put every big cluster into train and leave
+    # the test set to isolated images. The shares then miss by at most about one group.
     order = np.random.default_rng(seed).permutation(len(keys))
-    order = order[np.argsort(-counts[order].sum(1), kind="stable")]
     filled = np.zeros((len(names), 2))
     chosen = np.empty(len(keys), dtype=int)
     for g in order:
