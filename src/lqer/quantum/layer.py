@@ -80,14 +80,14 @@ class QuantumLayer(nn.Module):
 
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
         with torch.autocast(angles.device.type, enabled=False):
-            angles = angles.to(self.weights.dtype)
-            per_layer = angles.unsqueeze(1).expand(-1, self.circuit.n_layers, -1)
-            if self.execution.grad == "parameter-shift":
-                return parameter_shift(self.measure, per_layer, self.weights)
-            return self.measure(per_layer, self.weights)
+            uploads = angles.to(self.weights.dtype).unsqueeze(1)  # the same in every layer
+            if self.execution.grad == "parameter-shift":  # shifts each layer's copy on its own
+                uploads = uploads.expand(-1, self.circuit.n_layers, -1)
+                return parameter_shift(self.measure, uploads, self.weights)
+            return self.measure(uploads, self.weights)
 
     def measure(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Expectations (B, n) as the configured device reports them, for angles (B, L, n).
+        """Expectations (B, n) as the configured device reports them, for angles (B, L or 1, n).
 
         With shots and backprop, the value is the finite-sample estimate and the gradient is
         that of the exact expectation (a straight-through estimator).
@@ -112,6 +112,7 @@ class QuantumLayer(nn.Module):
             self._qnode = pl.make_qnode(
                 self.circuit, device, "best", ex.noise, ex.shots, seed=ex.seed
             )
+        angles = angles.expand(-1, self.circuit.n_layers, -1)
         try:
             out = self._qnode(angles, weights)
         except LqerError:

@@ -92,7 +92,7 @@ def channel_matrix(
 def density_matrix(
     circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor, noise: Noise
 ) -> torch.Tensor:
-    """(B, 2^n, 2^n) state after the noisy circuit; angles (B, L, n), one set per layer.
+    """(B, 2^n, 2^n) state after the noisy circuit; angles (B, L or 1, n) as in `simulator`.
 
     Works in the simulator's encoding frame: both channels commute with RZ, so the frame change
     that makes RX encodings real carries over unchanged.
@@ -101,6 +101,7 @@ def density_matrix(
     unitaries = simulator.layer_unitaries(circuit, weights, entangle=False)
     dtype = unitaries.dtype
     entangler = simulator.entangler_unitary(circuit, angles.device, angles.dtype).to(dtype)
+    encodings = simulator.encoding_matrices(circuit, angles).to(dtype)
     noisy = channel_matrix(circuit, noise, angles.device, angles.dtype).to(dtype)
 
     def evolve(rho: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -110,8 +111,7 @@ def density_matrix(
     rho = torch.zeros(batch, d, d, dtype=dtype, device=angles.device)
     rho[:, 0, 0] = 1
     for layer in range(circuit.n_layers):
-        encoding = simulator.kron(circuit, simulator.ry(angles[:, layer])).to(dtype)
-        rho = evolve(rho, encoding)
+        rho = evolve(rho, encodings[:, min(layer, angles.shape[1] - 1)])
         rho = evolve(rho, unitaries[layer])
         if circuit.cnots:
             rho = evolve(rho, entangler)

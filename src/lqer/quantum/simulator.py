@@ -104,130 +104,170 @@ def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-def rot(phi: torch.Tensor, theta: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-    """PennyLane's Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi), shape (..., 2, 2)."""
-    cdtype = complex_dtype(theta.dtype)
-    c = torch.cos(theta / 2).to(cdtype)
-    s = torch.sin(theta / 2).to(cdtype)
-    plus = torch.exp(-0.5j * (phi + omega).to(cdtype))
-    minus = torch.exp(0.5j * (phi - omega).to(cdtype))
-    rows = [
-        torch.stack([plus * c, -minus * s], -1),
-        torch.stack([minus.conj() * s, plus.conj() * c], -1),
-    ]
-    return torch.stack(rows, -2)
-
-
-def ry(angles: torch.Tensor) -> torch.Tensor:
-    """RY matrices (..., 2, 2), real."""
-    c, s = torch.cos(angles / 2), torch.sin(angles / 2)
-    return torch.stack([c, -s, s, c], -1).unflatten(-1, (2, 2))
-
-
 @dataclass(frozen=True)
 class Tables:
-    """Index tables of one circuit on one device, made once: per-call copies would sync a GPU.
+    """Constants of one circuit for one device and dtype, made once: per-call copies would
+    cost time and, on a GPU, a synchronisation.
 
     A Kronecker product U[i, j] = prod_w g_w[i_w, j_w] of 2 x 2 gates g (n, 2, 2) is a gather
-    and n - 1 products: entry k of a table names the element (w, i_w, j_w) of g that wire w
-    contributes to the k-th output, flattened as 4 w + 2 i_w + j_w.
+    and n - 1 products: an index table names, for each output entry and wire, the element
+    4 w + 2 i_w + j_w of g that the wire contributes.
     """
 
-    kron: torch.Tensor  # (n * d * d,)
-    entangled_kron: torch.Tensor  # the same with the rows permuted by the entangler: E U
-    first_columns: torch.Tensor  # (n * d,): U |0...0>
+    kron: torch.Tensor  # (n * d * d,): U[i, j]
+    ry_shifts: torch.Tensor  # (4,): sin(a / 2 + shift) = the entries of RY(a)
+    amplitude: torch.Tensor  # (n * m * m,): |entries| of the layer matrices, see `_layer_matrices`
+    phase_weights: torch.Tensor | None  # (n * 3, m * m) for Rot rotations
+    phase_bias: torch.Tensor | None  # (m * m,)
     frame: torch.Tensor | None  # (d, d) phases d_i conj(d_j) of D . D^dagger, RX encodings only
     z_signs: torch.Tensor  # (d, n)
 
 
-@functools.lru_cache(maxsize=64)
-def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables:
-    """The circuit's `Tables` for states of the real dtype `dtype` on `device`."""
-    n, index = circuit.n_qubits, torch.arange(circuit.dim)
-    wires = torch.arange(n)[:, None]
-    bits = (index[None, :] >> (n - 1 - wires)) & 1  # (n, d)
-    entry = 4 * wires[:, :, None] + 2 * bits[:, :, None] + bits[:, None, :]  # (n, d, d)
-    frame = None
-    if circuit.encoding == "rx":
-        d = circuit.rx_frame.to(device, complex_dtype(dtype))
-        frame = d[:, None] * d.conj()
+def _kron_table(n: int, rows: torch.Tensor) -> torch.Tensor:
+    """(n * len(rows) * d,) index table of a Kronecker product whose rows are `rows`."""
+    wires = torch.arange(n)[:, None, None]
+    row_bits = (rows[:, None] >> (n - 1 - wires)) & 1
+    col_bits = (torch.arange(2**n)[None, :] >> (n - 1 - wires)) & 1
+    return (4 * wires + 2 * row_bits + col_bits).flatten()
+
+
+@functools.lru_cache(maxsize=128)
+def tables(
+    circuit: Circuit,
+    device: torch.device,
+    dtype: torch.dtype,
+    entangle: bool = True,
+    transpose: bool = False,
+) -> Tables:
+    """The circuit's `Tables` for real dtype `dtype` on `device`. `entangle=False` leaves the
+    entangler out of the layer matrices; `transpose=True` builds every matrix transposed, for
+    row-vector states."""
+    n, d = circuit.n_qubits, circuit.dim
+    index = torch.arange(d)
+    rows = circuit.entangler_permutation if entangle else index  # E U = U[p, :]
+    real = circuit.is_real
+    phase_weights = phase_bias = frame = None
+    if real:
+        amplitude = _kron_table(n, rows)
+    else:  # the real form [[Re, -Im], [Im, Re]]: each entry is |U| cos(phase + offset)
+        amplitude = _kron_table(n, rows.repeat(2)).view(n, 2 * d, d).repeat(1, 1, 2).flatten()
+        wires = torch.arange(n)[:, None]
+        bits = ((torch.stack([rows, index])[:, None] >> (n - 1 - wires)) & 1).double() - 0.5
+        row_half, col_half = bits[0], bits[1]  # (n, d): i_w - 1/2 of row p[i], j_w - 1/2 of col j
+        bias = torch.zeros(2, d, 2, d, dtype=torch.float64)
+        bias[0, :, 1] += math.pi / 2  # -Im U = |U| cos(phase + pi / 2)
+        bias[1, :, 0] -= math.pi / 2  # Im U = |U| cos(phase - pi / 2)
+        if circuit.encoding == "rx":
+            z = circuit.z_signs.sum(1)  # phase of d_i conj(d_j): -pi/4 (z(i) - z(j))
+            frame_phase = -math.pi / 4 * (z[:, None] - z[None, :])
+            bias += frame_phase[None, :, None, :]
+            frame = torch.polar(torch.ones(d, d, dtype=torch.float64), frame_phase)
+            frame = frame.to(device, complex_dtype(dtype))
+        phase_bias = bias.flatten().to(device, dtype)
+        if circuit.rotation == "rot":  # phase of Rot[i, j]: (j - 1/2) phi + (i - 1/2) omega
+            weights = torch.zeros(n, 3, 2, d, 2, d, dtype=torch.float64)
+            weights[:, 0] = col_half[:, None, None, None, :]
+            weights[:, 2] = row_half[:, None, :, None, None]
+            phase_weights = weights.view(3 * n, -1).to(device, dtype)
+    kron = _kron_table(n, index)
+    if transpose:
+        m = int(math.isqrt(len(amplitude) // n))
+        kron = kron.view(n, d, d).transpose(1, 2).flatten()
+        amplitude = amplitude.view(n, m, m).transpose(1, 2).flatten()
+        if phase_bias is not None:
+            phase_bias = phase_bias.view(m, m).T.flatten()
+        if phase_weights is not None:
+            phase_weights = phase_weights.view(-1, m, m).transpose(1, 2).flatten(1)
     return Tables(
-        kron=entry.flatten().to(device),
-        entangled_kron=entry[:, circuit.entangler_permutation].flatten().to(device),
-        first_columns=entry[..., 0].flatten().to(device),
+        kron=kron.to(device),
+        ry_shifts=torch.tensor([0.5, 1, 0, 0.5], dtype=dtype, device=device) * math.pi,
+        amplitude=amplitude.to(device),
+        phase_weights=phase_weights,
+        phase_bias=phase_bias,
         frame=frame,
         z_signs=circuit.z_signs.to(device, dtype),
     )
 
 
 def _wire_product(gates: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """The Kronecker product of gates (..., n, 2, 2) read off through `table`, flattened."""
-    n = gates.shape[-3]
-    picked = gates.flatten(-3).index_select(-1, table).unflatten(-1, (n, -1))
+    """The Kronecker product of gates (..., n, 4) read off through `table`, flattened."""
+    n = gates.shape[-2]
+    picked = gates.flatten(-2).index_select(-1, table).unflatten(-1, (n, -1))
     return math.prod(picked.unbind(-2))
 
 
-def kron(circuit: Circuit, gates: torch.Tensor, entangle: bool = False) -> torch.Tensor:
-    """(..., 2^n, 2^n) product of one gate per wire, (..., n, 2, 2); wire 0 first.
+def _ry_entries(angles: torch.Tensor, t: Tables) -> torch.Tensor:
+    """Flattened RY(a) = [[c, -s], [s, c]], (..., n, 4), as one sine."""
+    return torch.sin(torch.add(t.ry_shifts, angles.unsqueeze(-1), alpha=0.5))
 
-    With `entangle`, the entangler follows: E (g_0 x ... x g_(n-1)).
-    """
+
+def kron(circuit: Circuit, gates: torch.Tensor) -> torch.Tensor:
+    """(..., 2^n, 2^n) product of one gate per wire, (..., n, 2, 2); wire 0 first."""
     t = tables(circuit, gates.device, gates.real.dtype)
-    product = _wire_product(gates, t.entangled_kron if entangle else t.kron)
-    return product.unflatten(-1, (circuit.dim, circuit.dim))
+    return _wire_product(gates.flatten(-2), t.kron).unflatten(-1, (circuit.dim, circuit.dim))
+
+
+def _layer_matrices(circuit: Circuit, weights: torch.Tensor, t: Tables) -> torch.Tensor:
+    """(L, m, m) real matrices of each layer's rotations (and entangler), in the encoding frame.
+
+    m = 2^n for real circuits; otherwise m = 2^(n+1), the real form [[Re, -Im], [Im, Re]] that
+    acts on [re; im] as the complex unitary acts on a state. Rot(phi, theta, omega) has entries
+    RY(theta) times phases linear in phi and omega, so a layer's matrix is the Kronecker
+    product of RY(theta) times the cosine of one affine map of the weights.
+    """
+    theta = weights[..., 1] if circuit.rotation == "rot" else weights[..., 0]
+    entries = _wire_product(_ry_entries(theta, t), t.amplitude)
+    if t.phase_weights is not None:
+        entries = entries * torch.cos(
+            torch.addmm(t.phase_bias, weights.flatten(1), t.phase_weights)
+        )
+    elif t.phase_bias is not None:
+        entries = entries * torch.cos(t.phase_bias)
+    size = circuit.dim * (1 if circuit.is_real else 2)
+    return entries.view(-1, size, size)
 
 
 def layer_unitaries(circuit: Circuit, weights: torch.Tensor, entangle: bool = True) -> torch.Tensor:
-    """(L, 2^n, 2^n) unitaries of each layer's trainable rotations, then its entangler.
-
-    They are given in the encoding frame (see `Circuit.rx_frame`), and real where the gates are.
-    """
-    if circuit.rotation == "rot":
-        gates = rot(weights[..., 0], weights[..., 1], weights[..., 2])
-    else:
-        gates = ry(weights[..., 0])
-    return to_encoding_frame(circuit, kron(circuit, gates, entangle))
+    """(L, 2^n, 2^n) complex unitaries of each layer's rotations, then (with `entangle`) its
+    entangler, in the encoding frame (see `Circuit.rx_frame`)."""
+    t = tables(circuit, weights.device, weights.dtype, entangle)
+    m, d = _layer_matrices(circuit, weights, t), circuit.dim
+    if circuit.is_real:
+        return m.to(complex_dtype(m.dtype))
+    return torch.complex(m[:, :d, :d], m[:, d:, :d])
 
 
 def entangler_unitary(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(2^n, 2^n) permutation matrix of the entangler, in the encoding frame."""
-    identity = torch.eye(circuit.dim, device=device, dtype=dtype)
-    perm = circuit.entangler_permutation.to(device)
-    return to_encoding_frame(circuit, identity[perm])
+    """(2^n, 2^n) complex permutation matrix of the entangler, in the encoding frame."""
+    identity = torch.eye(circuit.dim, device=device, dtype=complex_dtype(dtype))
+    entangler = identity[circuit.entangler_permutation.to(device)]
+    frame = tables(circuit, device, dtype).frame
+    return entangler if frame is None else entangler * frame
 
 
-def to_encoding_frame(circuit: Circuit, unitary: torch.Tensor) -> torch.Tensor:
-    """D U D^dagger for RX encodings, so that they become real RY encodings; U for RY ones."""
-    frame = tables(circuit, unitary.device, unitary.real.dtype).frame
-    return unitary if frame is None else unitary * frame
-
-
-def _real_form(unitary: torch.Tensor) -> torch.Tensor:
-    """The real (2d, 2d) matrix acting on [re; im] as the complex (d, d) one acts on a vector."""
-    re, im = unitary.real, unitary.imag
-    return torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)
+def encoding_matrices(circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+    """Real RY^(x n) matrices (..., 2^n, 2^n) of the encoding in its frame, angles (..., n)."""
+    t = tables(circuit, angles.device, angles.dtype)
+    return _wire_product(_ry_entries(angles, t), t.kron).unflatten(-1, (circuit.dim, -1))
 
 
 def _evolve(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The state in the encoding frame as real parts (B, c, 2^n): c = 1 (real) or 2 (re, im)."""
-    t = tables(circuit, angles.device, angles.dtype)
-    unitaries = layer_unitaries(circuit, weights)
-    if unitaries.is_complex():
-        unitaries = _real_form(unitaries)  # (L, 2d, 2d)
-    batch, dim = angles.shape[0], circuit.dim
-    gates = ry(angles)  # (B, L, n, 2, 2): the encoding, RY in this frame
-    # The first encoding acts on |0...0>: a product state, the first column of its matrix.
-    state = _wire_product(gates[:, 0], t.first_columns)  # (B, d)
-    state = state @ unitaries[0][:, :dim].T
+    """The final state in the encoding frame as real parts (B, c, 2^n): c = 1 (real circuits)
+    or 2 (re, im). States are row vectors, so every matrix is built transposed."""
+    batch, dim, uploads = angles.shape[0], circuit.dim, angles.shape[1]
+    t = tables(circuit, angles.device, angles.dtype, transpose=True)
+    layers = _layer_matrices(circuit, weights, t)  # (L, m, m)
+    encodings = _wire_product(_ry_entries(angles, t), t.kron).view(batch, uploads, dim, dim)
+    state = encodings[:, 0, 0] @ layers[0, :dim]  # the first encoding acts on |0...0>
     for layer in range(1, circuit.n_layers):
-        encoding = _wire_product(gates[:, layer], t.kron).view(batch, dim, dim)
-        state = state.view(batch, -1, dim) @ encoding.transpose(1, 2)
-        state = state.view(batch, -1) @ unitaries[layer].T
+        state = state.view(batch, -1, dim) @ encodings[:, min(layer, uploads - 1)]
+        state = state.view(batch, -1) @ layers[layer]
     return state.view(batch, -1, dim)
 
 
 def final_state(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """State after the circuit, complex (B, 2^n). angles: (B, L, n), one set per layer."""
+    """State after the circuit, complex (B, 2^n). angles: (B, L, n), one set per layer, or
+    (B, 1, n) when every layer encodes the same angles."""
     parts = _evolve(circuit, angles, weights)
     if parts.shape[1] == 1:
         state = parts[:, 0].to(complex_dtype(parts.dtype))
