@@ -7,7 +7,10 @@ Why this is cheap: at 4 qubits the work is tiny, so the cost is the number of te
 (kernel launches, autograd nodes), not arithmetic. Hence:
 
 - The trainable rotations and the entangler do not depend on the sample, so each layer's part is
-  one 2^n x 2^n unitary, built once per call from the weights.
+  one 2^n x 2^n unitary, built once per call from the weights: Rot(phi, theta, omega) has the
+  entries of RY(theta) times phases linear in phi and omega, so it takes one gather-product
+  and one cosine of an affine map, whatever n is.
+- Kronecker products are a gather through a precomputed index table and n - 1 products.
 - RX(a) = RZ(-pi/2) RY(a) RZ(pi/2), and the diagonal RZ frame changes fold into those unitaries,
   so the per-sample encoding is always a real matrix: a Kronecker product of RY gates.
 - Complex numbers are carried as real and imaginary parts, so autograd sees only real tensors,
@@ -116,7 +119,7 @@ class Tables:
 
     kron: torch.Tensor  # (n * d * d,): U[i, j]
     ry_shifts: torch.Tensor  # (4,): sin(a / 2 + shift) = the entries of RY(a)
-    amplitude: torch.Tensor  # (n * m * m,): |entries| of the layer matrices, see `_layer_matrices`
+    amplitude: torch.Tensor  # (n * m * m,): RY(theta) factors of the layer matrices' entries
     phase_weights: torch.Tensor | None  # (n * 3, m * m) for Rot rotations
     phase_bias: torch.Tensor | None  # (m * m,)
     frame: torch.Tensor | None  # (d, d) phases d_i conj(d_j) of D . D^dagger, RX encodings only
