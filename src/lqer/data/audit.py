@@ -344,25 +344,21 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
     order = np.argsort(d, kind="stable")
     below = order[d[order] <= threshold]
     picks = [("closest", order[:n]), ("at the threshold", below[-n:] if len(below) else [])]
-    fig, axes = plt.subplots(4, n, figsize=(1.0 * n, 4.8), squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.01, hspace=0.45, wspace=0.05)
+    fig = plt.figure(figsize=(1.0 * n, 5.0))
     sign = {0: "-", 1: "+"}
     images = audit.images.numpy()
-    for band, (title, chosen) in enumerate(picks):
-        for col in range(n):
-            top, bottom = axes[2 * band, col], axes[2 * band + 1, col]
-            for ax in (top, bottom):
-                ax.axis("off")
-            if col >= len(chosen):
-                continue
-            k = chosen[col]
-            top.imshow(images[rows[k]], cmap="gray", vmin=0, vmax=255)
-            bottom.imshow(images[idx[k]], cmap="gray", vmin=0, vmax=255)
+    for band, (title, chosen) in zip(fig.subfigures(2, 1), picks, strict=True):
+        caption = f"{title}: {query} (upper), nearest train (lower); {method} distance, labels"
+        band.suptitle(caption, fontsize=8)
+        axes = band.subplots(2, n, squeeze=False)
+        band.subplots_adjust(left=0.01, right=0.99, top=0.85, bottom=0.02, hspace=0.3, wspace=0.05)
+        for ax in axes.flat:
+            ax.axis("off")
+        for col, k in enumerate(chosen):
+            axes[0, col].imshow(images[rows[k]], cmap="gray", vmin=0, vmax=255)
+            axes[1, col].imshow(images[idx[k]], cmap="gray", vmin=0, vmax=255)
             labels = sign[audit.labels[rows[k]]] + sign[audit.labels[idx[k]]]
-            top.set_title(f"{d[k]:.2f} {labels}", fontsize=7)
-        y = 0.97 if band == 0 else 0.48
-        fig.text(0.01, y, f"{title}: {query} (upper), nearest train (lower); {method} distance, "
-                 "labels", fontsize=8)  # fmt: skip
+            axes[0, col].set_title(f"{d[k]:.2f} {labels}", fontsize=7)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
