@@ -176,7 +176,9 @@ def null_distances(
 
     A turned patch has the statistics of a real one (noise, contrast, vessel widths) but is no
     copy of any training patch, so these distances show how close unrelated patches come by
-    chance: their `null_rate` quantile is a threshold with that false-positive rate.
+    chance: their `null_rate` quantile is a threshold with that false-positive rate. This fails
+    when training holds rotated copies (offline rotation augmentation, as in A-DSSS): a turned
+    test patch then finds the turned copy of its own twin, and the null comes out too close.
     """
     turned = vectors_for(method, torch.rot90(queries, 1, (1, 2)), cfg)
     reference = vectors_for(method, train, cfg)
