@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lqer.data.dataset import ImageSet, check_both_classes, decode, load_folder
+from lqer.data.dataset import ImageSet, check_both_classes, decode, list_folder
 from lqer.data.images import is_image
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
@@ -70,6 +70,22 @@ def write_predictions(path: str | Path, data: ImageSet, probs: np.ndarray, thres
             writer.writerow([p, label, f"{prob:.6f}", int(prob >= threshold)])
 
 
+def score_images(
+    checkpoint: str | Path,
+    items: list[tuple[Path, int]],
+    device: str = "auto",
+    skip_bad: bool = False,
+    where: str = "",
+) -> tuple[ImageSet, np.ndarray]:
+    """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities."""
+    from lqer.train.checkpoint import load_checkpoint
+
+    model, cfg, _ = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where)
+    return data, predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_dir: str | Path,
@@ -79,13 +95,9 @@ def evaluate_checkpoint(
     threshold: float = 0.5,
 ) -> dict:
     """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`."""
-    from lqer.train.checkpoint import load_checkpoint
-
-    model, cfg, _ = load_checkpoint(checkpoint)
-    dev = pick_device(device)
-    data = load_folder(data_dir, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
+    items = list_folder(data_dir)
+    data, probs = score_images(checkpoint, items, device, skip_bad, f" in {data_dir}")
     check_both_classes(data, str(data_dir))
-    probs = predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
     metrics = binary_metrics(data.labels.numpy(), probs, threshold)
     metrics.update(checkpoint=str(checkpoint), data=str(data_dir), skipped=data.skipped)
     if out is not None:
@@ -117,13 +129,8 @@ def predict_files(
     threshold: float = 0.5,
 ) -> ImageSet:
     """Write a CSV of file, probability of stenosis and predicted label."""
-    from lqer.train.checkpoint import load_checkpoint
-
-    model, cfg, _ = load_checkpoint(checkpoint)
-    dev = pick_device(device)
-    files = collect_images(paths)
-    data = decode([(f, -1) for f in files], cfg.data.image_size, skip_bad, cfg.data.max_pixels)
-    probs = predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+    items = [(f, -1) for f in collect_images(paths)]
+    data, probs = score_images(checkpoint, items, device, skip_bad)
     with atomic_path(out) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "prob_stenosis", "label"])
