@@ -6,7 +6,8 @@ Prints, measured in this run on this machine:
 1. forward + backward of the 4-qubit, 2-layer circuit at batch 32 on the CPU: lqer's
    QuantumLayer against qml.qnn.TorchLayer on default.qubit (target: at least 20x faster);
 2. one training step of LQER against one of the same ResNet18 without the circuit, at batch 64
-   and 224 px, on the CPU and, where present, on the GPU (target: a ratio of at most 1.03).
+   and 224 px, on the CPU and, where present, on the GPU (target: a ratio of at most 1.03),
+   and the cost of LQER's head (projection + circuit) alone as a share of the ResNet18 step.
 
 Timings interleave the candidates round by round, so that a busy machine slows both alike, and
 report the median and the minimum over rounds; the minimum is the least disturbed figure.
@@ -128,6 +129,16 @@ def training_steps(device: torch.device, batch: int, size: int, rounds: int) -> 
         print(f"  {name:<22} median {median * 1e3:8.1f} ms   min {best * 1e3:8.1f} ms")
     ratio = [results["lqer"][i] / results["resnet18"][i] for i in (0, 1)]
     print(f"  LQER / ResNet18        median {ratio[0]:8.3f}      min {ratio[1]:8.3f}")
+    # The difference of two long, noisy step times is a poor estimate of a small cost, so also
+    # time what LQER adds, the head (projection + circuit), forward and backward on its own.
+    head = models["lqer"].head
+    features = torch.randn(batch, 512, device=device, requires_grad=True)
+    extra = race({"head": (lambda: head(features).sum().backward(), 20)}, 10, device)["head"]
+    share = [extra[i] / results["resnet18"][i] for i in (0, 1)]
+    print(
+        f"  quantum head alone     median {extra[0] * 1e3:8.3f} ms   min {extra[1] * 1e3:8.3f} ms"
+    )
+    print(f"  1 + head / ResNet18    median {1 + share[0]:8.4f}      min {1 + share[1]:8.4f}")
 
 
 def device_name(device: torch.device) -> str:

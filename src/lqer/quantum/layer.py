@@ -118,7 +118,8 @@ class QuantumLayer(nn.Module):
         except LqerError:
             raise
         except Exception as e:  # e.g. channels on a pure-state device
-            raise LqerError(f"quantum backend {ex.backend!r} failed: {e}") from None
+            hint = "" if ex.noise.is_zero else "; noise needs e.g. pennylane:default.mixed"
+            raise LqerError(f"quantum backend {ex.backend!r} failed: {e}{hint}") from None
         return pl.stack_outputs(out, angles.dtype)
 
     def __getstate__(self):
