@@ -110,7 +110,7 @@ def test_cli_errors_are_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
          "not an lqer checkpoint"),
         (["train", "--data", tmp_path / "nowhere", "--out", tmp_path / "r"], "nowhere"),
         (["train", "--set", "train.epochs=lots"], "train.epochs"),
-        (["predict", tmp_path / "none.png", "--checkpoint", tmp_path / "junk.pt"], "junk.pt"),
+        (["predict", tmp_path / "none.png", "--checkpoint", tmp_path / "junk.pt"], "none.png"),
     ]  # fmt: skip
     for args, needle in cases:
         code, out, err = run_cli(monkeypatch, capsys, *args)
