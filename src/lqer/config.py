@@ -72,8 +72,11 @@ class TrainConfig:
     select: Literal["auc", "loss"] = "auc"  # validation metric that picks best.pt
     seed: int = 0
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = None  # CPU threads per process; None: the cores shared out
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    channels_last: bool = True  # on CUDA; ignored on the CPU, where it ran slower
+    compile: bool = False  # torch.compile the backbone (pays off on GPUs, after a warm-up)
+    devices: int = 1  # local processes for DistributedDataParallel; torchrun overrides
     progress: bool = True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,9 @@ def train(
     shots: Annotated[int | None, typer.Option(help="Sampled measurements per expectation.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    devices: Annotated[
+        int | None, typer.Option(help="Train with DDP in N local processes (train.devices).")
+    ] = None,
     skip_bad: Annotated[bool | None, typer.Option("--skip-bad", help="Skip bad images.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
     set_: SetOpt = None,
@@ -58,11 +62,12 @@ def train(
             "train.epochs": epochs, "data.image_size": image_size,
             "model.quantum.backend": quantum_backend, "model.quantum.grad": quantum_grad,
             "model.quantum.shots": shots, "train.seed": seed, "train.device": device,
-            "data.skip_bad": skip_bad,
+            "train.devices": devices, "data.skip_bad": skip_bad,
         },
     )  # fmt: skip
     run = fit(cfg, resume=resume)
-    _print_test_metrics(run)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        _print_test_metrics(run)
 
 
 def _print_test_metrics(run: Path) -> None:

@@ -1,7 +1,10 @@
 """The training loop: read it top to bottom.
 
 Data lives in memory as uint8 on the training device; batches are indexed, augmented and
-standardised there, so no DataLoader worker pool sits between the data and the model.
+standardised there, so no DataLoader worker pool sits between the data and the model, and the
+per-step path never waits for the GPU (losses are summed on the device, read once an epoch).
+Under DistributedDataParallel each process runs this same loop on its slice of every global
+batch; `lqer.train.distributed` holds the plumbing.
 """
 
 from __future__ import annotations
@@ -14,37 +17,119 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from lqer.config import ExperimentConfig
-from lqer.data.dataset import load_experiment
+from lqer.data.dataset import ImageSet, load_experiment
 from lqer.data.transforms import ToFloat, augmentation, standardize
 from lqer.errors import LqerError
-from lqer.eval.evaluate import pick_device, predict_logits, probabilities, write_predictions
+from lqer.eval.evaluate import predict_logits, probabilities, write_predictions
 from lqer.eval.metrics import binary_metrics
 from lqer.io import write_text
 from lqer.models import build_model
+from lqer.train import distributed
 from lqer.train.checkpoint import read_checkpoint, save_checkpoint
+from lqer.train.distributed import Group
 
 
-def batch_indices(labels: torch.Tensor, batch_size: int, balanced: bool, seed: int):
-    """Shuffled index batches for one epoch; `balanced` draws both classes equally often."""
+def batch_indices(
+    labels: torch.Tensor, batch_size: int, balanced: bool, seed: int, min_size: int = 2
+) -> list[torch.Tensor]:
+    """Shuffled index batches for one epoch; `balanced` draws both classes equally often.
+
+    A last batch of fewer than `min_size` images is dropped: batch norm cannot train on one
+    image, and under DDP every rank needs at least one.
+    """
     generator = torch.Generator().manual_seed(seed)
     n = len(labels)
     if balanced:
-        counts = torch.bincount(labels, minlength=2).float()
-        weights = (1.0 / counts)[labels]
+        counts = torch.bincount(labels.cpu(), minlength=2).float()
+        weights = (1.0 / counts)[labels.cpu()]
         order = torch.multinomial(weights, n, replacement=True, generator=generator)
     else:
         order = torch.randperm(n, generator=generator)
-    return list(order.split(batch_size))
+    batches = list(order.to(labels.device).split(batch_size))  # one copy to the device an epoch
+    return batches if len(batches[-1]) >= min_size else batches[:-1]
 
 
 def class_weights(labels: torch.Tensor) -> torch.Tensor:
     """Inverse-frequency weights, normalised so that a balanced set gets weight 1."""
     counts = torch.bincount(labels, minlength=2).float()
     return counts.sum() / (2 * counts)
+
+
+class TrainBatches:
+    """uint8 images (B, 1, S, S) -> the model's training input, augmented per sample.
+
+    The whole global batch is augmented on every rank, from the same random stream, before
+    a rank keeps its slice: DDP then sees exactly the images a single process would, and the
+    augmentation, at the stored size, costs little beside the model.
+    """
+
+    def __init__(self, image_size: int, augment: str, channels_last: bool):
+        self.augment = augmentation(image_size) if augment != "none" else None
+        self.positives_only = augment == "positives"
+        self.to_float, self.prepare = ToFloat(), standardize(image_size)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, raw: torch.Tensor, labels: torch.Tensor, part: slice) -> torch.Tensor:
+        if self.augment is None:
+            x = self.to_float(raw[part])
+        elif self.positives_only:
+            keep = (labels == 1).view(-1, 1, 1, 1)
+            x = torch.where(keep, self.augment(raw), self.to_float(raw))[part]
+        else:
+            x = self.augment(raw)[part]
+        return self.prepare(x).contiguous(memory_format=self.memory_format)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batches: list[torch.Tensor],
+    pipeline: TrainBatches,
+    weight: torch.Tensor,
+    group: Group | None = None,
+    use_amp: bool = False,
+    bar: tqdm | None = None,
+) -> tuple[torch.Tensor, int]:
+    """One pass over `batches`; returns (sum of batch loss x batch size, correct) on the device
+    and the number of images, for this rank's share."""
+    group = group or Group()
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    seen = 0
+    for step, index in enumerate(batches):
+        y_all = labels[index]
+        part = group.part(len(index))
+        x, y = pipeline(images[index], y_all, part), y_all[part]
+        with torch.autocast(images.device.type, torch.bfloat16, enabled=use_amp):
+            logits = model(x)
+        # The weighted mean over the global batch; DDP averages gradients over the ranks.
+        loss = F.cross_entropy(logits.float(), y, weight=weight, reduction="sum")
+        loss = loss * (group.world / weight[y_all].sum())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * (len(index) / group.world)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if bar is not None and step % 25 == 0:  # reading the loss waits for the GPU
+            bar.set_postfix(loss=f"{loss.item():.4f}")  # this rank's slice, scaled up
+        if bar is not None:
+            bar.update()
+    return torch.stack([loss_sum, correct.to(loss_sum.dtype)]), seen
+
+
+def evaluate(model: nn.Module, data: ImageSet, size: int, weight: torch.Tensor, group: Group):
+    """Logits of every image (each rank scores its slice) and the weighted mean loss."""
+    part = group.part(len(data))
+    logits = group.gather(predict_logits(model, data.images[part], size, group.device), len(data))
+    return logits, F.cross_entropy(logits, data.labels, weight=weight.cpu()).item()
 
 
 class History:
@@ -78,30 +163,52 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def fit(cfg: ExperimentConfig, resume: bool = False) -> Path:
-    """Train `cfg.model` on `cfg.data`; return the run folder."""
-    out = Path(cfg.out_dir)
-    tc = cfg.train
+def fit(
+    cfg: ExperimentConfig, resume: bool = False, data: dict[str, ImageSet] | None = None
+) -> Path:
+    """Train `cfg.model` on `cfg.data`, or on already loaded `data`; return the run folder.
+
+    With `train.devices` > 1 this starts that many local processes for DDP (gloo on the CPU,
+    NCCL on GPUs); under torchrun, the processes torchrun started train together.
+    """
+    if cfg.train.devices < 1:
+        raise LqerError(f"train.devices must be at least 1, got {cfg.train.devices}")
+    if cfg.train.devices > 1 and not distributed.launched():
+        distributed.launch(fit, cfg.train.devices, cfg, resume, data)
+        return Path(cfg.out_dir)
+    group = distributed.setup(cfg.train.device)
+    try:
+        return train(cfg, group, resume, data)
+    finally:
+        distributed.teardown(group)
+
+
+def train(
+    cfg: ExperimentConfig, group: Group, resume: bool, data: dict[str, ImageSet] | None
+) -> Path:
+    out, tc, device = Path(cfg.out_dir), cfg.train, group.device
+    log = print if group.main else lambda *args: None
     seed_everything(tc.seed)
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    device = pick_device(tc.device)
-    use_amp = tc.amp and device.type == "cuda"
+    torch.set_num_threads(tc.threads or distributed.cpu_threads(group))
+    on_gpu = device.type == "cuda"
 
     # Data: decoded once, kept on the device.
-    data = load_experiment(cfg.data, tc.seed)
+    data = data or load_experiment(cfg.data, tc.seed)
     for name, part in data.items():
         neg, pos = part.counts
         skipped = f", {part.skipped} bad file(s) skipped" if part.skipped else ""
-        print(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
+        log(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
     train_x = data["train"].images.to(device)
     train_y = data["train"].labels.to(device)
     size = cfg.data.image_size
-    augment, prepare, to_float = augmentation(size), standardize(size), ToFloat()
+    pipeline = TrainBatches(size, tc.augment, channels_last=tc.channels_last and on_gpu)
 
     # Model, layer-wise learning rates, plateau schedule on validation loss.
-    model = build_model(cfg.model).to(device)
-    if device.type == "cuda":
+    model = build_model(cfg.model)
+    if group.world > 1:
+        model = distributed.sync_batch_norm(model, device)
+    model = model.to(device)
+    if tc.channels_last and on_gpu:
         model = model.to(memory_format=torch.channels_last)
     groups = model.parameter_groups()
     optimizer = torch.optim.AdamW(
@@ -114,8 +221,9 @@ def fit(cfg: ExperimentConfig, resume: bool = False) -> Path:
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
     )
-    weight = class_weights(data["train"].labels) if tc.imbalance == "weighted" else None
-    loss_fn = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
+    weight = (
+        class_weights(data["train"].labels) if tc.imbalance == "weighted" else torch.ones(2)
+    ).to(device)
 
     start_epoch, best_score = 0, -math.inf
     if resume:
@@ -124,78 +232,66 @@ def fit(cfg: ExperimentConfig, resume: bool = False) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_score = state["epoch"], state["best_score"]
-        print(f"resuming from {out / 'last.pt'} after epoch {start_epoch}")
+        log(f"resuming from {out / 'last.pt'} after epoch {start_epoch}")
     elif (out / "last.pt").exists():
         raise LqerError(f"{out} already holds a run; use --resume or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
+    if group.main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
     history = History.resume(out, start_epoch) if resume else History(out)
+    if tc.compile:
+        getattr(model, "backbone", model).compile()  # in place: the state dict keeps its keys
+    step_model = distributed.wrap(model, group)  # the training steps go through DDP
+    if group.world > 1:
+        log(f"DistributedDataParallel: {group.world} processes, {tc.batch_size} images a step")
 
     for epoch in range(start_epoch + 1, tc.epochs + 1):
-        started = time.perf_counter()
-        torch.manual_seed(tc.seed * 100_003 + epoch)  # augmentation draws: same on resume
+        started, epoch_seed = time.perf_counter(), tc.seed * 100_003 + epoch
+        torch.manual_seed(epoch_seed)  # augmentation draws: same on resume, same on every rank
         model.train()
-        batches = batch_indices(data["train"].labels, tc.batch_size, tc.imbalance == "balanced",
-                                seed=tc.seed * 100_003 + epoch)  # fmt: skip
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}/{tc.epochs}", leave=False, disable=not tc.progress)
-        for index in bar:
-            index = index.to(device)
-            raw, y = train_x[index], train_y[index]
-            x = to_float(raw)
-            if tc.augment != "none":
-                augmented = augment(raw)
-                keep = (y == 1) if tc.augment == "positives" else torch.ones_like(y, dtype=bool)
-                x = torch.where(keep.view(-1, 1, 1, 1), augmented, x)
-            x = prepare(x)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, torch.bfloat16, enabled=use_amp):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        balanced, min_size = tc.imbalance == "balanced", max(2, group.world)
+        batches = batch_indices(train_y, tc.batch_size, balanced, epoch_seed, min_size)
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{tc.epochs}", leave=False,
+                   disable=not (tc.progress and group.main))  # fmt: skip
+        sums, seen = train_epoch(step_model, optimizer, train_x, train_y, batches, pipeline,
+                                 weight, group, tc.amp and on_gpu, bar)  # fmt: skip
+        bar.close()
+        train_loss, correct = group.sum(sums).tolist()
+        seen = int(group.sum(torch.tensor(seen, device=device)))
 
-        val_logits = predict_logits(model, data["val"].images, size, device)
-        val_y = data["val"].labels
-        val_loss = loss_fn.cpu()(val_logits, val_y).item()
-        loss_fn.to(device)
-        val = binary_metrics(val_y.numpy(), probabilities(val_logits))
-        scheduler.step(val_loss)
+        val_logits, val_loss = evaluate(model, data["val"], size, weight, group)
+        val = binary_metrics(data["val"].labels.numpy(), probabilities(val_logits))
+        scheduler.step(val_loss)  # every rank saw the same logits, so all step alike
 
         row = {
             "epoch": epoch,
             "lr_backbone": optimizer.param_groups[0]["lr"],
             "lr_head": optimizer.param_groups[1]["lr"],
-            "train_loss": total_loss / seen,
+            "train_loss": train_loss / seen,
             "train_accuracy": correct / seen,
             "val_loss": val_loss,
             **{f"val_{k}": val[k] for k in val if k not in ("n", "prevalence", "threshold",
                                                             "confusion_matrix")},
             "epoch_time": time.perf_counter() - started,
         }  # fmt: skip
-        history.append(row)
-        print(
+        log(
             f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
             f"val loss {val_loss:.4f} acc {val['accuracy']:.3f} auc {val['auc']:.3f} "
             f"f1 {val['f1']:.3f} | {row['epoch_time']:.1f}s"
         )
-
         score = val["auc"] if tc.select == "auc" else -val_loss
-        if not math.isnan(score) and score > best_score:
-            best_score = score
-            save_checkpoint(out / "best.pt", model, cfg, epoch=epoch, val_metrics=val)
-        save_checkpoint(
-            out / "last.pt", model, cfg, epoch=epoch, best_score=best_score,
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-        )  # fmt: skip
+        improved = not math.isnan(score) and score > best_score
+        best_score = score if improved else best_score
+        if group.main:
+            history.append(row)
+            if improved:
+                save_checkpoint(out / "best.pt", model, cfg, epoch=epoch, val_metrics=val)
+            save_checkpoint(
+                out / "last.pt", model, cfg, epoch=epoch, best_score=best_score,
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            )  # fmt: skip
 
-    if "test" in data:
+    if "test" in data and group.main:
         score_test_split(model, cfg, data["test"], out, device)
     return out
 
