@@ -78,9 +78,15 @@ class Resize:
 class NormalizeRGB:
     """Grayscale -> three equal channels, standardised with ImageNet statistics."""
 
+    def __init__(self):
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        if x.device not in self._stats:  # once per device: a copy per batch would stall a GPU
+            mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+            self._stats[x.device] = mean, std
+        mean, std = self._stats[x.device]
         return (x.expand(-1, 3, -1, -1) - mean) / std
 
 
