@@ -191,6 +191,8 @@ def train(
     seed_everything(tc.seed)
     torch.set_num_threads(tc.threads or distributed.cpu_threads(group))
     on_gpu = device.type == "cuda"
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN may pick its fastest kernels
 
     # Data: decoded once, kept on the device.
     data = data or load_experiment(cfg.data, tc.seed)
@@ -217,6 +219,7 @@ def train(
             {"params": groups["head"], "lr": tc.lr_head},
         ],
         weight_decay=tc.weight_decay,
+        fused=on_gpu or None,  # one kernel for all parameters on the GPU
     )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
