@@ -141,7 +141,7 @@ def epochs(args, device) -> None:
     batch = 64
     print(f"Time per epoch of LQER (batch {batch}, training pass + scoring the hold-out), "
           f"extrapolated from {args.steps} measured steps and 256 scored images.\n")  # fmt: skip
-    print("| size | train img/s | scoring img/s | " + " | ".join(f"{k} s/epoch" for k in sets))
+    print("| size | train img/s | scoring img/s | " + " | ".join(f"{k} s/epoch" for k in sets), "|")
     print("|---|---|---|" + "---|" * len(sets))
     for size in args.sizes:
         train_ips = time_loop("lqer", size, batch, args.steps, args.warmup, device, args.compile)
