@@ -104,6 +104,11 @@ def test_verdict_follows_the_numbers():
     better = report.circuit_verdict([contrast("lqer-classical", 0.05, 0.02, 0.08)])
     assert "made a measurable difference" in better
     mixed = report.circuit_verdict(
-        [contrast("lqer-frozen", 0.05, 0.02, 0.08), contrast("lqer (q=zeros)", 0, -0.01, 0.01)]
+        [contrast("lqer-frozen", 0.05, 0.02, 0.08), contrast("lqer (q=zeros)", 0, -0.005, 0.005)]
     )
     assert mixed.startswith("The evidence is mixed")
+    assert "does not use q" in mixed
+    tiny = report.circuit_verdict([contrast("lqer (q=shuffle)", 0.0004, 0.0001, 0.0008)])
+    assert "no measurable difference" in tiny  # significant, but below the AUC margin
+    used = report.circuit_verdict([contrast("lqer (q=zeros)", 0.05, 0.02, 0.08)])
+    assert "does not use q" not in used

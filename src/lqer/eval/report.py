@@ -183,8 +183,16 @@ def add_reference_rows(report: Report) -> None:
     )
 
 
-def circuit_verdict(contrasts: list[dict]) -> str:
-    """A plain statement, derived from the ablations' AUC differences and their intervals."""
+AUC_MARGIN = 0.01  # smallest AUC change worth calling a difference
+TEST_TIME = ("lqer (q=zeros)", "lqer (q=shuffle)")
+
+
+def circuit_verdict(contrasts: list[dict], margin: float = AUC_MARGIN) -> str:
+    """A plain statement, derived from the ablations' AUC differences and their intervals.
+
+    A difference counts when its 95% interval excludes zero and it is at least `margin` AUC:
+    with thousands of test images, a change of 0.0001 can be significant and still mean nothing.
+    """
     found = [c for c in contrasts if c["model"] in ABLATIONS]
     if not found:
         return (
@@ -194,9 +202,9 @@ def circuit_verdict(contrasts: list[dict]) -> str:
         )
     sentences, better = [], []
     for c in found:
-        if c["low"] > 0:
+        if c["low"] > 0 and c["auc_difference"] >= margin:
             outcome, lqer_better = "LQER measurably better", True
-        elif c["high"] < 0:
+        elif c["high"] < 0 and c["auc_difference"] <= -margin:
             outcome, lqer_better = "the ablation measurably better", False
         else:
             outcome, lqer_better = "no measurable difference", False
@@ -212,6 +220,13 @@ def circuit_verdict(contrasts: list[dict]) -> str:
         lead = "On this data the circuit made a measurable difference: every ablation lost AUC."
     else:
         lead = "The evidence is mixed: only some ablations of the circuit measurably lost AUC."
+    test_time = [c for c in found if c["model"] in TEST_TIME]
+    if test_time and all(max(abs(c["low"]), abs(c["high"])) < margin for c in test_time):
+        lead += (
+            f" The trained classifier does not use q: zeroing or shuffling it at test time moved "
+            f"AUC by less than {margin}, so any gap to the other models comes from how they "
+            "trained, not from what the circuit computes."
+        )
     return " ".join([lead, *sentences])
 
 
