@@ -44,7 +44,10 @@ DEFAULT_MODELS = (
 REFERENCE = "lqer"
 Q_ABLATIONS = ("zeros", "shuffle")  # test-time ablations of the reference's trained runs
 METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "ppv", "npv", "brier", "ece")
-IGNORED_KEYS = ("out_dir", "train.progress", "train.threads")  # may differ in a reused run
+IGNORED_KEYS = (  # may differ in a reused run without changing what it computes
+    "out_dir", "train.progress", "train.threads", "train.devices", "train.compile",
+    "train.channels_last",
+)  # fmt: skip
 
 
 @dataclasses.dataclass
