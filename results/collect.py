@@ -28,7 +28,8 @@ def main() -> None:
     models = list(dict.fromkeys(m for t in tables.values() for m, _ in t))
     folds = [n for n in done if "adsss" in n]
     lines = [
-        "| model | " + " | ".join(n.removeprefix("compare-") for n in done)
+        "| model | "
+        + " | ".join(n.removeprefix("compare-") for n in done)
         + (" | A-DSSS mean over folds |" if folds else " |"),
         "|---|" + "---|" * (len(done) + bool(folds)),
     ]
