@@ -32,7 +32,7 @@ def sgd_epoch(model, group):
     batches = batch_indices(labels, 14, balanced=False, seed=3)  # 14, 14, 12
     torch.manual_seed(5)
     pipeline = TrainBatches(12, "all", channels_last=False)
-    sums, seen = train_epoch(
+    sums, seen, _, _ = train_epoch(
         distributed.wrap(model, group), optimizer, images, labels, batches, pipeline, weight, group
     )
     return group.sum(sums), int(group.sum(torch.tensor(seen)))

@@ -40,8 +40,8 @@ def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):
         assert (run / name).is_file(), name
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    for column in ("train_loss", "val_loss", "val_auc", "val_f1", "val_sensitivity",
-                   "val_specificity", "val_precision", "val_recall_positive",
+    for column in ("train_loss", "train_auc", "train_f1", "val_loss", "val_auc", "val_f1",
+                   "val_sensitivity", "val_specificity", "val_precision", "val_recall_positive",
                    "val_recall_negative", "lr_backbone", "lr_head", "epoch_time"):  # fmt: skip
         assert column in rows[0], column
     metrics = json.loads((run / "test_metrics.json").read_text())

@@ -62,6 +62,15 @@ class Group:
         rows = [chunk[:length] for chunk, length in zip(chunks, lengths, strict=True)]
         return torch.cat(rows).to(local.device)
 
+    def concat(self, local: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows on the CPU, in rank order; the ranks may hold different counts."""
+        local = local.cpu()
+        if self.world == 1:
+            return local
+        parts = [None] * self.world
+        dist.all_gather_object(parts, local)
+        return torch.cat(parts)
+
 
 def launched() -> bool:
     """Whether this process is one of several that torchrun or `launch` started."""

@@ -85,6 +85,9 @@ class TrainBatches:
         return self.prepare(x).contiguous(memory_format=self.memory_format)
 
 
+TRAIN_METRICS = ("auc", "f1", "sensitivity", "specificity", "precision")
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -96,13 +99,13 @@ def train_epoch(
     group: Group | None = None,
     use_amp: bool = False,
     bar: tqdm | None = None,
-) -> tuple[torch.Tensor, int]:
-    """One pass over `batches`; returns (sum of batch loss x batch size, correct) on the device
-    and the number of images, for this rank's share."""
+) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
+    """One pass over `batches`; returns (sum of batch loss x batch size, correct) on the device,
+    the number of images, and the stenosis logit margins and labels, for this rank's share."""
     group = group or Group()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
-    seen = 0
+    seen, margins, targets = 0, [], []
     for step, index in enumerate(batches):
         y_all = labels[index]
         part = group.part(len(index))
@@ -117,12 +120,15 @@ def train_epoch(
         optimizer.step()
         loss_sum += loss.detach() * (len(index) / group.world)
         correct += (logits.argmax(1) == y).sum()
+        margins.append((logits[:, 1] - logits[:, 0]).detach().float())
+        targets.append(y)
         seen += len(y)
         if bar is not None and step % 25 == 0:  # reading the loss waits for the GPU
             bar.set_postfix(loss=f"{loss.item():.4f}")  # this rank's slice, scaled up
         if bar is not None:
             bar.update()
-    return torch.stack([loss_sum, correct.to(loss_sum.dtype)]), seen
+    sums = torch.stack([loss_sum, correct.to(loss_sum.dtype)])
+    return sums, seen, torch.cat(margins), torch.cat(targets)
 
 
 def evaluate(model: nn.Module, data: ImageSet, size: int, weight: torch.Tensor, group: Group):
@@ -256,11 +262,16 @@ def train(
         batches = batch_indices(train_y, tc.batch_size, balanced, epoch_seed, min_size)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{tc.epochs}", leave=False,
                    disable=not (tc.progress and group.main))  # fmt: skip
-        sums, seen = train_epoch(step_model, optimizer, train_x, train_y, batches, pipeline,
-                                 weight, group, tc.amp and on_gpu, bar)  # fmt: skip
+        sums, seen, margins, targets = train_epoch(
+            step_model, optimizer, train_x, train_y, batches, pipeline, weight, group,
+            tc.amp and on_gpu, bar,
+        )  # fmt: skip
         bar.close()
         train_loss, correct = group.sum(sums).tolist()
         seen = int(group.sum(torch.tensor(seen, device=device)))
+        # Scores as the model gave them while training (augmented, train mode): a learning
+        # curve, not an estimate of performance.
+        train = binary_metrics(group.concat(targets).numpy(), group.concat(margins).sigmoid())
 
         val_logits, val_loss = evaluate(model, data["val"], size, weight, group)
         val = binary_metrics(data["val"].labels.numpy(), probabilities(val_logits))
@@ -272,6 +283,7 @@ def train(
             "lr_head": optimizer.param_groups[1]["lr"],
             "train_loss": train_loss / seen,
             "train_accuracy": correct / seen,
+            **{f"train_{k}": train[k] for k in TRAIN_METRICS},
             "val_loss": val_loss,
             **{f"val_{k}": val[k] for k in val if k not in ("n", "prevalence", "threshold",
                                                             "confusion_matrix")},
