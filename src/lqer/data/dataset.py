@@ -165,7 +165,7 @@ def augmentation_group(path: str) -> str:
 def hold_out(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
     """Split off a stratified `fraction` for validation, keeping augmented copies together."""
     groups = np.array([augmentation_group(p) for p in data.paths])
-    names, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     held_groups = stratified_indices(data.labels[first], fraction, seed)
     held = np.isin(inverse, held_groups)
     return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
