@@ -92,16 +92,12 @@ def channel_matrix(
 def density_matrix(
     circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor, noise: Noise
 ) -> torch.Tensor:
-    """(B, 2^n, 2^n) state after the noisy circuit; angles (B, L or 1, n) as in `simulator`.
-
-    Works in the simulator's encoding frame: both channels commute with RZ, so the frame change
-    that makes RX encodings real carries over unchanged.
-    """
+    """(B, 2^n, 2^n) state after the noisy circuit; angles (B, L or 1, n) as in `simulator`."""
     batch, d = angles.shape[0], circuit.dim
     unitaries = simulator.layer_unitaries(circuit, weights, entangle=False)
     dtype = unitaries.dtype
-    entangler = simulator.entangler_unitary(circuit, angles.device, angles.dtype).to(dtype)
-    encodings = simulator.encoding_matrices(circuit, angles).to(dtype)
+    entangler = simulator.entangler_unitary(circuit, angles.device, angles.dtype)
+    encodings = simulator.encoding_matrices(circuit, angles)
     noisy = channel_matrix(circuit, noise, angles.device, angles.dtype).to(dtype)
 
     def evolve(rho: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -115,10 +111,7 @@ def density_matrix(
         rho = evolve(rho, unitaries[layer])
         if circuit.cnots:
             rho = evolve(rho, entangler)
-    frame = simulator.tables(circuit, angles.device, angles.dtype).frame
-    if frame is None:  # real circuits evolve a real rho
-        return rho.to(simulator.complex_dtype(angles.dtype))
-    return rho * frame.conj()  # D^dagger rho' D
+    return rho
 
 
 def readout(circuit: Circuit, probs: torch.Tensor, error: float) -> torch.Tensor:

@@ -3,32 +3,46 @@
 Wire 0 is the most significant bit of a basis index, as in PennyLane. One layer is
 encode(angles) -> trainable rotations -> entangler.
 
-Why this is cheap: at 4 qubits the work is tiny, so the cost is the number of tensor operations
-(kernel launches, autograd nodes), not arithmetic. Hence:
+At 4 qubits the arithmetic costs nothing: the cost is the number of tensor operations. So the
+training path, `probabilities`, is one autograd function with a written-out backward pass
+(the adjoint method) of about twenty operations each way:
 
-- The trainable rotations and the entangler do not depend on the sample, so each layer's part is
-  one 2^n x 2^n unitary, built once per call from the weights: Rot(phi, theta, omega) has the
-  entries of RY(theta) times phases linear in phi and omega, so it takes one gather-product
-  and one cosine of an affine map, whatever n is.
-- Kronecker products are a gather through a precomputed index table and n - 1 products.
-- RX(a) = RZ(-pi/2) RY(a) RZ(pi/2), and the diagonal RZ frame changes fold into those unitaries,
-  so the per-sample encoding is always a real matrix: a Kronecker product of RY gates.
-- Complex numbers are carried as real and imaginary parts, so autograd sees only real tensors,
-  and a state that meets only real gates (RY rotations with RY encoding) stays real.
+- It works in the eigenbasis of the encoding's Pauli operator P (Y for RY, X for RX). There
+  the encoding exp(-i a P / 2) on every wire is diagonal, so encoding a batch is an
+  elementwise product with phases exp(i angles @ Lambda), with no per-sample matrix.
+- The rotations and the entangler do not depend on the sample, so each layer is one
+  2^n x 2^n matrix, built once per call from the weights as a Kronecker product: one gather
+  and one product over wires.
+- Every gate is exp(-i t P / 2), whose derivative is the same gate at t + pi, halved. The
+  matrices' derivatives by each weight are such shifted copies, built in the same gather.
+
+`final_state` and the noise model build the same gates in the computational basis and rely
+on autograd; tests hold all of them to PennyLane.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
+from torch.autograd.function import once_differentiable
 
 ENCODINGS = ("ry", "rx")
 ROTATIONS = {"rot": 3, "ry": 1}  # name -> trainable angles per qubit and layer
 ENTANGLERS = ("ring", "chain", "none")
+
+# Each entry g_e of these gates (flattened 2 x 2) is sin(t / 2 + pi shift_e) exp(i pi phase_e),
+# with the phase linear in the angles: RY(t) = [[c, -s], [s, c]], RX(t) = [[c, -is], [-is, c]]
+# and Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi), as PennyLane defines them.
+RY_SHIFTS = (0.5, 1.0, 0.0, 0.5)
+RX_SHIFTS, RX_PHASES = (0.5, 0.0, 0.0, 0.5), (0.0, -0.5, -0.5, 0.0)
+ROT_PHASES = ((-0.5, 0.5, -0.5, 0.5), (0, 0, 0, 0), (-0.5, -0.5, 0.5, 0.5))  # / pi, per angle
+# Eigenvectors (columns) of Y and X, eigenvalue +1 first.
+EIGENVECTORS = {"ry": ((1, 1), (1j, -1j)), "rx": ((1, 1), (1, -1))}
 
 
 @dataclass(frozen=True)
@@ -63,11 +77,6 @@ class Circuit:
     def n_params(self) -> int:
         return math.prod(self.weight_shape)
 
-    @property
-    def is_real(self) -> bool:
-        """Whether every gate is real, so that the state never needs an imaginary part."""
-        return self.rotation == "ry" and self.encoding == "ry"
-
     @cached_property
     def cnots(self) -> tuple[tuple[int, int], ...]:
         """(control, target) pairs of the entangler, applied in order."""
@@ -97,194 +106,255 @@ class Circuit:
         wires = torch.arange(self.n_qubits)[None, :]
         return 1.0 - 2.0 * ((index >> (self.n_qubits - 1 - wires)) & 1).double()
 
-    @cached_property
-    def rx_frame(self) -> torch.Tensor:
-        """Diagonal of D = RZ(pi/2)^(x n), the frame in which RX encodings become RY ones."""
-        return torch.exp(-0.25j * math.pi * self.z_signs.sum(1))
-
 
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
+def _kron_table(n: int, variants: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, V, 4^n) index table of Kronecker products of gates (S, n, 4): wire w of product v
+    and entry (i, j) read gate entry 4 (n s + w) + 2 i_w + j_w, where s = variants[v, w]."""
+    wires = torch.arange(n)[:, None, None]
+    index = torch.arange(4**n)[None, None, :]
+    i, j = index // 2**n, index % 2**n
+    entry = 2 * ((i >> (n - 1 - wires)) & 1) + ((j >> (n - 1 - wires)) & 1)
+    if variants is None:
+        variants = torch.zeros(1, n, dtype=torch.long)
+    return 4 * (n * variants.T[:, :, None] + wires) + entry
+
+
+@dataclass(frozen=True)
+class Gates:
+    """A family of one-wire gates with entries sin(x_e) exp(i p_e), x and p affine in the r
+    angles, computed as sin(angles @ weight + offset) @ combine, since
+    sin(x) cos(p) = (sin(x + p) + sin(x - p)) / 2 and
+    sin(x) sin(p) = (sin(x - p + pi/2) - sin(x + p + pi/2)) / 2."""
+
+    weight: torch.Tensor  # (r, 16)
+    offset: torch.Tensor  # (16,), or (1 + r, 1, 16) for copies with each angle shifted by pi
+    combine: torch.Tensor  # (16, 8): the real and imaginary part of each entry
+
+    def __call__(self, angles: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex entries (..., 4) of the gates for angles (..., r)."""
+        offset = self.offset if offset is None else offset
+        parts = torch.sin(angles @ self.weight + offset) @ self.combine
+        return torch.view_as_complex(parts.unflatten(-1, (4, 2)))
+
+
+def _gates(
+    theta: int,
+    shifts: tuple,
+    phases: tuple | None = None,
+    phase_angles: tuple | None = None,
+    basis: torch.Tensor | None = None,
+    r: int = 1,
+) -> Gates:
+    """`Gates` with x = angle[theta] / 2 + pi shifts, p = pi phases + angles @ phase_angles.
+    With `basis` V, the entries are those of V^dagger g V, transposed; the offset then also
+    holds the copies with each angle shifted by pi."""
+    x_weight = torch.zeros(r, 4, dtype=torch.float64)
+    x_weight[theta] = 0.5
+    x_offset = torch.tensor(shifts, dtype=torch.float64) * math.pi
+    p_offset = torch.tensor(phases or (0.0,) * 4, dtype=torch.float64) * math.pi
+    p_weight = torch.zeros(r, 4, dtype=torch.float64)
+    if phase_angles is not None:
+        p_weight[:] = torch.tensor(phase_angles, dtype=torch.float64)
+    signs = torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64)  # x + p, x - p, ...
+    weight = (x_weight[..., None] + signs * p_weight[..., None]).flatten(1)
+    offset = (x_offset[:, None] + signs * p_offset[:, None]).flatten()
+    offset += torch.tensor([0, 0, 0.5, 0.5], dtype=torch.float64).repeat(4) * math.pi
+    combine = torch.zeros(4, 4, 4, 2, dtype=torch.float64)  # (entry, sine, entry, re / im)
+    for e in range(4):
+        combine[e, :, e, 0] = torch.tensor([0.5, 0.5, 0, 0])
+        combine[e, :, e, 1] = torch.tensor([0, 0, 0.5, -0.5])
+    combine = combine.view(16, 8)
+    if basis is not None:  # (V^dagger g V)^T [b, a] = sum_ij conj(V[i, a]) g[i, j] V[j, b]
+        change = torch.einsum("ia,jb->ijba", basis.conj(), basis).reshape(4, 4)
+        real_form = torch.zeros(4, 2, 4, 2, dtype=torch.float64)
+        real_form[:, 0, :, 0] = real_form[:, 1, :, 1] = change.real
+        real_form[:, 0, :, 1], real_form[:, 1, :, 0] = change.imag, -change.imag
+        combine = combine @ real_form.view(8, 8)
+        shifted = torch.cat([torch.zeros(1, r), torch.eye(r)]).double() * math.pi
+        offset = (offset + shifted @ weight).unsqueeze(1)
+    return Gates(weight, offset, combine)
+
+
 @dataclass(frozen=True)
 class Tables:
     """Constants of one circuit for one device and dtype, made once: per-call copies would
-    cost time and, on a GPU, a synchronisation.
+    cost time and, on a GPU, a synchronisation. Matrices of the fast path are transposed,
+    because it keeps states as row vectors."""
 
-    A Kronecker product U[i, j] = prod_w g_w[i_w, j_w] of 2 x 2 gates g (n, 2, 2) is a gather
-    and n - 1 products: an index table names, for each output entry and wire, the element
-    4 w + 2 i_w + j_w of g that the wire contributes.
-    """
-
-    kron: torch.Tensor  # (n * d * d,): U[i, j]
-    ry_shifts: torch.Tensor  # (4,): sin(a / 2 + shift) = the entries of RY(a)
-    amplitude: torch.Tensor  # (n * m * m,): RY(theta) factors of the layer matrices' entries
-    phase_weights: torch.Tensor | None  # (n * 3, m * m) for Rot rotations
-    phase_bias: torch.Tensor | None  # (m * m,)
-    frame: torch.Tensor | None  # (d, d) phases d_i conj(d_j) of D . D^dagger, RX encodings only
-    z_signs: torch.Tensor  # (d, n)
-
-
-def _kron_table(n: int, rows: torch.Tensor) -> torch.Tensor:
-    """(n * len(rows) * d,) index table of a Kronecker product whose rows are `rows`."""
-    wires = torch.arange(n)[:, None, None]
-    row_bits = (rows[:, None] >> (n - 1 - wires)) & 1
-    col_bits = (torch.arange(2**n)[None, :] >> (n - 1 - wires)) & 1
-    return (4 * wires + 2 * row_bits + col_bits).flatten()
+    z_signs: torch.Tensor  # (d, n): the Pauli-Z eigenvalue of each wire in each basis state
+    kron: torch.Tensor  # (n, 1, d * d): one product of gates (n, 4)
+    shifted_kron: torch.Tensor  # (n, 1 + n r, d * d): variant 1 + r w + k shifts angle k of wire w
+    encodings: Gates
+    rotations: Gates
+    eigen_rotations: Gates  # in the encoding's eigenbasis, transposed, and shifted by pi
+    entangler: torch.Tensor  # (d, d) permutation matrix of the CNOTs
+    eigen_phase: torch.Tensor  # (n, d): angles @ eigen_phase are the encoding's phases
+    closing: torch.Tensor  # (L, d, d): what follows each layer's rotations, transposed
 
 
 @functools.lru_cache(maxsize=128)
-def tables(
-    circuit: Circuit,
-    device: torch.device,
-    dtype: torch.dtype,
-    entangle: bool = True,
-    transpose: bool = False,
-) -> Tables:
-    """The circuit's `Tables` for real dtype `dtype` on `device`. `entangle=False` leaves the
-    entangler out of the layer matrices; `transpose=True` builds every matrix transposed, for
-    row-vector states."""
-    n, d = circuit.n_qubits, circuit.dim
-    index = torch.arange(d)
-    rows = circuit.entangler_permutation if entangle else index  # E U = U[p, :]
-    real = circuit.is_real
-    phase_weights = phase_bias = frame = None
-    if real:
-        amplitude = _kron_table(n, rows)
-    else:  # the real form [[Re, -Im], [Im, Re]]: each entry is |U| cos(phase + offset)
-        amplitude = _kron_table(n, rows.repeat(2)).view(n, 2 * d, d).repeat(1, 1, 2).flatten()
-        wires = torch.arange(n)[:, None]
-        bits = ((torch.stack([rows, index])[:, None] >> (n - 1 - wires)) & 1).double() - 0.5
-        row_half, col_half = bits[0], bits[1]  # (n, d): i_w - 1/2 of row p[i], j_w - 1/2 of col j
-        bias = torch.zeros(2, d, 2, d, dtype=torch.float64)
-        bias[0, :, 1] += math.pi / 2  # -Im U = |U| cos(phase + pi / 2)
-        bias[1, :, 0] -= math.pi / 2  # Im U = |U| cos(phase - pi / 2)
-        if circuit.encoding == "rx":
-            z = circuit.z_signs.sum(1)  # phase of d_i conj(d_j): -pi/4 (z(i) - z(j))
-            frame_phase = -math.pi / 4 * (z[:, None] - z[None, :])
-            bias += frame_phase[None, :, None, :]
-            frame = torch.polar(torch.ones(d, d, dtype=torch.float64), frame_phase)
-            frame = frame.to(device, complex_dtype(dtype))
-        phase_bias = bias.flatten().to(device, dtype)
-        if circuit.rotation == "rot":  # phase of Rot[i, j]: (j - 1/2) phi + (i - 1/2) omega
-            weights = torch.zeros(n, 3, 2, d, 2, d, dtype=torch.float64)
-            weights[:, 0] = col_half[:, None, None, None, :]
-            weights[:, 2] = row_half[:, None, :, None, None]
-            phase_weights = weights.view(3 * n, -1).to(device, dtype)
-    kron = _kron_table(n, index)
-    if transpose:
-        m = int(math.isqrt(len(amplitude) // n))
-        kron = kron.view(n, d, d).transpose(1, 2).flatten()
-        amplitude = amplitude.view(n, m, m).transpose(1, 2).flatten()
-        if phase_bias is not None:
-            phase_bias = phase_bias.view(m, m).T.flatten()
-        if phase_weights is not None:
-            phase_weights = phase_weights.view(-1, m, m).transpose(1, 2).flatten(1)
+def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables:
+    """The circuit's `Tables` for real dtype `dtype` on `device`."""
+    n, d, r = circuit.n_qubits, circuit.dim, ROTATIONS[circuit.rotation]
+    variants = torch.zeros(1 + n * r, n, dtype=torch.long)
+    for w in range(n):
+        variants[1 + w * r : 1 + (w + 1) * r, w] = torch.arange(1, r + 1)
+    entangler = torch.eye(d, dtype=torch.complex128)[circuit.entangler_permutation]
+    v = torch.tensor(EIGENVECTORS[circuit.encoding], dtype=torch.complex128) / math.sqrt(2)
+    w_all = functools.reduce(torch.kron, [v] * n)  # the eigenbasis of all wires
+    # Layers before the last return to the eigenbasis; the last one ends in the computational
+    # basis, scaled so that the first layer may start from the unnormalised state of all ones.
+    mix, last = w_all.mH @ entangler @ w_all, entangler @ w_all / math.sqrt(d)
+    closing = torch.stack([mix] * (circuit.n_layers - 1) + [last]).mT
+    if circuit.encoding == "rx":
+        encodings = _gates(0, RX_SHIFTS, RX_PHASES)
+    else:
+        encodings = _gates(0, RY_SHIFTS)
+    if circuit.rotation == "rot":
+        rotation = {"theta": 1, "shifts": RY_SHIFTS, "phase_angles": ROT_PHASES, "r": 3}
+    else:
+        rotation = {"theta": 0, "shifts": RY_SHIFTS}
+
+    def on(gates: Gates) -> Gates:
+        return Gates(*(x.to(device, dtype) for x in dataclasses.astuple(gates)))
+
     return Tables(
-        kron=kron.to(device),
-        ry_shifts=torch.tensor([0.5, 1, 0, 0.5], dtype=dtype, device=device) * math.pi,
-        amplitude=amplitude.to(device),
-        phase_weights=phase_weights,
-        phase_bias=phase_bias,
-        frame=frame,
         z_signs=circuit.z_signs.to(device, dtype),
+        kron=_kron_table(n).to(device),
+        shifted_kron=_kron_table(n, variants).to(device),
+        encodings=on(encodings),
+        rotations=on(_gates(**rotation)),
+        eigen_rotations=on(_gates(**rotation, basis=v)),
+        entangler=entangler.to(device, complex_dtype(dtype)),
+        eigen_phase=(-circuit.z_signs.T / 2).to(device, dtype),
+        closing=closing.to(device, complex_dtype(dtype)),
     )
 
 
-def _wire_product(gates: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """The Kronecker product of gates (..., n, 4) read off through `table`, flattened."""
-    n = gates.shape[-2]
-    picked = gates.flatten(-2).index_select(-1, table).unflatten(-1, (n, -1))
-    return math.prod(picked.unbind(-2))
+def rotation_entries(circuit: Circuit, weights: torch.Tensor) -> torch.Tensor:
+    """Complex entries (..., n, 4) of the trainable rotations, weights (..., n, r)."""
+    return tables(circuit, weights.device, weights.dtype).rotations(weights)
 
 
-def _ry_entries(angles: torch.Tensor, t: Tables) -> torch.Tensor:
-    """Flattened RY(a) = [[c, -s], [s, c]], (..., n, 4), as one sine."""
-    return torch.sin(torch.add(t.ry_shifts, angles.unsqueeze(-1), alpha=0.5))
+def _products(entries: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Kronecker products (..., V, D) of gate entries (..., S, n, 4), read off via `table`.
+    One gather over the flattened rows: several times faster than one along matrix columns."""
+    lead, row_size = entries.shape[:-3], entries.shape[-3:].numel()
+    rows = entries.numel() // row_size
+    offsets = torch.arange(0, rows * row_size, row_size, device=table.device)
+    index = (table.unsqueeze(1) + offsets[:, None, None]).flatten()
+    picked = entries.reshape(-1).index_select(0, index).view(len(table), rows, *table.shape[1:])
+    return picked.prod(0).view(*lead, *table.shape[1:])
 
 
 def kron(circuit: Circuit, gates: torch.Tensor) -> torch.Tensor:
     """(..., 2^n, 2^n) product of one gate per wire, (..., n, 2, 2); wire 0 first."""
     t = tables(circuit, gates.device, gates.real.dtype)
-    return _wire_product(gates.flatten(-2), t.kron).unflatten(-1, (circuit.dim, circuit.dim))
-
-
-def _layer_matrices(circuit: Circuit, weights: torch.Tensor, t: Tables) -> torch.Tensor:
-    """(L, m, m) real matrices of each layer's rotations (and entangler), in the encoding frame.
-
-    m = 2^n for real circuits; otherwise m = 2^(n+1), the real form [[Re, -Im], [Im, Re]] that
-    acts on [re; im] as the complex unitary acts on a state. Rot(phi, theta, omega) has entries
-    RY(theta) times phases linear in phi and omega, so a layer's matrix is the Kronecker
-    product of RY(theta) times the cosine of one affine map of the weights.
-    """
-    theta = weights[..., 1] if circuit.rotation == "rot" else weights[..., 0]
-    entries = _wire_product(_ry_entries(theta, t), t.amplitude)
-    if t.phase_weights is not None:
-        entries = entries * torch.cos(
-            torch.addmm(t.phase_bias, weights.flatten(1), t.phase_weights)
-        )
-    elif t.phase_bias is not None:
-        entries = entries * torch.cos(t.phase_bias)
-    size = circuit.dim * (1 if circuit.is_real else 2)
-    return entries.view(-1, size, size)
-
-
-def layer_unitaries(circuit: Circuit, weights: torch.Tensor, entangle: bool = True) -> torch.Tensor:
-    """(L, 2^n, 2^n) complex unitaries of each layer's rotations, then (with `entangle`) its
-    entangler, in the encoding frame (see `Circuit.rx_frame`)."""
-    t = tables(circuit, weights.device, weights.dtype, entangle)
-    m, d = _layer_matrices(circuit, weights, t), circuit.dim
-    if circuit.is_real:
-        return m.to(complex_dtype(m.dtype))
-    return torch.complex(m[:, :d, :d], m[:, d:, :d])
-
-
-def entangler_unitary(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(2^n, 2^n) complex permutation matrix of the entangler, in the encoding frame."""
-    identity = torch.eye(circuit.dim, device=device, dtype=complex_dtype(dtype))
-    entangler = identity[circuit.entangler_permutation.to(device)]
-    frame = tables(circuit, device, dtype).frame
-    return entangler if frame is None else entangler * frame
+    products = _products(gates.flatten(-2).unsqueeze(-3), t.kron)
+    return products.view(*gates.shape[:-3], circuit.dim, circuit.dim)
 
 
 def encoding_matrices(circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
-    """Real RY^(x n) matrices (..., 2^n, 2^n) of the encoding in its frame, angles (..., n)."""
-    t = tables(circuit, angles.device, angles.dtype)
-    return _wire_product(_ry_entries(angles, t), t.kron).unflatten(-1, (circuit.dim, -1))
+    """Complex RY or RX matrices (..., 2^n, 2^n) that encode angles (..., n) on all wires."""
+    entries = tables(circuit, angles.device, angles.dtype).encodings(angles.unsqueeze(-1))
+    return kron(circuit, entries.unflatten(-1, (2, 2)))
 
 
-def _evolve(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The final state in the encoding frame as real parts (B, c, 2^n): c = 1 (real circuits)
-    or 2 (re, im). States are row vectors, so every matrix is built transposed."""
-    batch, dim, uploads = angles.shape[0], circuit.dim, angles.shape[1]
-    t = tables(circuit, angles.device, angles.dtype, transpose=True)
-    layers = _layer_matrices(circuit, weights, t)  # (L, m, m)
-    encodings = _wire_product(_ry_entries(angles, t), t.kron).view(batch, uploads, dim, dim)
-    state = encodings[:, 0, 0] @ layers[0, :dim]  # the first encoding acts on |0...0>
-    for layer in range(1, circuit.n_layers):
-        state = state.view(batch, -1, dim) @ encodings[:, min(layer, uploads - 1)]
-        state = state.view(batch, -1) @ layers[layer]
-    return state.view(batch, -1, dim)
+def layer_unitaries(circuit: Circuit, weights: torch.Tensor, entangle: bool = True) -> torch.Tensor:
+    """(L, 2^n, 2^n) unitaries of each layer's rotations, then (with `entangle`) its entangler."""
+    rotations = kron(circuit, rotation_entries(circuit, weights).unflatten(-1, (2, 2)))
+    if not entangle:
+        return rotations
+    return entangler_unitary(circuit, weights.device, weights.dtype) @ rotations
+
+
+def entangler_unitary(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(2^n, 2^n) complex permutation matrix of the entangler."""
+    return tables(circuit, device, dtype).entangler
 
 
 def final_state(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """State after the circuit, complex (B, 2^n). angles: (B, L, n), one set per layer, or
-    (B, 1, n) when every layer encodes the same angles."""
-    parts = _evolve(circuit, angles, weights)
-    if parts.shape[1] == 1:
-        state = parts[:, 0].to(complex_dtype(parts.dtype))
+    """State after the circuit, complex (B, 2^n), gate by gate. angles: (B, L, n), one set per
+    layer, or (B, 1, n) when every layer encodes the same angles."""
+    encodings = encoding_matrices(circuit, angles)
+    unitaries = layer_unitaries(circuit, weights)
+    state = unitaries.new_zeros(angles.shape[0], circuit.dim, 1)
+    state[:, 0] = 1
+    for layer in range(circuit.n_layers):
+        state = unitaries[layer] @ (encodings[:, min(layer, angles.shape[1] - 1)] @ state)
+    return state.squeeze(-1)
+
+
+def _layer_matrices(t: Tables, weights: torch.Tensor, derivatives: bool) -> torch.Tensor:
+    """(L, V, d, d): each layer's transposed matrix in the eigenbasis (variant 0), then with
+    each weight shifted by pi (twice its derivative), if `derivatives`."""
+    gates = t.eigen_rotations
+    if derivatives:
+        entries, table = gates(weights.unsqueeze(1)), t.shifted_kron
     else:
-        state = torch.complex(parts[:, 0], parts[:, 1])
-    if circuit.encoding == "rx":  # back from the encoding frame: psi = D^dagger psi' D|0...0>
-        d = circuit.rx_frame.to(state.device, state.dtype)
-        state = state * (d[0] * d.conj())
-    return state
+        entries, table = gates(weights.unsqueeze(1), gates.offset[:1]), t.kron
+    d = t.closing.shape[-1]
+    products = _products(entries, table).view(len(weights), -1, d)  # (L, V d, d)
+    return (products @ t.closing).view(len(weights), -1, d, d)
+
+
+class Probabilities(torch.autograd.Function):
+    """(angles (B, U, n), weights (L, n, r)) -> probabilities (B, 2^n) of the basis states.
+
+    U is L, or 1 when every layer encodes the same angles. States are row vectors in the
+    eigenbasis of the encoding until the last layer; the backward pass is the adjoint method.
+    Gradients g of complex tensors are dL/dRe + i dL/dIm.
+    """
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, weights: torch.Tensor, t: Tables) -> torch.Tensor:
+        matrices = _layer_matrices(t, weights, derivatives=ctx.needs_input_grad[1])
+        phase = angles @ t.eigen_phase  # (B, U, d)
+        phases = torch.polar(torch.ones_like(phase), phase)
+        state, saved = phases[:, 0], []  # the first encoding of |0...0>, unnormalised
+        for layer in range(len(matrices) - 1):
+            mixed = state @ matrices[layer, 0]
+            saved += [state, mixed]
+            state = phases[:, min(layer + 1, phases.shape[1] - 1)] * mixed
+        out = state @ matrices[-1, 0]
+        ctx.save_for_backward(phases, matrices, state, out, *saved)
+        ctx.tables, ctx.weight_shape = t, weights.shape
+        return torch.view_as_real(out).square().sum(-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        phases, matrices, state, out, *saved = ctx.saved_tensors
+        bases = matrices[:, 0].mH
+        grad_out = 2 * grad * out
+        grad_matrices = [state.mH @ grad_out]
+        grad_state = grad_out @ bases[-1]
+        grad_phases = torch.zeros_like(phases)
+        for layer in reversed(range(len(matrices) - 1)):
+            before, mixed = saved[2 * layer], saved[2 * layer + 1]
+            upload = min(layer + 1, phases.shape[1] - 1)
+            grad_phases[:, upload] += mixed.conj() * grad_state
+            grad_mixed = phases[:, upload].conj() * grad_state
+            grad_matrices.insert(0, before.mH @ grad_mixed)
+            grad_state = grad_mixed @ bases[layer]
+        grad_phases[:, 0] += grad_state
+        t = ctx.tables
+        grad_angles = (grad_phases * phases.conj()).imag @ t.eigen_phase.T
+        grad_weights = None
+        if ctx.needs_input_grad[1]:  # dL/dw = Re sum(conj(g) dM/dw), dM/dw = M(w + pi) / 2
+            grad_matrices = torch.stack(grad_matrices).conj().flatten(1).unsqueeze(-1)
+            grad_weights = (matrices[:, 1:].flatten(2) @ grad_matrices).real / 2
+            grad_weights = grad_weights.view(ctx.weight_shape)
+        return grad_angles, grad_weights, None
 
 
 def probabilities(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Probability of each basis state, (B, 2^n); the frame change leaves them unchanged."""
-    return _evolve(circuit, angles, weights).square().sum(1)
+    """Probability of each basis state, (B, 2^n); angles as in `final_state`."""
+    return Probabilities.apply(angles, weights, tables(circuit, angles.device, angles.dtype))
 
 
 def expectations(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
