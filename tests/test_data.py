@@ -43,10 +43,24 @@ def test_real_dataset_layouts(datasets_dir):
 def test_hold_out_keeps_augmented_copies_together(datasets_dir):
     cfg = DataConfig(root=str(datasets_dir / "A-DSSS"), fold=0, image_size=16, test_split=None)
     sets = load_experiment(cfg, seed=3)
-    stem = lambda p: p.rsplit("/", 1)[-1].split("_aug_")[0].removesuffix(".png")  # noqa: E731
-    train_ids = {stem(p) for p in sets["train"].paths}
-    val_ids = {stem(p) for p in sets["val"].paths}
+    group = lambda p: p.split("_aug_")[0].removesuffix(".png")  # noqa: E731  folder/id
+    train_ids = {group(p) for p in sets["train"].paths}
+    val_ids = {group(p) for p in sets["val"].paths}
     assert val_ids and not train_ids & val_ids
+
+
+def test_hold_out_groups_by_folder_as_well_as_name():
+    """P-ADSD reuses file names across positive/ and negative/; such files are unrelated."""
+    from lqer.data.dataset import ImageSet
+
+    names = [f"{i}.png" for i in range(50)]
+    paths = [f"train/negative/{n}" for n in names] + [f"train/positive/{n}" for n in names]
+    labels = torch.tensor([0] * 50 + [1] * 50)
+    data = ImageSet(torch.zeros(100, 1, 4, 4, dtype=torch.uint8), labels, paths)
+    train, val = hold_out(data, 0.2, seed=0)
+    assert val.counts == (10, 10) and train.counts == (40, 40)
+    held = {p.rsplit("/", 1)[-1] for p in val.paths}
+    assert len(held) > 10  # not the same names drawn for both classes
 
 
 def test_hold_out_is_stratified():

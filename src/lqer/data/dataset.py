@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,14 +158,15 @@ def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> np.n
     return np.sort(np.concatenate(picked))
 
 
-def augmentation_group(path: str) -> str:
-    """Offline-augmented copies (`<id>_aug_NN`) belong with their original `<id>`."""
-    return re.sub(r"_aug_\d+$", "", Path(path).stem)
+def augmentation_groups(paths: Sequence[str | Path]) -> np.ndarray:
+    """Offline-augmented copies `<id>_aug_NN` share a group with their original `<id>` in the
+    same folder; files of the same name in different class folders are unrelated."""
+    return np.array([str(Path(p).parent / re.sub(r"_aug_\d+$", "", Path(p).stem)) for p in paths])
 
 
 def hold_out(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
     """Split off a stratified `fraction` for validation, keeping augmented copies together."""
-    groups = np.array([augmentation_group(p) for p in data.paths])
+    groups = augmentation_groups(data.paths)
     _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     held_groups = stratified_indices(data.labels[first], fraction, seed)
     held = np.isin(inverse, held_groups)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from lqer.data.dataset import list_folder
+from lqer.data.dataset import augmentation_groups, list_folder
 from lqer.errors import LqerError
 
 SPLITS = ("train", "val", "test")
@@ -79,11 +78,6 @@ def kfold(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list
         raise LqerError(f"--folds must be at least 2, got {k}")
     part = assign(labels, groups, {str(i): 1 / k for i in range(k)}, seed)
     return [np.where(part == str(i), "test", "train") for i in range(k)]
-
-
-def augmentation_groups(paths: Sequence[str | Path]) -> np.ndarray:
-    """Offline-augmented copies `<id>_aug_NN` share a group with their original `<id>`."""
-    return np.array([str(Path(p).parent / re.sub(r"_aug_\d+$", "", Path(p).stem)) for p in paths])
 
 
 def read_tree(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
