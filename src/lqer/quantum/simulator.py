@@ -188,11 +188,14 @@ class Tables:
     z_signs: torch.Tensor  # (d, n): the Pauli-Z eigenvalue of each wire in each basis state
     kron: torch.Tensor  # (n, 1, d * d): one product of gates (n, 4)
     shifted_kron: torch.Tensor  # (n, 1 + n r, d * d): variant 1 + r w + k shifts angle k of wire w
+    layer_index: torch.Tensor  # `kron` for L layers' gates (L, 1, n, 4), as `_gather_index`
+    shifted_layer_index: torch.Tensor  # `shifted_kron` for gates (L, 1 + r, n, 4)
     encodings: Gates
     rotations: Gates
     eigen_rotations: Gates  # in the encoding's eigenbasis, transposed, and shifted by pi
     entangler: torch.Tensor  # (d, d) permutation matrix of the CNOTs
     eigen_phase: torch.Tensor  # (n, d): angles @ eigen_phase are the encoding's phases
+    angle_gradient: torch.Tensor  # (d, n): -eigen_phase^T, since d exp(i phase) = i exp(i phase)
     closing: torch.Tensor  # (L, d, d): what follows each layer's rotations, transposed
 
 
@@ -222,15 +225,19 @@ def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables
     def on(gates: Gates) -> Gates:
         return Gates(*(x.to(device, dtype) for x in dataclasses.astuple(gates)))
 
+    kron, shifted_kron, layers = _kron_table(n), _kron_table(n, variants), circuit.n_layers
     return Tables(
         z_signs=circuit.z_signs.to(device, dtype),
-        kron=_kron_table(n).to(device),
-        shifted_kron=_kron_table(n, variants).to(device),
+        kron=kron.to(device),
+        shifted_kron=shifted_kron.to(device),
+        layer_index=_gather_index(kron, layers, n * 4).to(device),
+        shifted_layer_index=_gather_index(shifted_kron, layers, (1 + r) * n * 4).to(device),
         encodings=on(encodings),
         rotations=on(_gates(**rotation)),
         eigen_rotations=on(_gates(**rotation, basis=v)),
         entangler=entangler.to(device, complex_dtype(dtype)),
         eigen_phase=(-circuit.z_signs.T / 2).to(device, dtype),
+        angle_gradient=(circuit.z_signs / 2).to(device, dtype),
         closing=closing.to(device, complex_dtype(dtype)),
     )
 
@@ -240,21 +247,29 @@ def rotation_entries(circuit: Circuit, weights: torch.Tensor) -> torch.Tensor:
     return tables(circuit, weights.device, weights.dtype).rotations(weights)
 
 
-def _products(entries: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Kronecker products (..., V, D) of gate entries (..., S, n, 4), read off via `table`.
-    One gather over the flattened rows: several times faster than one along matrix columns."""
-    lead, row_size = entries.shape[:-3], entries.shape[-3:].numel()
-    rows = entries.numel() // row_size
+def _gather_index(table: torch.Tensor, rows: int, row_size: int) -> torch.Tensor:
+    """`table` (n, V, D) for each of `rows` rows of `row_size` gate entries, as one flat index:
+    a 1-D gather is several times faster than one along the columns of a matrix."""
     offsets = torch.arange(0, rows * row_size, row_size, device=table.device)
-    index = (table.unsqueeze(1) + offsets[:, None, None]).flatten()
-    picked = entries.reshape(-1).index_select(0, index).view(len(table), rows, *table.shape[1:])
-    return picked.prod(0).view(*lead, *table.shape[1:])
+    return (table.unsqueeze(1) + offsets[:, None, None]).flatten()
+
+
+def _products(entries: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Kronecker products (..., V, D) of gate entries (..., S, n, 4), read off via `table`
+    through its `_gather_index`."""
+    n, variants, size = table.shape
+    picked = entries.reshape(-1).index_select(0, index).view(n, -1, variants, size)
+    return picked.prod(0).view(*entries.shape[:-3], variants, size)
 
 
 def kron(circuit: Circuit, gates: torch.Tensor) -> torch.Tensor:
     """(..., 2^n, 2^n) product of one gate per wire, (..., n, 2, 2); wire 0 first."""
     t = tables(circuit, gates.device, gates.real.dtype)
-    products = _products(gates.flatten(-2).unsqueeze(-3), t.kron)
+    entries = gates.flatten(-2).unsqueeze(-3)  # (..., 1, n, 4)
+    index = _gather_index(
+        t.kron, entries.numel() // entries.shape[-2:].numel(), 4 * circuit.n_qubits
+    )
+    products = _products(entries, t.kron, index)
     return products.view(*gates.shape[:-3], circuit.dim, circuit.dim)
 
 
@@ -292,22 +307,22 @@ def final_state(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -
 def _layer_matrices(t: Tables, weights: torch.Tensor, derivatives: bool) -> torch.Tensor:
     """(L, V, d, d): each layer's transposed matrix in the eigenbasis (variant 0), then with
     each weight shifted by pi (twice its derivative), if `derivatives`."""
-    gates = t.eigen_rotations
+    gates, (layers, d, _) = t.eigen_rotations, t.closing.shape
     if derivatives:
-        entries, table = gates(weights.unsqueeze(1)), t.shifted_kron
+        entries = gates(weights.unsqueeze(1))
+        products = _products(entries, t.shifted_kron, t.shifted_layer_index)
     else:
-        entries, table = gates(weights.unsqueeze(1), gates.offset[:1]), t.kron
-    d = t.closing.shape[-1]
-    products = _products(entries, table).view(len(weights), -1, d)  # (L, V d, d)
-    return (products @ t.closing).view(len(weights), -1, d, d)
+        entries = gates(weights.unsqueeze(1), gates.offset[:1])
+        products = _products(entries, t.kron, t.layer_index)
+    return (products.view(layers, -1, d) @ t.closing).view(layers, -1, d, d)
 
 
 class Probabilities(torch.autograd.Function):
     """(angles (B, U, n), weights (L, n, r)) -> probabilities (B, 2^n) of the basis states.
 
     U is L, or 1 when every layer encodes the same angles. States are row vectors in the
-    eigenbasis of the encoding until the last layer; the backward pass is the adjoint method.
-    Gradients g of complex tensors are dL/dRe + i dL/dIm.
+    eigenbasis of the encoding until the last layer. The backward pass is the adjoint method;
+    it carries h = dL/dRe z - i dL/dIm z for each complex z, which needs no conjugation.
     """
 
     @staticmethod
@@ -316,7 +331,7 @@ class Probabilities(torch.autograd.Function):
         phase = angles @ t.eigen_phase  # (B, U, d)
         phases = torch.polar(torch.ones_like(phase), phase)
         state, saved = phases[:, 0], []  # the first encoding of |0...0>, unnormalised
-        for layer in range(len(matrices) - 1):
+        for layer in range(matrices.shape[0] - 1):
             mixed = state @ matrices[layer, 0]
             saved += [state, mixed]
             state = phases[:, min(layer + 1, phases.shape[1] - 1)] * mixed
@@ -329,25 +344,24 @@ class Probabilities(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         phases, matrices, state, out, *saved = ctx.saved_tensors
-        bases = matrices[:, 0].mH
-        grad_out = 2 * grad * out
-        grad_matrices = [state.mH @ grad_out]
-        grad_state = grad_out @ bases[-1]
-        grad_phases = torch.zeros_like(phases)
-        for layer in reversed(range(len(matrices) - 1)):
+        layers = matrices[:, 0].mT
+        h = 2 * grad * out.conj()
+        h_matrices = [state.mT @ h]
+        h = h @ layers[-1]
+        h_phases = torch.zeros_like(phases)
+        for layer in reversed(range(matrices.shape[0] - 1)):
             before, mixed = saved[2 * layer], saved[2 * layer + 1]
             upload = min(layer + 1, phases.shape[1] - 1)
-            grad_phases[:, upload] += mixed.conj() * grad_state
-            grad_mixed = phases[:, upload].conj() * grad_state
-            grad_matrices.insert(0, before.mH @ grad_mixed)
-            grad_state = grad_mixed @ bases[layer]
-        grad_phases[:, 0] += grad_state
-        t = ctx.tables
-        grad_angles = (grad_phases * phases.conj()).imag @ t.eigen_phase.T
+            h_phases[:, upload] += mixed * h
+            h = phases[:, upload] * h  # by the mixed state
+            h_matrices.insert(0, before.mT @ h)
+            h = h @ layers[layer]
+        h_phases[:, 0] += h
+        grad_angles = (phases * h_phases).imag @ ctx.tables.angle_gradient
         grad_weights = None
-        if ctx.needs_input_grad[1]:  # dL/dw = Re sum(conj(g) dM/dw), dM/dw = M(w + pi) / 2
-            grad_matrices = torch.stack(grad_matrices).conj().flatten(1).unsqueeze(-1)
-            grad_weights = (matrices[:, 1:].flatten(2) @ grad_matrices).real / 2
+        if ctx.needs_input_grad[1]:  # dM/dw = M(w + pi) / 2
+            h_matrices = torch.stack(h_matrices).flatten(1).unsqueeze(-1)
+            grad_weights = (matrices[:, 1:].flatten(2) @ h_matrices).real / 2
             grad_weights = grad_weights.view(ctx.weight_shape)
         return grad_angles, grad_weights, None
 
