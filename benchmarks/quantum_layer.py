@@ -1,6 +1,6 @@
 """What the quantum layer costs: alone against PennyLane's TorchLayer, and inside a training step.
 
-    python benchmarks/quantum_layer.py [--steps 6] [--threads N]
+    python benchmarks/quantum_layer.py [--steps 9] [--threads N]
 
 Prints, measured in this run on this machine:
 1. forward + backward of the 4-qubit, 2-layer circuit at batch 32 on the CPU: lqer's
@@ -11,6 +11,7 @@ Prints, measured in this run on this machine:
 
 Timings interleave the candidates round by round, so that a busy machine slows both alike, and
 report the median and the minimum over rounds; the minimum is the least disturbed figure.
+Ratios are the median of the per-round ratios, and the ratio of the minima.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def sync(device: torch.device) -> None:
 
 
 def race(candidates: dict[str, tuple[Callable[[], None], int]], rounds: int, device) -> dict:
-    """Seconds per call of each (function, calls per round): {name: (median, min)} over rounds."""
+    """Seconds per call of each (function, calls per round), one figure per round."""
     for run, _ in candidates.values():  # warm-up: allocations, caches, lazy initialisation
         run()
     times = {name: [] for name in candidates}
@@ -46,7 +47,17 @@ def race(candidates: dict[str, tuple[Callable[[], None], int]], rounds: int, dev
                 run()
             sync(device)
             times[name].append((time.perf_counter() - start) / calls)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+    return times
+
+
+def summary(times: list[float]) -> tuple[float, float]:
+    return statistics.median(times), min(times)
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    """a / b: the median of the rounds' ratios (each round runs both under like load), and the
+    ratio of the minima."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True)), min(a) / min(b)
 
 
 def torchlayer(circuit: Circuit) -> nn.Module:
@@ -80,21 +91,20 @@ def layer_alone(batch: int, rounds: int, calls: int) -> None:
 
     print(f"quantum layer alone: forward + backward, batch {batch}, CPU, float32")
     candidates = {"ours": (step(ours), calls), "torchlayer": (step(theirs), 1)}
-    results = race(candidates, rounds, device)
+    times = race(candidates, rounds, device)
     for name, label in (("ours", "lqer QuantumLayer"), ("torchlayer", "PennyLane TorchLayer")):
-        median, best = results[name]
+        median, best = summary(times[name])
         print(f"  {label:<22} median {median * 1e3:8.3f} ms   min {best * 1e3:8.3f} ms")
-    speedup = [results["torchlayer"][i] / results["ours"][i] for i in (0, 1)]
-    print(f"  speed-up               median {speedup[0]:8.1f} x    min {speedup[1]:8.1f} x")
+    speedup = paired(times["torchlayer"], times["ours"])
+    print(f"  speed-up               median {speedup[0]:8.1f} x    of mins {speedup[1]:6.1f} x")
 
 
 def layer_on_gpu(batch: int, rounds: int, calls: int) -> None:
     device = torch.device("cuda")
     layer = QuantumLayer(Circuit()).to(device)
     angles = (torch.rand(batch, 4, device=device) * 2 - 1).requires_grad_()
-    median, best = race({"ours": (lambda: layer(angles).sum().backward(), calls)}, rounds, device)[
-        "ours"
-    ]
+    times = race({"ours": (lambda: layer(angles).sum().backward(), calls)}, rounds, device)
+    median, best = summary(times["ours"])
     print(f"quantum layer alone: forward + backward, batch {batch}, {torch.cuda.get_device_name()}")
     print(f"  {'lqer QuantumLayer':<22} median {median * 1e3:8.3f} ms   min {best * 1e3:8.3f} ms")
 
@@ -124,17 +134,19 @@ def training_steps(device: torch.device, batch: int, size: int, rounds: int) -> 
         return run
 
     print(f"training step: batch {batch}, {size} px, {device} ({device_name(device)})")
-    results = race({name: (step(m), 1) for name, m in models.items()}, rounds, device)
-    for name, (median, best) in results.items():
+    times = race({name: (step(m), 1) for name, m in models.items()}, rounds, device)
+    for name, t in times.items():
+        median, best = summary(t)
         print(f"  {name:<22} median {median * 1e3:8.1f} ms   min {best * 1e3:8.1f} ms")
-    ratio = [results["lqer"][i] / results["resnet18"][i] for i in (0, 1)]
-    print(f"  LQER / ResNet18        median {ratio[0]:8.3f}      min {ratio[1]:8.3f}")
+    ratio = paired(times["lqer"], times["resnet18"])
+    print(f"  LQER / ResNet18        median {ratio[0]:8.3f}      of mins {ratio[1]:6.3f}")
     # The difference of two long, noisy step times is a poor estimate of a small cost, so also
     # time what LQER adds, the head (projection + circuit), forward and backward on its own.
     head = models["lqer"].head
     features = torch.randn(batch, 512, device=device, requires_grad=True)
-    extra = race({"head": (lambda: head(features).sum().backward(), 20)}, 10, device)["head"]
-    share = [extra[i] / results["resnet18"][i] for i in (0, 1)]
+    head_step = {"head": (lambda: head(features).sum().backward(), 20)}
+    extra = summary(race(head_step, 10, device)["head"])
+    share = [extra[i] / summary(times["resnet18"])[i] for i in (0, 1)]
     print(
         f"  quantum head alone     median {extra[0] * 1e3:8.3f} ms   min {extra[1] * 1e3:8.3f} ms"
     )
@@ -151,7 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer-calls", type=int, default=20, help="of lqer's layer per round")
     parser.add_argument("--layer-rounds", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=6, help="training-step rounds; 0 skips")
+    parser.add_argument("--steps", type=int, default=9, help="training-step rounds; 0 skips")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads [torch default]")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
