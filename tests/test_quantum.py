@@ -231,6 +231,10 @@ def test_bad_settings_are_one_line_errors():
         Execution(backend="qiskit")
     with pytest.raises(LqerError, match="shots"):
         Execution(shots=0)
+    with pytest.raises(LqerError, match="n_qubits must be between 1 and 8"):
+        Circuit(n_qubits=12)
+    with pytest.raises(LqerError, match="entangler must be one of ring, chain, none"):
+        Circuit(entangler="full")
 
 
 def test_builder_passes_the_quantum_configuration():

@@ -31,9 +31,12 @@ from functools import cached_property
 import torch
 from torch.autograd.function import once_differentiable
 
+from lqer.errors import LqerError
+
 ENCODINGS = ("ry", "rx")
 ROTATIONS = {"rot": 3, "ry": 1}  # name -> trainable angles per qubit and layer
 ENTANGLERS = ("ring", "chain", "none")
+MAX_QUBITS = 8
 
 # Each entry g_e of these gates (flattened 2 x 2) is sin(t / 2 + pi shift_e) exp(i pi phase_e),
 # with the phase linear in the angles: RY(t) = [[c, -s], [s, c]], RX(t) = [[c, -is], [-is, c]]
@@ -56,14 +59,21 @@ class Circuit:
     entangler: str = "ring"
 
     def __post_init__(self):
-        if self.n_qubits < 1 or self.n_layers < 1:
-            raise ValueError("n_qubits and n_layers must be at least 1")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        if self.rotation not in ROTATIONS:
-            raise ValueError(f"rotation must be one of {tuple(ROTATIONS)}, got {self.rotation!r}")
-        if self.entangler not in ENTANGLERS:
-            raise ValueError(f"entangler must be one of {ENTANGLERS}, got {self.entangler!r}")
+        if not 1 <= self.n_qubits <= MAX_QUBITS:
+            raise LqerError(
+                f"quantum n_qubits must be between 1 and {MAX_QUBITS} (the simulator's tables "
+                f"grow as 4^n), got {self.n_qubits}"
+            )
+        if self.n_layers < 1:
+            raise LqerError(f"quantum n_layers must be at least 1, got {self.n_layers}")
+        for name, value, choices in (
+            ("encoding", self.encoding, ENCODINGS),
+            ("rotation", self.rotation, tuple(ROTATIONS)),
+            ("entangler", self.entangler, ENTANGLERS),
+        ):
+            if value not in choices:
+                options = ", ".join(choices)
+                raise LqerError(f"quantum {name} must be one of {options}, got {value!r}")
 
     @property
     def dim(self) -> int:
