@@ -146,7 +146,7 @@ def training_steps(device: torch.device, batch: int, size: int, rounds: int) -> 
     features = torch.randn(batch, 512, device=device, requires_grad=True)
     head_step = {"head": (lambda: head(features).sum().backward(), 20)}
     extra = summary(race(head_step, 10, device)["head"])
-    share = [extra[i] / summary(times["resnet18"])[i] for i in (0, 1)]
+    share = [e / r for e, r in zip(extra, summary(times["resnet18"]), strict=True)]
     print(
         f"  quantum head alone     median {extra[0] * 1e3:8.3f} ms   min {extra[1] * 1e3:8.3f} ms"
     )
