@@ -71,19 +71,23 @@ def history(run):
     return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
 
 
+# One thread per process and small learning rates: AdamW's first steps are sign-like for
+# gradients near zero, so at the usual rates rounding (summation order across ranks, BLAS
+# kernels, thread counts) moved these losses by up to 2%. At these rates it moves them by
+# about 1e-6, while per-rank batch statistics or loss weights would move them by far more.
+QUIET = ("train.epochs=1", "train.threads=1", "train.lr_backbone=1e-5", "train.lr_head=1e-4")
+
+
 def test_fit_on_two_processes_matches_and_resumes(tiny_dataset, tmp_path):
-    single = history(fit(tiny_config(tiny_dataset, tmp_path / "single", "train.epochs=1")))[0]
-    cfg = tiny_config(tiny_dataset, tmp_path / "ddp", "train.epochs=1", "train.devices=2")
+    single = history(fit(tiny_config(tiny_dataset, tmp_path / "single", *QUIET)))[0]
+    cfg = tiny_config(tiny_dataset, tmp_path / "ddp", *QUIET, "train.devices=2")
     first = history(fit(cfg))[0]
-    # AdamW's first steps amplify rounding: one process run with 1 and with 2 threads differs
-    # by up to 0.5% in these losses; per-rank batch statistics or loss weights would not.
     for key in ("train_loss", "train_accuracy", "val_loss", "val_auc", "lr_head"):
-        assert first[key] == pytest.approx(single[key], rel=1e-2), key
+        assert first[key] == pytest.approx(single[key], rel=1e-4), key
     a = read_checkpoint(tmp_path / "single" / "last.pt")["model"]
     b = read_checkpoint(tmp_path / "ddp" / "last.pt")["model"]
-    # AdamW's first steps are sign-like for gradients near zero: rounding moves such a
-    # weight by up to ~2 lr per step, so compare on the scale of the learning rates.
-    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 0.02
+    # A weight whose gradient rounds to the other sign moves by up to 2 lr_head a step.
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
 
     cfg.train.epochs = 2
     run = fit(cfg, resume=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
 import typer
 
-from lqer.errors import LqerError
+from lqer.errors import LqerError, LqerWarning
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -25,24 +27,30 @@ def _register() -> None:
     app.add_typer(data.app, name="data", help="Build, split, audit and augment patch datasets.")
 
 
-def main() -> None:
-    _register()
-    try:
-        app(standalone_mode=False)
-    except LqerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click usage errors and the like
-        import click
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, LqerWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+
+def main() -> None:
+    """Usage errors are typer's own (exit 2); LqerError and OS errors are one line (exit 2)."""
+    _register()
+    warnings.showwarning = _show_warning
+    try:
+        app()  # standalone: typer prints usage errors and exits 2 itself
+    except LqerError as e:
+        _fail(str(e), 2)
+    except OSError as e:  # a full disk, a permission, a vanished file: name it, no traceback
+        where = f": {e.filename}" if e.filename else ""
+        _fail(f"{e.strerror or e}{where}", 2)
+    except Exception as e:
+        if os.environ.get("LQER_DEBUG"):
+            raise
+        _fail(f"unexpected {type(e).__name__}: {e} (set LQER_DEBUG=1 for the traceback)", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
