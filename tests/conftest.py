@@ -23,8 +23,7 @@ def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path) -> Path:
+def make_tiny_dataset(root: Path) -> Path:
     """A <root>/{train,validation}/{positive,negative} tree of small synthetic-looking patches
     in which positives are brighter in the centre, so a model can learn them quickly."""
     rng = np.random.default_rng(0)
@@ -34,5 +33,10 @@ def tiny_dataset(tmp_path) -> Path:
                 image = rng.integers(0, 120, (20, 20)).astype(np.uint8)
                 if label:
                     image[6:14, 6:14] += 120
-                write_image(tmp_path / "data" / split / name / f"{i:03d}.png", image)
-    return tmp_path / "data"
+                write_image(root / split / name / f"{i:03d}.png", image)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return make_tiny_dataset(tmp_path / "data")

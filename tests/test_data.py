@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -97,6 +99,10 @@ def test_corrupt_images_are_all_listed_or_skipped(tiny_dataset):
     assert "\n" not in message
     data = load_folder(tiny_dataset / "train", 16, skip_bad=True)
     assert data.skipped == 2 and len(data) == 48
+    assert sorted(Path(p).name for p, _ in data.bad) == ["junk.png", "truncated.png"]
+    assert all(reason for _, reason in data.bad)
+    train, val = hold_out(data, 0.25, seed=0)  # the bad files came with the training split
+    assert train.bad == data.bad and train.skipped == 2 and val.bad == []
 
 
 def test_pixel_limit(tiny_dataset):
@@ -126,3 +132,97 @@ def test_batch_transforms_draw_per_sample():
     out = augmentation(16)(x.to(torch.uint8))
     assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
     assert eval_transform(32)(x[:2].to(torch.uint8)).shape == (2, 3, 32, 32)
+
+
+def png_with_sbit(path, array, bits):
+    """A 16-bit PNG with an sBIT chunk after IHDR, which PIL does not write."""
+    import struct
+    import zlib
+
+    write_image(path, array)
+    data = path.read_bytes()
+    chunk = b"sBIT" + bytes([bits])
+    end = 8 + 25  # signature, IHDR
+    sbit = struct.pack(">I", 1) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    path.write_bytes(data[:end] + sbit + data[end:])
+    return path
+
+
+def test_wide_integer_images_are_scaled_by_the_bits_they_use(tmp_path):
+    ramp = np.linspace(0, 4080, 64).astype(np.uint16).reshape(8, 8)  # 12-bit data in 16 bits
+    expected = np.round(ramp / 4095 * 255).astype(np.uint8)
+    assert np.array_equal(load_gray(write_image(tmp_path / "12.png", ramp)), expected)
+    assert np.array_equal(load_gray(write_image(tmp_path / "12.tif", ramp)), expected)
+    ten = (ramp // 4).astype(np.uint16)  # 0-1020: 10 bits
+    assert load_gray(write_image(tmp_path / "10.png", ten)).max() == 254
+    # sBIT says 12 bits although this dark image would fit in 10: the metadata wins.
+    dark = png_with_sbit(tmp_path / "dark.png", ten, 12)
+    assert np.array_equal(load_gray(dark), np.round(ten / 4095 * 255).astype(np.uint8))
+    # sBIT 12 with values up to 65535: scaled to 16 bits as the PNG standard asks.
+    full = png_with_sbit(tmp_path / "full.png", ramp * 16 + 15, 12)
+    assert np.array_equal(load_gray(full), np.round((ramp * 16 + 15) / 65535 * 255))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    gray = np.arange(6 * 4, dtype=np.uint8).reshape(6, 4) * 10
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: the viewer turns it 90 degrees clockwise
+    Image.fromarray(gray).save(tmp_path / "r.png", exif=exif.tobytes())
+    upright = np.asarray(Image.fromarray(gray).transpose(Image.Transpose.ROTATE_270))
+    assert upright.shape == (4, 6)
+    assert np.array_equal(load_gray(tmp_path / "r.png"), upright)
+
+
+def test_class_folders_are_read_recursively_without_hidden_files(tiny_dataset):
+    from lqer.data.dataset import list_folder
+
+    positive = tiny_dataset / "train" / "positive"
+    image = np.full((20, 20), 200, np.uint8)
+    for name in ("more/a.png", "more/deeper/b.png", ".cache/c.png", "more/.d.png"):
+        write_image(positive / name, image)
+    items = list_folder(tiny_dataset / "train")
+    paths = [p.relative_to(positive).as_posix() for p, label in items if label == 1]
+    assert len(paths) == 24 + 2 and "more/a.png" in paths and "more/deeper/b.png" in paths
+    assert not any(".cache" in p or ".d.png" in p for p in paths)
+    assert items == sorted(items) and items == list_folder(tiny_dataset / "train")
+
+
+def write_split_file(path, rows, header="path,label,split"):
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_split_file_mistakes_are_errors_naming_the_line(tiny_dataset):
+    from lqer.data.dataset import read_split_file
+
+    csv = tiny_dataset / "split.csv"
+    good = ["train/positive/000.png,1,train", "train/negative/000.png,0,test"]
+    groups = read_split_file(write_split_file(csv, good))
+    assert {k: len(v) for k, v in groups.items()} == {"train": 1, "test": 1}
+    cases = {
+        "unknown split name.*'validation' \\(line 3\\).*allowed: train, val, test": [
+            good[0], "train/positive/001.png,1,validation"
+        ],
+        ":3: expected 3 fields": [good[0], "train/positive/001.png"],
+        ":3: .*listed on line 2 too, in split 'train' there and 'test' here: a leak": [
+            good[0], "train/positive/000.png,1,test"
+        ],
+        ":3: .*with label 1 there and 0 here": [good[0], "./train/positive/000.png,0,train"],
+        ":3: .*a duplicate row": [good[0], "train/../train/positive/000.png,1,train"],
+        ":2: empty path": [",1,train"],
+    }  # fmt: skip
+    for message, rows in cases.items():
+        with pytest.raises(LqerError, match=message) as err:
+            read_split_file(write_split_file(csv, rows))
+        assert "\n" not in str(err.value)
+    csv.write_bytes(b"path,label,split\n\xff\xfe,1,train\n")
+    with pytest.raises(LqerError, match="not UTF-8"):
+        read_split_file(csv)
+
+
+def test_split_file_with_a_misspelt_split_stops_the_experiment(tiny_dataset):
+    rows = [f"train/{c}/{i:03d}.png,{c},train" for c in ("positive", "negative") for i in range(5)]
+    rows += [f"validation/{c}/000.png,{c},tset" for c in ("positive", "negative")]
+    csv = write_split_file(tiny_dataset / "split.csv", rows)
+    with pytest.raises(LqerError, match="'tset'"):
+        load_experiment(DataConfig(split_file=str(csv), image_size=16))

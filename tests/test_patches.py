@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pydicom
@@ -15,7 +16,7 @@ from lqer.data.annotations import Box, read_voc
 from lqer.data.frames import list_frames, read_frames
 from lqer.data.images import load_gray
 from lqer.data.patches import PatchConfig, make_patches, plan_patches
-from lqer.errors import LqerError
+from lqer.errors import LqerError, LqerWarning
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +152,7 @@ def test_yolo_and_coco_give_the_same_patches_as_voc(adsd, tmp_path):
         assert [[r[k] for k in geometry] for r in manifest(tmp_path / name)] == expected
 
 
-def write_dicom(path, frames, photometric="MONOCHROME2"):
+def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"  # X-ray angiography
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -165,7 +166,14 @@ def write_dicom(path, frames, photometric="MONOCHROME2"):
     ds.Rows, ds.Columns = frames.shape[1:]
     ds.NumberOfFrames = len(frames)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    allocated = frames.dtype.itemsize * 8
+    stored = bits_stored or allocated
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
+        allocated,
+        stored,
+        stored - 1,
+        0,
+    )
     ds.PixelData = frames.tobytes()
     ds.save_as(path, enforce_file_format=True)
 
@@ -198,3 +206,125 @@ def test_cli_make_patches_prints_counts_and_errors(adsd, tmp_path):
     assert "6 frames -> 7 positive, 26 negative" in result.output
     result = CliRunner().invoke(app, [*args, "--out", str(out), "--format", "json"])
     assert isinstance(result.exception, LqerError) and "--format" in str(result.exception)
+
+
+def test_12_bit_dicom_frames_share_one_scale(tmp_path):
+    bright = np.linspace(0, 4095, 64).reshape(8, 8)
+    frames = np.stack([bright, bright / 4]).astype(np.uint16)  # the second frame is dark
+    write_dicom(tmp_path / "seq.dcm", frames, bits_stored=12)
+    decoded = [image for _, image in read_frames(list_frames(tmp_path))]
+    for frame, image in zip(frames, decoded, strict=True):
+        np.testing.assert_array_equal(image, np.round(frame / 4095 * 255).astype(np.uint8))
+
+
+def test_output_never_overlaps_the_inputs(adsd, tmp_path):
+    data = copy_sample(adsd, tmp_path)
+    images, annotations = data / "images", data / "annotations"
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    refused = {
+        images: "is, holds or lies inside the frames folder",
+        data / "sub" / ".." / "images": "the frames folder",  # the same folder, resolved
+        data: "the frames folder",  # holds both inputs
+        images / "patches": "lies inside the frames folder",
+        annotations / "patches": "--annotations",
+    }
+    for out, message in refused.items():
+        with pytest.raises(LqerError, match=message) as err:
+            make_patches(images, annotations, out, overwrite=True)
+        assert "\n" not in str(err.value)
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    coco = tmp_path / "coco.json"
+    coco.write_text("{}")
+    with pytest.raises(LqerError, match="--annotations"):
+        make_patches(images, coco, coco, fmt="coco", overwrite=True)
+    assert coco.read_text() == "{}"
+
+
+def test_overwrite_replaces_only_what_make_patches_wrote(adsd, tmp_path):
+    args = (adsd / "images", adsd / "annotations")
+    out = tmp_path / "p"
+    make_patches(*args, out)
+    make_patches(*args, out, overwrite=True)  # its own output: replaced
+    with pytest.raises(LqerError, match="exists"):
+        make_patches(*args, out)
+    (out / "split.csv").write_text("mine")
+    with pytest.raises(LqerError, match="not written by make-patches \\(it holds split.csv\\)"):
+        make_patches(*args, out, overwrite=True)
+    assert (out / "split.csv").read_text() == "mine"
+    (out / "split.csv").unlink()
+    shutil.copy(next((out / "positive").iterdir()), out / "positive" / "mine.png")
+    with pytest.raises(LqerError, match="does not list positive/mine.png"):
+        make_patches(*args, out, overwrite=True)
+    assert (out / "positive" / "mine.png").is_file()
+
+    other = tmp_path / "other"
+    (other / "positive").mkdir(parents=True)
+    with pytest.raises(LqerError, match="not written by make-patches \\(no readable manifest"):
+        make_patches(*args, other, overwrite=True)
+    (other / "manifest.csv").write_text("path,label,split\n")
+    with pytest.raises(LqerError, match="lacks make-patches' columns"):
+        make_patches(*args, other, overwrite=True)
+    assert sorted(p.name for p in other.iterdir()) == ["manifest.csv", "positive"]
+
+
+def test_work_folders_of_killed_runs_are_removed(adsd, tmp_path):
+    stale = tmp_path / ".p.abcd_123.tmp"
+    (stale / "positive").mkdir(parents=True)
+    (stale / "negative").mkdir()
+    (stale / "positive" / "x_b0_centre.png").write_bytes(b"half a png")
+    old = tmp_path / ".p.zz99zz99.old"
+    make_patches(adsd / "images", adsd / "annotations", old)  # a finished output, renamed away
+    foreign = tmp_path / ".p.qqqqqqqq.tmp"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    other_output = tmp_path / ".q.abcd_123.tmp"
+    other_output.mkdir()
+    with pytest.warns(LqerWarning) as caught:
+        make_patches(adsd / "images", adsd / "annotations", tmp_path / "p")
+    messages = "\n".join(str(w.message) for w in caught)
+    assert f"removed {stale}" in messages and f"removed {old}" in messages
+    assert f"left {foreign} alone" in messages and "notes.txt" in messages
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".p.qqqqqqqq.tmp", ".q.abcd_123.tmp", "p"]
+    foreign.rename(tmp_path / "kept")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LqerWarning)  # nothing left to remove: no warning
+        make_patches(adsd / "images", adsd / "annotations", tmp_path / "p", overwrite=True)
+
+
+def test_a_label_no_box_has_is_an_error_listing_the_labels(adsd, tmp_path):
+    with pytest.raises(LqerError) as err:
+        make_patches(
+            adsd / "images", adsd / "annotations", tmp_path / "p", PatchConfig(labels=("stenosis",))
+        )
+    assert str(err.value) == "no box is labelled 'stenosis' (--label); labels found: Stenosis (7)"
+    assert not (tmp_path / "p").exists()
+    from typer.testing import CliRunner
+
+    from lqer.cli.data import app
+
+    args = ["make-patches", str(adsd / "images"), "--annotations", str(adsd / "annotations")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "p"), "--label", "stenosis"])
+    assert isinstance(result.exception, LqerError) and "Stenosis (7)" in str(result.exception)
+    cfg = PatchConfig(labels=("stenosis", "Stenosis"))
+    summary = make_patches(adsd / "images", adsd / "annotations", tmp_path / "p", cfg)
+    assert summary.positive == 7 and "no box is labelled 'stenosis' (--label)" in summary.warnings
+
+
+def test_whole_image_boxes_and_wrong_sizes_are_warnings(adsd, tmp_path):
+    data = copy_sample(adsd, tmp_path)
+    xml = data / "annotations" / "14_002_5_0016.xml"
+    whole = (
+        "<object><name>Stenosis</name><bndbox><xmin>5</xmin><ymin>0</ymin>"
+        "<xmax>500</xmax><ymax>512</ymax></bndbox></object></annotation>"
+    )
+    xml.write_text(xml.read_text().replace("</annotation>", whole))
+    other = data / "annotations" / "14_002_5_0018.xml"
+    other.write_text(other.read_text().replace("<width>512</width>", "<width>1024</width>"))
+    summary = make_patches(data / "images", data / "annotations", tmp_path / "p")
+    text = "\n".join(summary.warnings)
+    assert "14_002_5_0016: box (5,0)-(500,512) covers (nearly) the whole 512x512 image" in text
+    assert "14_002_5_0018: the annotation gives the size 1024x512, the image is 512x512" in text
+    assert len(summary.warnings) == 2
+    # The whole-image box takes no negatives of the frame's real box with it.
+    assert (summary.positive, summary.negative) == (7, 26) and "border" not in summary.dropped

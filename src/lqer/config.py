@@ -1,156 +1,329 @@
-"""Typed experiment configuration: a YAML file plus `section.key=value` overrides."""
+"""Typed experiment configuration: a YAML file plus `section.key=value` overrides.
+
+Values are checked when they are loaded or assigned, so that a typo or an impossible setting
+stops the run at once with one line naming the key, not an hour later with a traceback.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import asdict, dataclass, field
+import datetime
+import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from lqer.errors import LqerError
 from lqer.io import write_text
 
+# The settings a `--resume` may change: they alter how long or where a run goes on, not what
+# it learns. Everything else must match the run being resumed.
+RESUMABLE = ("train.epochs", "train.progress", "train.threads", "train.device")
 
-@dataclass
-class DataConfig:
-    root: str = ""
-    fold: int | None = None  # A-DSSS layout: <root>/fold<k>/<split>
-    train_split: str = "train"
+MAX_QUBITS = 8  # lqer.quantum.simulator's limit (its tables grow as 4^n); not imported: a cycle
+MAX_SEED = 2**32 - 1  # np.random.seed takes no more
+
+# ----------------------------------------------------------------------------- value types
+# Pydantic's lax mode already reads "3" as 3 and rejects 2.5 for an int; these add what it
+# lets through but the command line should not: booleans as numbers, 2 as true.
+
+
+def _no_bool(kind: str):
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):  # YAML reads `true` as a bool, and bool is an int
+            raise PydanticCustomError(f"{kind}_type", f"expected {kind}")
+        return value
+
+    return check
+
+
+def _bool(value: Any) -> Any:
+    """Words from the command line as before; not 1 or 2 from YAML, which is likely a slip."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise PydanticCustomError("bool_parsing", "expected true or false")
+
+
+def _text(value: Any) -> Any:
+    """YAML turns `data.root=2024` into a number and `2024-01-01` into a date: mean the text."""
+    if isinstance(value, (int, float, datetime.date)) and not isinstance(value, bool):
+        return str(value)
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _none_word(value: Any) -> Any:
+    """`none` means None for optional settings; YAML itself only knows `null` and `~`."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
+    return value
+
+
+def _backend(value: str) -> str:
+    """As `lqer.quantum.pennylane_circuit.device_name` reads it; the device is checked on use."""
+    if value != "native" and value.partition(":")[0] != "pennylane":
+        raise PydanticCustomError("backend", "expected native or pennylane[:DEVICE]")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool("int"))]
+Float = Annotated[float, BeforeValidator(_no_bool("float"))]
+Bool = Annotated[bool, BeforeValidator(_bool)]
+Text = Annotated[str, BeforeValidator(_text)]
+NoneWord = BeforeValidator(_none_word)
+Probability = Annotated[Float, Field(ge=0, le=1)]
+Seed = Annotated[Int, Field(ge=0, le=MAX_SEED)]
+Count = Annotated[Int, Field(ge=1)]
+# Pydantic applies a bound to `int | None` only when the bound sits on the int.
+OptionalCount = Annotated[Count | None, NoneWord]
+
+# ----------------------------------------------------------------------------- the sections
+
+S = TypeVar("S", bound="Section")
+
+
+def _check_keys(cls: type[Section], values: Any) -> None:
+    """YAML allows keys like `1:`, which the sections' keyword arguments cannot take."""
+    if not isinstance(values, dict):
+        return  # pydantic says what is wrong
+    for key, value in values.items():
+        if not isinstance(key, str):
+            dotted = f"{cls.prefix}.{key}" if cls.prefix else str(key)
+            raise LqerError(f"unknown configuration key {dotted!r}")
+        section = getattr(cls.model_fields.get(key), "annotation", None)
+        if isinstance(section, type) and issubclass(section, Section):
+            _check_keys(section, value)
+
+
+class Section(BaseModel):
+    """A part of the configuration whose errors are `LqerError`s naming the dotted key.
+
+    A field's `description` says why its bounds are what they are; error messages quote it.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    prefix: ClassVar[str] = ""  # where the section sits in ExperimentConfig, for messages
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise LqerError(describe(e, type(self))) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        old = self.__dict__.get(name)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:
+            if name in self.__dict__:  # pydantic stores the value before a section's own checks
+                self.__dict__[name] = old
+            raise LqerError(describe(e, type(self))) from None
+
+    @classmethod
+    def validated(cls: type[S], values: Any) -> S:
+        _check_keys(cls, values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            raise LqerError(describe(e, cls)) from None
+
+    def replace(self: S, **changes: Any) -> S:
+        """A checked copy with some fields changed, like `dataclasses.replace`."""
+        return self.validated({**self.model_dump(), **changes})
+
+
+class DataConfig(Section):
+    prefix: ClassVar[str] = "data"
+
+    root: Text = ""
+    fold: Annotated[Annotated[Int, Field(ge=0)] | None, NoneWord] = None  # A-DSSS: <root>/fold<k>
+    train_split: Text = "train"
     # Model selection and LR scheduling use `val_split` if given, else a stratified
     # hold-out of the training split, so that `test_split` is never used for tuning.
-    val_split: str | None = None
-    val_fraction: float = 0.15
-    test_split: str | None = "validation"
-    split_file: str | None = None  # CSV path,label,split (train/val/test); replaces the folders
-    image_size: int = 224
-    limit: int | None = None  # stratified subsample of every split, for quick runs
-    skip_bad: bool = False
-    max_pixels: int = 40_000_000
+    val_split: Annotated[Text | None, NoneWord] = None
+    val_fraction: Annotated[Float, Field(gt=0, lt=1, description="a part of the training set")] = (
+        0.15
+    )
+    test_split: Annotated[Text | None, NoneWord] = "validation"
+    # CSV path,label,split (train/val/test); replaces the folders
+    split_file: Annotated[Text | None, NoneWord] = None
+    image_size: Annotated[
+        Int, Field(ge=16, description="ResNet18 halves it five times; less holds no detail")
+    ] = 224
+    # A stratified subsample of every split, for quick runs.
+    limit: Annotated[
+        Annotated[Int, Field(ge=2)] | None, NoneWord, Field(description="one image of each class")
+    ] = None
+    skip_bad: Bool = False
+    max_pixels: Count = 40_000_000
+
+    @model_validator(mode="after")
+    def _hold_out_needs_two_per_class(self) -> DataConfig:
+        if self.val_split is None and self.limit is not None and self.limit < 4:
+            why = "the validation set held out of the training split takes one of each class"
+            raise PydanticCustomError(
+                "hold_out",
+                "must be at least 4 when data.val_split is none",
+                {"field": "limit", "input": self.limit, "why": why},
+            )
+        return self
 
 
-@dataclass
-class QuantumConfig:
-    n_qubits: int = 4
-    n_layers: int = 2
+class QuantumConfig(Section):
+    prefix: ClassVar[str] = "model.quantum"
+
+    n_qubits: Annotated[
+        Int, Field(ge=1, le=MAX_QUBITS, description="1 to 8: the simulator's tables grow as 4^n")
+    ] = 4
+    n_layers: Count = 2
     encoding: Literal["ry", "rx"] = "ry"
     rotation: Literal["rot", "ry"] = "rot"
     entangler: Literal["ring", "chain", "none"] = "ring"
-    backend: str = "native"  # native | pennylane[:device]
+    backend: Annotated[Text, AfterValidator(_backend)] = "native"  # native | pennylane[:device]
     grad: Literal["backprop", "parameter-shift"] = "backprop"
-    shots: int | None = None
-    depolarizing: float = 0.0
-    amplitude_damping: float = 0.0
-    readout_error: float = 0.0
-    seed: int = 0  # of the shot sampler
+    shots: OptionalCount = None
+    depolarizing: Probability = 0.0
+    amplitude_damping: Probability = 0.0
+    readout_error: Probability = 0.0
+    seed: Seed = 0  # of the shot sampler
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Section):
+    prefix: ClassVar[str] = "model"
+
     name: Literal[
         "lqer", "resnet18", "cnn", "qcnn", "lqer-classical", "lqer-separable", "lqer-frozen"
     ] = "lqer"
-    weights: str = "none"  # imagenet | none | path to a state dict
-    dropout: float = 0.0
-    quantum: QuantumConfig = field(default_factory=QuantumConfig)
+    weights: Text = "none"  # imagenet | none | path to a state dict
+    dropout: Annotated[
+        Float, Field(ge=0, lt=1, description="a probability; 1 would drop every feature")
+    ] = 0.0
+    quantum: QuantumConfig = Field(default_factory=QuantumConfig)
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 64
-    lr_backbone: float = 1e-4
-    lr_head: float = 1e-3  # projection, circuit and classifier
-    weight_decay: float = 1e-4
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
+class TrainConfig(Section):
+    prefix: ClassVar[str] = "train"
+
+    epochs: Count = 15
+    batch_size: Annotated[Int, Field(ge=2, description="batch norm cannot train on one image")] = 64
+    lr_backbone: Annotated[Float, Field(ge=0, description="0 freezes the backbone")] = 1e-4
+    lr_head: Annotated[Float, Field(gt=0, description="the head must learn")] = 1e-3
+    weight_decay: Annotated[Float, Field(ge=0)] = 1e-4
+    plateau_factor: Annotated[
+        Float, Field(gt=0, lt=1, description="a plateau must lower the rate, not stop it")
+    ] = 0.5
+    plateau_patience: Annotated[Int, Field(ge=0)] = 2
     imbalance: Literal["weighted", "balanced", "none"] = "weighted"
     augment: Literal["all", "positives", "none"] = "all"
     select: Literal["auc", "loss"] = "auc"  # validation metric that picks best.pt
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # CPU threads per process; None: the cores shared out
-    amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
-    channels_last: bool = True  # on CUDA; ignored on the CPU, where it ran slower
-    compile: bool = False  # torch.compile the backbone (pays off on GPUs, after a warm-up)
-    devices: int = 1  # local processes for DistributedDataParallel; torchrun overrides
-    progress: bool = True
+    seed: Seed = 0
+    device: Text = "auto"
+    # CPU threads per process; None: the cores shared out
+    threads: OptionalCount = None
+    amp: Bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    channels_last: Bool = True  # on CUDA; ignored on the CPU, where it ran slower
+    compile: Bool = False  # torch.compile the backbone (pays off on GPUs, after a warm-up)
+    # local processes for DistributedDataParallel; torchrun overrides
+    devices: Count = 1
+    progress: Bool = True
 
 
-@dataclass
-class ExperimentConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    out_dir: str = "runs/lqer"
+class ExperimentConfig(Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    out_dir: Text = "runs/lqer"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
     def save(self, path: str | Path) -> None:
         write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _coerce(value: Any, tp: Any, name: str) -> Any:
-    """Check `value` against the annotation `tp`, converting strings from the command line."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
-        if is_none and type(None) in args:
+# ----------------------------------------------------------------------------- messages
+
+_WHAT = {
+    "int_parsing": "expected int",
+    "int_type": "expected int",
+    "int_from_float": "expected an integer",
+    "float_parsing": "expected float",
+    "float_type": "expected float",
+    "finite_number": "expected a finite number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected text",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "dict_type": "expected a mapping",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be more than"),
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be less than"),
+}
+
+
+def _field(cls: type[BaseModel], loc: list[str]):
+    """The FieldInfo at `loc` below `cls`, or None."""
+    info = None
+    for part in loc:
+        info = cls.model_fields.get(part) if isinstance(cls, type) else None
+        if info is None:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, name)
-            except LqerError as e:
-                errors.append(str(e))
-        raise LqerError(errors[0] if errors else f"{name}: invalid value {value!r}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise LqerError(f"{name}: {value!r} is not one of {', '.join(map(str, choices))}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise LqerError(f"{name}: expected a mapping, got {value!r}")
-        return _build(tp, value, name)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise LqerError(f"{name}: expected true or false, got {value!r}")
-    if tp in (int, float, str):
-        if tp is str and isinstance(value, (bool, dict, list)):
-            raise LqerError(f"{name}: expected text, got {value!r}")
-        if tp is int and isinstance(value, float) and not value.is_integer():
-            raise LqerError(f"{name}: expected an integer, got {value!r}")
-        try:
-            return tp(value)
-        except (TypeError, ValueError):
-            raise LqerError(f"{name}: expected {tp.__name__}, got {value!r}") from None
-    return value
+        cls = info.annotation
+    return info
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        key = f"{prefix}.{sorted(unknown)[0]}" if prefix else sorted(unknown)[0]
-        raise LqerError(f"unknown configuration key {key!r}")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()}
-    return cls(**kwargs)
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe(error: ValidationError, cls: type[Section] = ExperimentConfig) -> str:
+    """One line for the first of pydantic's errors, e.g. `train.epochs: expected int, got 'x'`."""
+    first = error.errors(include_url=False)[0]
+    kind, ctx, value = first["type"], first.get("ctx") or {}, first.get("input")
+    loc = [str(part) for part in first["loc"]]
+    if "field" in ctx:  # a check across fields, raised by the section itself
+        loc, value = [*loc, ctx["field"]], ctx["input"]
+    key = ".".join([cls.prefix, *loc] if cls.prefix else loc)
+    if kind in ("extra_forbidden", "no_such_attribute"):  # the latter on assignment
+        return f"unknown configuration key {key!r}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
+        return f"{key}: {_shown(value)} is not one of {', '.join(choices)}"
+    why = ctx.get("why")
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        what, info = f"{words} {ctx[name]}", _field(cls, loc)
+        why = why or (info.description if info is not None else None)
+    else:
+        what = _WHAT.get(kind, first["msg"])
+    why = f" ({why})" if why else ""
+    return f"{key}: {what}, got {_shown(value)}{why}".replace("\n", " ")
+
+
+# ----------------------------------------------------------------------------- loading
 
 
 def from_dict(values: dict[str, Any]) -> ExperimentConfig:
-    return _build(ExperimentConfig, values)
+    if not isinstance(values, dict):
+        raise LqerError(f"expected a mapping at the top level, got {_shown(values)}")
+    return ExperimentConfig.validated(values)
 
 
 def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
@@ -168,8 +341,38 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
             node = node[part]
         if leaf not in node:
             raise LqerError(f"unknown configuration key {key!r}")
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise LqerError(f"{key}: not a YAML value ({str(e).splitlines()[0]})") from None
     return from_dict(values)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The parsed file, or an LqerError that says in one line why it cannot be."""
+    if not path.exists():
+        raise LqerError(f"config file not found: {path}")
+    if path.is_dir():
+        raise LqerError(f"{path}: is a folder, not a YAML file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:  # permissions, above all
+        raise LqerError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        if b"\0" in data:
+            raise UnicodeError("it holds NUL bytes")
+        text = data.decode("utf-8-sig")
+    except UnicodeError as e:
+        reason = f"bad UTF-8 at byte {e.start}" if isinstance(e, UnicodeDecodeError) else e
+        raise LqerError(f"{path}: not a text YAML file ({reason})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.reader.ReaderError as e:  # control characters: a binary file, most likely
+        raise LqerError(f"{path}: not a text YAML file ({e.reason})") from None
+    except yaml.YAMLError as e:
+        raise LqerError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise LqerError(f"{path}: not valid YAML (nested too deeply)") from None
 
 
 def load_config(
@@ -178,16 +381,29 @@ def load_config(
     cfg = ExperimentConfig()
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise LqerError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise LqerError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        values = _read_yaml(path)
+        if values is None:  # an empty file: the defaults
+            values = {}
         if not isinstance(values, dict):
-            raise LqerError(f"{path}: expected a mapping at the top level")
+            raise LqerError(f"{path}: expected a mapping at the top level, got {_shown(values)}")
         try:
             cfg = from_dict(values)
         except LqerError as e:
             raise LqerError(f"{path}: {e}") from None
     return apply_overrides(cfg, overrides or [])
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_keys(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """The dotted keys whose values differ, sorted, e.g. ['model.quantum.shots']."""
+    before, after = _flat(old.to_dict()), _flat(new.to_dict())
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -53,7 +53,7 @@ def make_patches(
         scale=scale, min_size=min_size, out_size=size, pattern=pattern or patches.ADSD_PATTERN,
         labels=tuple(label) if label else None,
     )  # fmt: skip
-    names = classes.read_text().split() if classes else None
+    names = _class_names(classes) if classes else None
     summary = patches.make_patches(
         frames, annotations, out, cfg, format, names, overwrite, progress=True
     )
@@ -66,6 +66,17 @@ def make_patches(
         f"{summary.frames} frames -> {summary.positive} positive, {summary.negative} negative "
         f"patches (dropped: {dropped}); manifest: {out / 'manifest.csv'}"
     )
+
+
+def _class_names(path: Path) -> list[str]:
+    """YOLO's classes.txt: one name per line, so a name may hold spaces."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise LqerError(f"--classes: cannot read {path} ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise LqerError(f"--classes: {path} is not UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 @app.command("split")

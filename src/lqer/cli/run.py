@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from lqer.config import ExperimentConfig, load_config
+from lqer.errors import LqerError
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
 SetOpt = Annotated[
@@ -52,11 +53,10 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
     set_: SetOpt = None,
 ):
-    """Train a model; writes config.yaml, history.csv/jsonl, best.pt, last.pt and test metrics."""
-    from lqer.train import fit
+    """Train a model; writes config.yaml, history.csv/jsonl, best.pt, last.pt and test metrics.
 
-    cfg = experiment_config(
-        config, set_,
+    With --resume and no --config, the run's own settings are the starting point."""
+    options = dict(
         **{
             "data.root": data, "out_dir": out, "model.name": model, "model.weights": weights,
             "train.epochs": epochs, "data.image_size": image_size,
@@ -65,6 +65,17 @@ def train(
             "train.devices": devices, "data.skip_bad": skip_bad,
         },
     )  # fmt: skip
+    if resume and config is None:
+        if out is None:
+            raise LqerError("--resume needs --out (the run folder) or --config")
+        from lqer.train.run_folder import resumed_config
+
+        named = [f"{key}={value}" for key, value in options.items() if value is not None]
+        cfg = resumed_config(out, named + list(set_ or []))
+    else:
+        cfg = experiment_config(config, set_, **options)
+    from lqer.train import fit  # after the configuration: a bad option fails in well under 1 s
+
     run = fit(cfg, resume=resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
         _print_test_metrics(run)
@@ -90,10 +101,10 @@ def evaluate(
     skip_bad: SkipBadOpt = False,
 ):
     """Score a checkpoint on a labelled folder."""
-    from lqer.eval.evaluate import evaluate_checkpoint
+    from lqer.eval.evaluate import default_eval_path, evaluate_checkpoint
     from lqer.eval.metrics import format_table
 
-    out = out or checkpoint.parent / f"eval_{data.name or 'data'}.json"
+    out = out or default_eval_path(checkpoint, data)
     metrics = evaluate_checkpoint(checkpoint, data, out, device, skip_bad, threshold)
     typer.echo(format_table(metrics, f"{checkpoint} on {data}"))
     if metrics["skipped"]:
@@ -131,9 +142,9 @@ def demo(
     cfg = load_config(None, [f"{k}={v}" for k, v in demo_config(out).items()] + list(set_ or []))
     if epochs is not None:
         cfg.train.epochs = epochs
-    if (out / "last.pt").exists():  # never overwrite an earlier run
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # never reuse a folder
         cfg.out_dir = str(out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}"))
-        typer.echo(f"{out} holds an earlier demo run; this one goes to {cfg.out_dir}")
+        typer.echo(f"{out} is taken; this demo run goes to {cfg.out_dir}")
     run = fit(cfg)
     _print_test_metrics(run)
 

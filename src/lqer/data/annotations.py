@@ -9,13 +9,16 @@ box in eight thousand frames should not stop a run but must not pass silently ei
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lqer.errors import LqerError
 
 FORMATS = ("voc", "yolo", "coco")
+WHOLE_IMAGE = 0.9  # a box at least this share of both sides covers the whole frame
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,40 @@ def _text(node: ET.Element, tag: str, path: Path) -> str:
     return found.text.strip()
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LqerError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _finite(values: Iterable[object], path: Path | str) -> list[float]:
+    """Numbers for box coordinates; NaN or infinity would only fail later, far from the file."""
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError, OverflowError):
+        raise LqerError(f"{path}: box coordinates must be numbers") from None
+    if not all(math.isfinite(v) for v in numbers):
+        raise LqerError(f"{path}: box coordinates must be finite numbers")
+    return numbers
+
+
 def read_voc(path: str | Path) -> list[Box]:
     """All <object> boxes of one PASCAL VOC file."""
+    return read_voc_with_size(path)[0]
+
+
+def read_voc_with_size(path: str | Path) -> tuple[list[Box], tuple[int, int] | None]:
+    """The boxes of one PASCAL VOC file and its <size> (width, height), if it gives one.
+
+    The size is only a cross-check against the decoded frame, so a missing, zero or garbled
+    <size> (labelling tools write all three) is None rather than an error.
+    """
     path = Path(path)
     if path.stat().st_size == 0:
         raise LqerError(f"{path}: empty annotation file")
@@ -57,17 +92,27 @@ def read_voc(path: str | Path) -> list[Box]:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
         raise LqerError(f"{path}: not valid XML ({e})") from None
+    except (RecursionError, MemoryError, ValueError, LookupError) as e:  # encodings, nesting
+        raise LqerError(f"{path}: not readable XML ({_first_line(e)})") from None
     boxes = []
     for obj in root.iter("object"):
         bndbox = obj.find("bndbox")
         if bndbox is None:
             raise LqerError(f"{path}: <object> without <bndbox>")
-        try:
-            corners = [float(_text(bndbox, tag, path)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        except ValueError:
-            raise LqerError(f"{path}: box coordinates must be numbers") from None
+        tags = ("xmin", "ymin", "xmax", "ymax")
+        corners = _finite([_text(bndbox, tag, path) for tag in tags], path)
         boxes.append(Box(*corners, label=_text(obj, "name", path)))
-    return boxes
+    return boxes, _voc_size(root)
+
+
+def _voc_size(root: ET.Element) -> tuple[int, int] | None:
+    try:
+        width, height = (float(root.findtext(f"size/{tag}", "")) for tag in ("width", "height"))
+    except ValueError:
+        return None
+    if not (0 < width < 2**31 and 0 < height < 2**31):  # also False for NaN
+        return None
+    return round(width), round(height)
 
 
 def read_yolo(
@@ -79,20 +124,23 @@ def read_yolo(
     """
     path = Path(path)
     boxes = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
         try:
             cls = int(fields[0])
-            cx, cy, w, h = (float(v) for v in fields[1:5])
         except (ValueError, IndexError):
             raise LqerError(f"{path}:{number}: expected 'class cx cy w h'") from None
+        if len(fields) < 5:
+            raise LqerError(f"{path}:{number}: expected 'class cx cy w h'")
+        cx, cy, w, h = _finite(fields[1:5], f"{path}:{number}")
         if class_names is not None and not 0 <= cls < len(class_names):
             raise LqerError(f"{path}:{number}: class {cls} has no name in the class list")
         label = class_names[cls] if class_names is not None else str(cls)
         cx, cy, w, h = cx * width, cy * height, w * width, h * height
-        boxes.append(Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, label=label))
+        corners = _finite([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], f"{path}:{number}")
+        boxes.append(Box(*corners, label=label))
     return boxes
 
 
@@ -100,25 +148,49 @@ def read_coco(path: str | Path) -> dict[str, list[Box]]:
     """Boxes of every image listed in a COCO file, keyed by frame id; images without boxes too."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-        categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-        images = {im["id"]: Path(im["file_name"]).stem for im in data["images"]}
-        boxes: dict[str, list[Box]] = {name: [] for name in images.values()}
-        for ann in data.get("annotations", []):
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            label = categories.get(ann["category_id"], str(ann["category_id"]))
-            boxes[images[ann["image_id"]]].append(Box(x, y, x + w, y + h, label=label))
+        data = json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise LqerError(f"{path}: not valid JSON ({e})") from None
-    except (KeyError, TypeError, ValueError) as e:
+    except (RecursionError, ValueError) as e:  # deep nesting, numbers of 5000 digits
+        raise LqerError(f"{path}: not readable JSON ({_first_line(e)})") from None
+    try:
+        if not isinstance(data, dict) or "images" not in data:
+            raise KeyError("images")
+        categories = {c["id"]: str(c["name"]) for c in _items(data, "categories")}
+        images = {im["id"]: Path(im["file_name"]).stem for im in _items(data, "images")}
+        boxes: dict[str, list[Box]] = {name: [] for name in images.values()}
+        for ann in _items(data, "annotations"):
+            image = images.get(ann["image_id"])
+            if image is None:
+                raise LqerError(f"{path}: an annotation has image_id {ann['image_id']!r}, "
+                                "which 'images' does not list")  # fmt: skip
+            if not isinstance(ann["bbox"], list) or len(ann["bbox"]) != 4:
+                raise TypeError("'bbox', which must be [x, y, width, height]")
+            x, y, w, h = _finite(ann["bbox"], path)
+            label = categories.get(ann["category_id"], str(ann["category_id"]))
+            boxes[image].append(Box(*_finite([x, y, x + w, y + h], path), label=label))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise LqerError(f"{path}: not a COCO detection file (problem with {e})") from None
     return boxes
+
+
+def _items(data: dict, key: str) -> list[dict]:
+    """A list of objects under `key`; an absent key is an empty list."""
+    items = data.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise TypeError(f"'{key}'")
+    return items
 
 
 def check_boxes(
     frame_id: str, boxes: list[Box], width: int, height: int, warnings: list[str]
 ) -> list[Box]:
-    """Clip boxes that stick out of the image; drop empty or fully outside ones, with a warning."""
+    """Clip boxes that stick out of the image; drop empty, fully outside and whole-image ones,
+    with a warning.
+
+    A box over (nearly) the whole frame is a frame-level label, not a stenosis location: it
+    leaves no room for a patch, and every negative beside the other boxes would overlap it.
+    """
     kept = []
     for box in boxes:
         if box.width <= 0 or box.height <= 0:
@@ -130,6 +202,12 @@ def check_boxes(
         )  # fmt: skip
         if clipped.width <= 0 or clipped.height <= 0:
             warnings.append(f"{frame_id}: box {_fmt(box)} lies outside the {width}x{height} image")
+            continue
+        if clipped.width >= WHOLE_IMAGE * width and clipped.height >= WHOLE_IMAGE * height:
+            warnings.append(
+                f"{frame_id}: box {_fmt(box)} covers (nearly) the whole {width}x{height} image; "
+                "dropped, since no patch fits around it"
+            )
             continue
         if clipped != box:
             warnings.append(f"{frame_id}: box {_fmt(box)} clipped to the {width}x{height} image")

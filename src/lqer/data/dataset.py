@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, is_image, load_gray
 from lqer.errors import LqerError
 
 CLASSES = ("negative", "positive")  # label 0 and 1; 1 = stenosis
+SPLITS = ("train", "val", "test")  # the split names of a split file
+SPLIT_LABELS = {"1": 1, "0": 0, "positive": 1, "negative": 0}
 
 
 @dataclass
@@ -32,12 +34,18 @@ class ImageSet:
     images: torch.Tensor  # (N, 1, S, S) uint8
     labels: torch.Tensor  # (N,) int64
     paths: list[str]
-    skipped: int = 0  # bad files left out with --skip-bad
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), --skip-bad
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def skipped(self) -> int:
+        """Bad files left out with --skip-bad."""
+        return len(self.bad)
+
     def subset(self, index: np.ndarray | torch.Tensor) -> ImageSet:
+        """The images at `index`; the bad files stay with the whole set, see `hold_out`."""
         index = torch.as_tensor(index, dtype=torch.long)
         return ImageSet(self.images[index], self.labels[index], [self.paths[i] for i in index])
 
@@ -48,7 +56,9 @@ class ImageSet:
 
 
 def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
-    """(path, label) for every image under `split_dir/{negative,positive}/`."""
+    """(path, label) for every image under `split_dir/{negative,positive}/`, in subfolders too
+    (as torchvision's ImageFolder reads them), in sorted order; hidden files and folders are
+    left out, as the caches and thumbnails that tools put there."""
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise LqerError(f"data folder not found: {split_dir}")
@@ -57,11 +67,19 @@ def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
         class_dir = split_dir / name
         if not class_dir.is_dir():
             raise LqerError(f"{split_dir} has no '{name}/' folder (needs positive/, negative/)")
-        files = sorted(p for p in class_dir.iterdir() if is_image(p))
+        files = _images_under(class_dir)
         if not files:
             raise LqerError(f"class folder {class_dir} holds no images")
         items += [(p, label) for p in files]
     return items
+
+
+def _images_under(folder: Path) -> list[Path]:
+    found = []
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # not descended into
+        found += [Path(parent, name) for name in files]
+    return sorted(path for path in found if is_image(path))
 
 
 def split_folder(cfg: DataConfig, split: str) -> Path:
@@ -75,24 +93,67 @@ def split_folder(cfg: DataConfig, split: str) -> Path:
 
 
 def read_split_file(path: str | Path) -> dict[str, list[tuple[Path, int]]]:
-    """Rows of a split file grouped by split name."""
+    """Rows of a split file grouped by split name.
+
+    Mistakes that would silently change an experiment are errors naming the line: a split
+    name other than train, val, test (its images would be left out), a missing field, and a
+    file listed twice (resolved paths compared), whether with another label, in another split
+    (a leak) or as an exact duplicate row, which would count the image twice.
+    """
     path = Path(path)
     if not path.is_file():
         raise LqerError(f"split file not found: {path}")
     groups: dict[str, list[tuple[Path, int]]] = {}
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"path", "label", "split"} <= set(reader.fieldnames):
-            raise LqerError(f"{path}: a split file needs the columns path,label,split")
-        for line, row in enumerate(reader, start=2):
-            label = {"1": 1, "0": 0, "positive": 1, "negative": 0}.get(row["label"].strip())
-            if label is None:
-                raise LqerError(f"{path}:{line}: label must be 0/1 or negative/positive")
-            file = Path(row["path"])
-            groups.setdefault(row["split"].strip(), []).append(
-                (file if file.is_absolute() else path.parent / file, label)
-            )
+    unknown: dict[str, int] = {}  # split name -> first line
+    seen: dict[Path, tuple[int, int, str]] = {}  # resolved path -> line, label, split
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"path", "label", "split"} <= set(reader.fieldnames):
+                raise LqerError(f"{path}: a split file needs the columns path,label,split")
+            for row in reader:
+                line = reader.line_num
+                if None in row.values() or None in row:
+                    raise LqerError(
+                        f"{path}:{line}: expected {len(reader.fieldnames)} fields "
+                        f"({','.join(reader.fieldnames)})"
+                    )
+                label = SPLIT_LABELS.get(row["label"].strip())
+                if label is None:
+                    raise LqerError(f"{path}:{line}: label must be 0/1 or negative/positive")
+                split = row["split"].strip()
+                if split not in SPLITS:
+                    unknown.setdefault(split, line)
+                    continue
+                if not row["path"].strip():
+                    raise LqerError(f"{path}:{line}: empty path")
+                file = Path(row["path"])
+                file = file if file.is_absolute() else path.parent / file
+                key = file.resolve()
+                if key in seen:
+                    raise LqerError(_repeated(path, line, file, seen[key], label, split))
+                seen[key] = (line, label, split)
+                groups.setdefault(split, []).append((file, label))
+    except UnicodeDecodeError as e:
+        raise LqerError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:
+        raise LqerError(f"{path}: not a readable CSV file ({e})") from None
+    if unknown:
+        names = ", ".join(f"{name!r} (line {line})" for name, line in unknown.items())
+        raise LqerError(f"{path}: unknown split name(s) {names}; allowed: {', '.join(SPLITS)}")
     return groups
+
+
+def _repeated(
+    path: Path, line: int, file: Path, first: tuple[int, int, str], label: int, split: str
+) -> str:
+    first_line, first_label, first_split = first
+    where = f"{path}:{line}: {file} is listed on line {first_line} too"
+    if first_split != split:
+        return f"{where}, in split {first_split!r} there and {split!r} here: a leak between them"
+    if first_label != label:
+        return f"{where}, with label {first_label} there and {label} here"
+    return f"{where}: a duplicate row, which would count the image twice"
 
 
 def _decode(path: Path, size: int, max_pixels: int) -> torch.Tensor:
@@ -119,7 +180,7 @@ def decode(
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         decoded = list(pool.map(work, items))
-    bad = [(p, r) for (p, _), r in zip(items, decoded, strict=True) if isinstance(r, str)]
+    bad = [(str(p), r) for (p, _), r in zip(items, decoded, strict=True) if isinstance(r, str)]
     if bad and not skip_bad:
         listing = "; ".join(f"{p} ({reason})" for p, reason in bad)
         raise LqerError(f"{len(bad)} bad image(s){where}, rerun with --skip-bad to skip: {listing}")
@@ -128,7 +189,7 @@ def decode(
         raise LqerError(f"no readable images{where}")
     images = torch.stack([r for _, r in good])
     labels = torch.tensor([label for (_, label), _ in good], dtype=torch.long)
-    return ImageSet(images, labels, [str(p) for (p, _), _ in good], skipped=len(bad))
+    return ImageSet(images, labels, [str(p) for (p, _), _ in good], bad=bad)
 
 
 def check_both_classes(data: ImageSet, name: str) -> None:
@@ -165,12 +226,16 @@ def augmentation_groups(paths: Sequence[str | Path]) -> np.ndarray:
 
 
 def hold_out(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Split off a stratified `fraction` for validation, keeping augmented copies together."""
+    """Split off a stratified `fraction` for validation, keeping augmented copies together.
+
+    The bad files skipped in `data` stay on the training part, the split they were listed in.
+    """
     groups = augmentation_groups(data.paths)
     _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     held_groups = stratified_indices(data.labels[first], fraction, seed)
     held = np.isin(inverse, held_groups)
-    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+    train = replace(data.subset(np.flatnonzero(~held)), bad=list(data.bad))
+    return train, data.subset(np.flatnonzero(held))
 
 
 def _limit(items: list[tuple[Path, int]], limit: int | None, seed: int) -> list[tuple[Path, int]]:
@@ -185,7 +250,7 @@ def load_experiment(cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
     """The `train`, `val` and (if configured) `test` sets of an experiment."""
     if cfg.split_file:
         groups = read_split_file(cfg.split_file)
-        sources = {name: groups.get(name) for name in ("train", "val", "test")}
+        sources = {name: groups.get(name) for name in SPLITS}
         if not sources["train"]:
             raise LqerError(f"{cfg.split_file}: no rows with split 'train'")
         describe = {name: f" in split {name!r} of {cfg.split_file}" for name in sources}

@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lqer.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, BadImage, load_gray, to_uint8_gray
+from lqer.data.images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    BadImage,
+    bit_depth,
+    load_gray,
+    to_uint8_gray,
+)
 from lqer.errors import LqerError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -42,9 +49,23 @@ def _dicom_frame_count(path: Path) -> int:
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return _number_of_frames(ds)
+    except BadImage:
+        raise
     except Exception as e:  # pydicom raises several unrelated types for broken files
-        raise BadImage(f"not a readable DICOM file ({e})") from None
-    return int(getattr(ds, "NumberOfFrames", 1) or 1)
+        raise BadImage(f"not a readable DICOM file ({_first_line(e)})") from None
+
+
+def _number_of_frames(ds) -> int:
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames < 1:
+        raise BadImage(f"NumberOfFrames is {frames}")
+    return frames
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def list_frames(folder: str | Path) -> list[FrameRef]:
@@ -76,26 +97,34 @@ def list_frames(folder: str | Path) -> list[FrameRef]:
 
 
 def read_dicom(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """All frames of a DICOM file as an (F, H, W) uint8 array, MONOCHROME1 inverted."""
+    """All frames of a DICOM file as an (F, H, W) uint8 array, MONOCHROME1 inverted.
+
+    Every frame is scaled by the same bit depth, BitsStored where the values fit in it (see
+    `images.bit_depth`), so that the brightness of a sequence does not jump between frames.
+    """
     import pydicom
 
     try:
         ds = pydicom.dcmread(path)
         rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        _number_of_frames(ds)
         if rows * cols > max_pixels:
             raise BadImage(f"{cols}x{rows} pixels is over the limit of {max_pixels}")
-        pixels = ds.pixel_array
+        pixels = np.asarray(ds.pixel_array)
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        stored = int(getattr(ds, "BitsStored", 0) or 0)
+        inverted = getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1"
     except BadImage:
         raise
     except Exception as e:  # missing decoders, truncated data, bad tags
-        raise BadImage(f"cannot decode DICOM pixels ({str(e).splitlines()[0]})") from None
-    if frames == 1:
+        raise BadImage(f"cannot decode DICOM pixels ({_first_line(e)})") from None
+    if pixels.ndim == (2 if samples == 1 else 3):  # one frame; pydicom may find more
         pixels = pixels[None]
-    out = np.stack([to_uint8_gray(np.asarray(frame)) for frame in pixels])
-    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-        out = 255 - out
-    return out
+    if pixels.ndim not in (3, 4) or not pixels.size:
+        raise BadImage(f"unexpected pixel array shape {pixels.shape}")
+    bits = bit_depth(pixels, stored) if np.issubdtype(pixels.dtype, np.integer) else None
+    out = np.stack([to_uint8_gray(frame, bits) for frame in pixels])
+    return 255 - out if inverted else out
 
 
 def read_frames(
@@ -108,6 +137,8 @@ def read_frames(
             if is_dicom(ref.path):
                 if cache[0] != ref.path:
                     cache = (ref.path, read_dicom(ref.path, max_pixels))
+                if ref.index >= len(cache[1]):
+                    raise BadImage(f"frame {ref.index + 1} missing, the file has {len(cache[1])}")
                 image = cache[1][ref.index]
             else:
                 image = load_gray(ref.path, max_pixels)

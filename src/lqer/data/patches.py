@@ -9,7 +9,9 @@ median 52, from ADSD boxes of typically 15-30 px).
 
 The output tree `{positive,negative}/` and its `manifest.csv` are written into a temporary folder
 beside the destination and renamed into place at the end, so an interrupted run leaves no
-partial tree that looks complete.
+partial tree that looks complete. The next run for the same output removes such leftovers; this
+assumes one run per output folder at a time. `--overwrite` replaces only a folder that
+make-patches wrote, and no output may be, hold or lie inside the frames or the annotations.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,11 +38,11 @@ from lqer.data.annotations import (
     check_boxes,
     find_annotation_files,
     read_coco,
-    read_voc,
+    read_voc_with_size,
     read_yolo,
 )
 from lqer.data.frames import FrameRef, list_frames, read_frames
-from lqer.errors import LqerError
+from lqer.errors import LqerError, LqerWarning
 
 # ADSD names frames like 14_002_5_0016; the fields look like patient, sequence, an unknown
 # number and the frame index. Only the last is confirmed by the sample data (consecutive
@@ -48,6 +51,8 @@ ADSD_PATTERN = r"(?P<patient>\d+)_(?P<sequence>\d+)_\d+_(?P<frame>\d+)"
 NAME_FIELDS = ("patient", "sequence", "frame")
 OFFSETS = {"centre": (0, 0), "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 CLASS_DIRS = ("negative", "positive")
+MANIFEST_START = ["path", "label", "frame_id", "source"]  # the first columns make-patches writes
+OUTPUT_NAMES = {*CLASS_DIRS, "manifest.csv", "warnings.txt"}
 
 
 @dataclass
@@ -134,13 +139,13 @@ def parse_name(frame_id: str, pattern: str) -> dict[str, str]:
 
 def load_boxes(
     frames: list[FrameRef], annotations: str | Path, fmt: str, summary: PatchSummary
-) -> dict[str, list[Box] | Path]:
-    """Boxes per annotated frame id, or the YOLO file (read once the image size is known).
+) -> tuple[dict[str, list[Box] | Path], dict[str, tuple[int, int]]]:
+    """Boxes per annotated frame id, or the YOLO file (read once the image size is known), and
+    the image sizes that VOC files declare.
 
     Frames without annotations and annotations without frames are reported as warnings.
     """
-    if fmt not in FORMATS:
-        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    sizes: dict[str, tuple[int, int]] = {}
     if fmt == "coco":
         annotations = Path(annotations)
         if not annotations.is_file():
@@ -148,7 +153,12 @@ def load_boxes(
         found: dict[str, list[Box] | Path] = dict(read_coco(annotations))
     else:
         files = find_annotation_files(annotations, fmt)
-        found = {k: (read_voc(p) if fmt == "voc" else p) for k, p in files.items()}
+        found = dict(files)
+        if fmt == "voc":
+            for key, path in files.items():
+                found[key], size = read_voc_with_size(path)
+                if size is not None:
+                    sizes[key] = size
     ids = {ref.id for ref in frames}
     unannotated = sorted(ids - set(found))
     orphans = sorted(set(found) - ids)
@@ -163,7 +173,119 @@ def load_boxes(
         )
     if not ids & set(found):
         raise LqerError(f"no frame has an annotation in {annotations} (format {fmt})")
-    return {k: v for k, v in found.items() if k in ids}
+    return {k: v for k, v in found.items() if k in ids}, sizes
+
+
+def check_labels(
+    annotated: dict[str, list[Box] | Path],
+    labels: tuple[str, ...],
+    class_names: list[str] | None,
+    summary: PatchSummary,
+) -> None:
+    """Fail early if no box has a wanted label: labels are matched exactly, and `Stenosis` is
+    not `stenosis`. A wanted label that no box has is only a warning."""
+    found: Counter = Counter()
+    for boxes in annotated.values():
+        if isinstance(boxes, Path):  # YOLO: the labels do not depend on the image size
+            boxes = read_yolo(boxes, 1, 1, class_names)
+        found.update(box.label for box in boxes)
+    missing = [label for label in labels if not found[label]]
+    if len(missing) == len(labels):
+        listing = ", ".join(f"{_show(name)} ({n})" for name, n in found.most_common()) or "none"
+        wanted = " or ".join(repr(label) for label in labels)
+        raise LqerError(f"no box is labelled {wanted} (--label); labels found: {listing}")
+    if missing:
+        summary.warnings.append(
+            f"no box is labelled {', '.join(repr(label) for label in missing)} (--label)"
+        )
+
+
+def _show(label: str) -> str:
+    return label if label.isprintable() else repr(label)
+
+
+def check_output(out_dir: Path, sources: dict[str, str | Path], overwrite: bool) -> None:
+    """Refuse an output whose writing or replacing could destroy the inputs or other data.
+
+    `--overwrite` renames the old folder away and deletes it, so it is allowed only for a
+    folder that holds nothing but what make-patches wrote there, as its manifest lists.
+    """
+    out = out_dir.resolve()
+    for what, source in sources.items():
+        src = Path(source).resolve()
+        if out == src or out in src.parents or src in out.parents:
+            raise LqerError(
+                f"--out {out_dir} is, holds or lies inside {what} {source}; "
+                "choose an output folder outside the inputs"
+            )
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not overwrite:
+        raise LqerError(f"{out_dir} exists; choose another output folder or pass --overwrite")
+    why = foreign_content(out_dir, finished=True)
+    if why:
+        raise LqerError(
+            f"--overwrite: {out_dir} was not written by make-patches ({why}); "
+            "remove it yourself or choose another output folder"
+        )
+
+
+def foreign_content(folder: Path, finished: bool) -> str | None:
+    """Why `folder` may hold something that make-patches did not write; None if it does not.
+
+    A `finished` output must have make-patches' manifest listing every patch; a work folder of
+    a killed run may lack the manifest, but holds no other names.
+    """
+    if folder.is_symlink() or not folder.is_dir():
+        return "it is not a folder"
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in OUTPUT_NAMES)
+    if extra:
+        return f"it holds {', '.join(extra[:3])}"
+    listed = None
+    manifest = folder / "manifest.csv"
+    if manifest.exists() or finished:
+        try:
+            with manifest.open(newline="") as f:
+                reader = csv.reader(f)
+                if next(reader, [])[:4] != MANIFEST_START:
+                    return "its manifest.csv lacks make-patches' columns"
+                listed = {row[0] for row in reader if row}
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return "no readable manifest.csv"
+    for name in CLASS_DIRS:
+        class_dir = folder / name
+        if not class_dir.exists():
+            continue
+        if class_dir.is_symlink() or not class_dir.is_dir():
+            return f"{name} is not a folder"
+        for path in class_dir.iterdir():
+            if path.is_symlink() or not path.is_file() or path.suffix != ".png":
+                return f"it holds {name}/{path.name}"
+            if listed is not None and f"{name}/{path.name}" not in listed:
+                return f"its manifest.csv does not list {name}/{path.name}"
+    return None
+
+
+def remove_stale_work(out_dir: Path) -> None:
+    """Delete the hidden work folders that killed runs left beside `out_dir`, with a warning.
+
+    Only folders named as `atomic_dir` names them and holding nothing but make-patches output
+    go. A run writing the same output at this moment would lose its work: one writer per
+    output folder is assumed.
+    """
+    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
+    if not out_dir.parent.is_dir():
+        return
+    for entry in sorted(out_dir.parent.iterdir()):
+        if not pattern.fullmatch(entry.name):
+            continue
+        why = foreign_content(entry, finished=False)
+        if why:
+            message = f"left {entry} alone: named like a make-patches work folder, but {why}"
+        else:
+            shutil.rmtree(entry)
+            message = f"removed {entry}, left behind by an interrupted make-patches run"
+        warnings.warn(message, LqerWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -202,27 +324,42 @@ def make_patches(
     """Write `out_dir/{positive,negative}/*.png` and `out_dir/manifest.csv`."""
     cfg = cfg or PatchConfig()
     out_dir = Path(out_dir)
+    if fmt not in FORMATS:
+        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
         re.compile(cfg.pattern)
     except re.error as e:
         raise LqerError(f"--pattern is not a valid regular expression ({e})") from None
+    check_output(
+        out_dir, {"the frames folder": frames_dir, "--annotations": annotations}, overwrite
+    )
+    target = out_dir.resolve()  # a name and a parent even for "." or "sub/.."
+    remove_stale_work(target)
     summary = PatchSummary()
     frames = list_frames(frames_dir)
     if not frames:
         raise LqerError(f"no frames (images or DICOM) in {frames_dir}")
-    annotated = load_boxes(frames, annotations, fmt, summary)
+    annotated, declared = load_boxes(frames, annotations, fmt, summary)
+    if cfg.labels is not None:
+        check_labels(annotated, cfg.labels, class_names, summary)
     frames = [ref for ref in frames if ref.id in annotated]
     extra = [g for g in re.compile(cfg.pattern).groupindex if g not in NAME_FIELDS]
     columns = ["path", "label", "frame_id", "source", *NAME_FIELDS, *extra, "box"]
     columns += ["box_xmin", "box_ymin", "box_xmax", "box_ymax", "position", "x", "y", "size"]
     unparsed = []
 
-    with atomic_dir(out_dir, overwrite) as tmp:
+    with atomic_dir(target, overwrite) as tmp:
         for name in CLASS_DIRS:
             (tmp / name).mkdir()
         rows = []
         for ref, image in tqdm(read_frames(frames), total=len(frames), disable=not progress):
             height, width = image.shape
+            size = declared.get(ref.id, (width, height))
+            if size != (width, height):
+                summary.warnings.append(
+                    f"{ref.id}: the annotation gives the size {size[0]}x{size[1]}, the image is "
+                    f"{width}x{height}; its boxes may have been drawn on another version"
+                )
             boxes = annotated[ref.id]
             if isinstance(boxes, Path):
                 boxes = read_yolo(boxes, width, height, class_names)

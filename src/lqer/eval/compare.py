@@ -75,10 +75,9 @@ def rules(target_sensitivity: float) -> tuple[str, str]:
 
 
 def run_config(base: ExperimentConfig, model: str, seed: int, out: Path) -> ExperimentConfig:
-    cfg = dataclasses.replace(
-        base,
-        model=dataclasses.replace(base.model, name=model),
-        train=dataclasses.replace(base.train, seed=seed),
+    cfg = base.replace(
+        model=base.model.replace(name=model),
+        train=base.train.replace(seed=seed),
         out_dir=str(out / "runs" / f"{model}-seed{seed}"),
     )
     return cfg

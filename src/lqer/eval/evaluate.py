@@ -4,6 +4,7 @@ files."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from lqer.data.images import is_image
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
 from lqer.eval.metrics import binary_metrics
-from lqer.io import atomic_path, write_text
+from lqer.io import atomic_path, check_output_file, write_text
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -86,6 +87,21 @@ def score_images(
     return data, predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
 
 
+def default_eval_path(checkpoint: str | Path, data_dir: str | Path) -> Path:
+    """`eval_<folder name>.json` beside the checkpoint, unless that file scores another folder
+    of the same name: then the name also carries a hash of this folder's full path."""
+    data_dir = Path(data_dir).resolve()
+    path = Path(checkpoint).parent / f"eval_{data_dir.name or 'data'}.json"
+    try:
+        earlier = json.loads(path.read_text()).get("data") if path.exists() else None
+    except (OSError, ValueError, AttributeError):
+        earlier = "unknown"
+    if earlier is None or Path(earlier).resolve() == data_dir:
+        return path
+    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:8]
+    return path.with_name(f"eval_{data_dir.name or 'data'}-{digest}.json")
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_dir: str | Path,
@@ -95,11 +111,18 @@ def evaluate_checkpoint(
     threshold: float = 0.5,
 ) -> dict:
     """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`."""
+    if out is not None:
+        check_output_file(out, "--out")
     items = list_folder(data_dir)
     data, probs = score_images(checkpoint, items, device, skip_bad, f" in {data_dir}")
     check_both_classes(data, str(data_dir))
     metrics = binary_metrics(data.labels.numpy(), probs, threshold)
-    metrics.update(checkpoint=str(checkpoint), data=str(data_dir), skipped=data.skipped)
+    metrics.update(
+        checkpoint=str(checkpoint),
+        data=str(Path(data_dir).resolve()),
+        skipped=data.skipped,
+        skipped_files=[p for p, _ in data.bad],
+    )
     if out is not None:
         write_text(out, json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -128,12 +151,17 @@ def predict_files(
     skip_bad: bool = False,
     threshold: float = 0.5,
 ) -> ImageSet:
-    """Write a CSV of file, probability of stenosis and predicted label."""
+    """Write a CSV of file, probability of stenosis and predicted label; a file that
+    --skip-bad left out gets a row with the label `skipped` and the reason."""
+    check_output_file(out, "--out")
     items = [(f, -1) for f in collect_images(paths)]
     data, probs = score_images(checkpoint, items, device, skip_bad)
     with atomic_path(out) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "prob_stenosis", "label"])
+        writer.writerow(["file", "prob_stenosis", "label", "reason"])
         for p, prob in zip(data.paths, probs, strict=True):
-            writer.writerow([p, f"{prob:.6f}", "stenosis" if prob >= threshold else "no_stenosis"])
+            label = "stenosis" if prob >= threshold else "no_stenosis"
+            writer.writerow([p, f"{prob:.6f}", label, ""])
+        for p, reason in data.bad:
+            writer.writerow([p, "", "skipped", reason])
     return data

@@ -17,7 +17,6 @@ The test-time ablation (q set to zeros or shuffled across the batch) is `LQER.q_
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -102,7 +101,7 @@ class QCNN(nn.Module):
 
 def qcnn(cfg: ModelConfig) -> QCNN:
     """Same execution settings (backend, gradient, shots, noise) as LQER's circuit."""
-    quantum = quantum_layer(dataclasses.replace(cfg.quantum, n_qubits=4))
+    quantum = quantum_layer(cfg.quantum.replace(n_qubits=4))
     return QCNN(Quanvolution(quantum), dropout=cfg.dropout)
 
 
@@ -149,8 +148,7 @@ def lqer_classical(cfg: ModelConfig) -> LQER:
 
 
 def lqer_separable(cfg: ModelConfig) -> LQER:
-    separable = dataclasses.replace(cfg.quantum, entangler="none")
-    return lqer(dataclasses.replace(cfg, quantum=separable))
+    return lqer(cfg.replace(quantum=cfg.quantum.replace(entangler="none")))
 
 
 def lqer_frozen(cfg: ModelConfig) -> LQER:

@@ -75,8 +75,13 @@ class QuantumLayer(nn.Module):
     @execution.setter
     def execution(self, execution: Execution) -> None:
         self._execution = execution
-        self._generator = torch.Generator().manual_seed(execution.seed)
-        self._qnode = None  # built on first use
+        self.reseed(execution.seed)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the shot sampler (and a PennyLane device's) from `seed`."""
+        self._seed = seed
+        self._generator = torch.Generator().manual_seed(seed)
+        self._qnode = None  # built on first use, with this seed
 
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
         with torch.autocast(angles.device.type, enabled=False):
@@ -110,7 +115,7 @@ class QuantumLayer(nn.Module):
         if self._qnode is None:
             device = pl.device_name(ex.backend)
             self._qnode = pl.make_qnode(
-                self.circuit, device, "best", ex.noise, ex.shots, seed=ex.seed
+                self.circuit, device, "best", ex.noise, ex.shots, seed=self._seed
             )
         angles = angles.expand(-1, self.circuit.n_layers, -1)
         try:

@@ -24,8 +24,12 @@ def save_checkpoint(path: str | Path, model: LQER, cfg: ExperimentConfig, **extr
         "model": model.state_dict(),
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except RuntimeError as e:  # torch.save reports a full disk as "basic_ios::clear"
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LqerError(f"could not write {path}: {reason} (is the disk full?)") from None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -43,13 +47,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format version {state.get('version')}; "
             f"this lqer reads version {VERSION}"
         )
+    missing = [key for key in ("config", "model") if not isinstance(state.get(key), dict)]
+    if missing:
+        raise LqerError(f"{path} is an incomplete lqer checkpoint (no {' or '.join(missing)})")
     return state
 
 
 def load_checkpoint(path: str | Path) -> tuple[LQER, ExperimentConfig, dict[str, Any]]:
     """The model (eval mode, CPU), its configuration and the rest of the checkpoint."""
     state = read_checkpoint(path)
-    cfg = from_dict(state["config"])
+    try:
+        cfg = from_dict(state["config"])
+    except LqerError as e:
+        raise LqerError(f"{path}: its configuration is not valid here ({e})") from None
     cfg.model.weights = "none"  # the state dict below holds the trained weights
     model = build_model(cfg.model)
     try:

@@ -44,6 +44,10 @@ class Group:
         """This rank's contiguous slice of `n` items; slice lengths differ by at most one."""
         return slice(n * self.rank // self.world, n * (self.rank + 1) // self.world)
 
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             dist.all_reduce(tensor)

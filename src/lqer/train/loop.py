@@ -9,6 +9,7 @@ batch; `lqer.train.distributed` holds the plumbing.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import random
@@ -27,9 +28,10 @@ from lqer.data.transforms import ToFloat, augmentation, standardize
 from lqer.errors import LqerError
 from lqer.eval.evaluate import predict_logits, probabilities, write_predictions
 from lqer.eval.metrics import binary_metrics
-from lqer.io import write_text
+from lqer.io import atomic_path, write_text
 from lqer.models import build_model
-from lqer.train import distributed
+from lqer.quantum.layer import quantum_layers
+from lqer.train import distributed, run_folder
 from lqer.train.checkpoint import read_checkpoint, save_checkpoint
 from lqer.train.distributed import Group
 
@@ -105,7 +107,7 @@ def train_epoch(
     group = group or Group()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
-    seen, margins, targets = 0, [], []
+    seen, margins, targets, losses = 0, [], [], []
     for step, index in enumerate(batches):
         y_all = labels[index]
         part = group.part(len(index))
@@ -119,6 +121,7 @@ def train_epoch(
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * (len(index) / group.world)
+        losses.append(loss.detach())
         correct += (logits.argmax(1) == y).sum()
         margins.append((logits[:, 1] - logits[:, 0]).detach().float())
         targets.append(y)
@@ -127,8 +130,28 @@ def train_epoch(
             bar.set_postfix(loss=f"{loss.item():.4f}")  # this rank's slice, scaled up
         if bar is not None:
             bar.update()
+    first_bad = _first_non_finite(losses)
+    any_bad = group.sum(torch.tensor(float(first_bad is not None), device=images.device))
+    if any_bad.item():  # every rank stops, so none waits for the others
+        raise Diverged(first_bad + 1 if first_bad is not None else None, len(batches))
     sums = torch.stack([loss_sum, correct.to(loss_sum.dtype)])
     return sums, seen, torch.cat(margins), torch.cat(targets)
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite at step `step` of `steps`."""
+
+    def __init__(self, step: int | None, steps: int):
+        super().__init__(f"step {step if step is not None else '?'} of {steps}")
+        self.step, self.steps = step, steps
+
+
+def _first_non_finite(values: list[torch.Tensor]) -> int | None:
+    """Checked once an epoch, so that the steps never wait for the GPU."""
+    if not values:
+        return None
+    bad = (~torch.isfinite(torch.stack(values))).nonzero()
+    return int(bad[0]) if len(bad) else None
 
 
 def evaluate(model: nn.Module, data: ImageSet, size: int, weight: torch.Tensor, group: Group):
@@ -139,7 +162,10 @@ def evaluate(model: nn.Module, data: ImageSet, size: int, weight: torch.Tensor, 
 
 
 class History:
-    """Per-epoch log written as CSV and as JSON lines; rewritten whole, atomically, each epoch."""
+    """Per-epoch log written as CSV and as JSON lines; rewritten whole, atomically, each epoch.
+
+    last.pt carries the rows too, so a run killed between its checkpoint and its log resumes
+    with the log that matches the checkpoint."""
 
     def __init__(self, out_dir: Path, rows: list[dict] | None = None):
         self.out_dir = out_dir
@@ -151,8 +177,10 @@ class History:
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         return cls(out_dir, [r for r in rows if r["epoch"] <= epochs_done])
 
-    def append(self, row: dict) -> None:
-        self.rows.append(row)
+    def write(self) -> None:
+        if not self.rows:
+            return
+        row = self.rows[-1]
         write_text(self.out_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
         lines = [",".join(row)]
         lines += [",".join(_fmt(r.get(k)) for k in row) for r in self.rows]
@@ -200,6 +228,11 @@ def train(
     if on_gpu:
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN may pick its fastest kernels
 
+    # The run folder is checked, and a resumed run's settings compared, before any data is read.
+    saved = open_run_folder(out, cfg, resume) if group.main else None
+    group.barrier()  # the other ranks wait for rank 0's verdict on the folder
+    saved = saved or (read_checkpoint(out / "last.pt") if resume else None)
+
     # Data: decoded once, kept on the device.
     data = data or load_experiment(cfg.data, tc.seed)
     for name, part in data.items():
@@ -235,19 +268,25 @@ def train(
     ).to(device)
 
     start_epoch, best_score = 0, -math.inf
-    if resume:
-        state = read_checkpoint(out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_score = state["epoch"], state["best_score"]
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        start_epoch, best_score = saved["epoch"], saved["best_score"]
         log(f"resuming from {out / 'last.pt'} after epoch {start_epoch}")
-    elif (out / "last.pt").exists():
-        raise LqerError(f"{out} already holds a run; use --resume or another --out")
     if group.main:
-        out.mkdir(parents=True, exist_ok=True)
+        if saved is None:
+            run_folder.claim(out)
         cfg.save(out / "config.yaml")
-    history = History.resume(out, start_epoch) if resume else History(out)
+        write_skipped(out / "skipped_files.csv", data)
+    if saved is None:
+        history = History(out)
+    elif "history" in saved:
+        history = History(out, saved["history"])
+        if group.main:
+            history.write()
+    else:  # a checkpoint from before last.pt carried the log
+        history = History.resume(out, start_epoch)
     if tc.compile:
         getattr(model, "backbone", model).compile()  # in place: the state dict keeps its keys
     step_model = distributed.wrap(model, group)  # the training steps go through DDP
@@ -257,16 +296,27 @@ def train(
     for epoch in range(start_epoch + 1, tc.epochs + 1):
         started, epoch_seed = time.perf_counter(), tc.seed * 100_003 + epoch
         torch.manual_seed(epoch_seed)  # augmentation draws: same on resume, same on every rank
+        for layer in quantum_layers(model):
+            layer.reseed(epoch_seed)  # shot draws too, so a resumed run replays them exactly
         model.train()
         balanced, min_size = tc.imbalance == "balanced", max(2, group.world)
         batches = batch_indices(train_y, tc.batch_size, balanced, epoch_seed, min_size)
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{tc.epochs}", leave=False,
                    disable=not (tc.progress and group.main))  # fmt: skip
-        sums, seen, margins, targets = train_epoch(
-            step_model, optimizer, train_x, train_y, batches, pipeline, weight, group,
-            tc.amp and on_gpu, bar,
-        )  # fmt: skip
-        bar.close()
+        try:
+            sums, seen, margins, targets = train_epoch(
+                step_model, optimizer, train_x, train_y, batches, pipeline, weight, group,
+                tc.amp and on_gpu, bar,
+            )  # fmt: skip
+        except Diverged as e:
+            kept = f"; last.pt holds epoch {epoch - 1}" if epoch > 1 else ""
+            raise LqerError(
+                f"training diverged in epoch {epoch}, {e} (the loss became NaN or infinite); "
+                f"try a lower learning rate (train.lr_head={tc.lr_head:g}, "
+                f"train.lr_backbone={tc.lr_backbone:g}){kept}"
+            ) from None
+        finally:
+            bar.close()
         train_loss, correct = group.sum(sums).tolist()
         seen = int(group.sum(torch.tensor(seen, device=device)))
         # Scores as the model gave them while training (augmented, train mode): a learning
@@ -274,6 +324,12 @@ def train(
         train = binary_metrics(group.concat(targets).numpy(), group.concat(margins).sigmoid())
 
         val_logits, val_loss = evaluate(model, data["val"], size, weight, group)
+        if not torch.isfinite(val_logits).all():
+            raise LqerError(
+                f"training diverged in epoch {epoch}: the model's outputs on the validation set "
+                f"became NaN or infinite; try a lower learning rate (train.lr_head={tc.lr_head:g}, "
+                f"train.lr_backbone={tc.lr_backbone:g})"
+            )
         val = binary_metrics(data["val"].labels.numpy(), probabilities(val_logits))
         scheduler.step(val_loss)  # every rank saw the same logits, so all step alike
 
@@ -298,17 +354,44 @@ def train(
         improved = not math.isnan(score) and score > best_score
         best_score = score if improved else best_score
         if group.main:
-            history.append(row)
+            # best.pt before last.pt, the log last: a kill between any two leaves a folder
+            # that resumes from last.pt's epoch, with the log last.pt carries.
+            history.rows.append(row)
             if improved:
                 save_checkpoint(out / "best.pt", model, cfg, epoch=epoch, val_metrics=val)
             save_checkpoint(
                 out / "last.pt", model, cfg, epoch=epoch, best_score=best_score,
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                history=history.rows,
             )  # fmt: skip
+            history.write()
 
     if "test" in data and group.main:
         score_test_split(model, cfg, data["test"], out, device)
     return out
+
+
+def open_run_folder(out: Path, cfg: ExperimentConfig, resume: bool) -> dict | None:
+    """Claim a new run folder, or check and read the checkpoint of the run to resume."""
+    if not resume:
+        run_folder.check_new(out)
+        return None
+    if not (out / "last.pt").is_file():
+        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
+    removed = run_folder.clean(out)
+    if removed:
+        print(f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}")
+    saved = read_checkpoint(out / "last.pt")
+    run_folder.check_resume(out, saved, cfg)
+    return saved
+
+
+def write_skipped(path: Path, data: dict[str, ImageSet]) -> None:
+    """The files --skip-bad left out, per split, so that nobody has to guess which."""
+    rows = [(name, p, why) for name, part in data.items() for p, why in part.bad]
+    if rows:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+            csv.writer(f).writerows([("split", "path", "reason"), *rows])
 
 
 def score_test_split(model, cfg: ExperimentConfig, test, out: Path, device) -> dict:

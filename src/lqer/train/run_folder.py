@@ -1,0 +1,80 @@
+"""A run folder: what lqer writes there, how it recognises one, and when it may reuse one.
+
+A new run starts only in a new or empty folder and marks it before writing anything else, so
+that a folder left by a run killed before its first checkpoint is recognised, not reused
+blindly. A
+resumed run must describe the run that was started: only the settings in `RESUMABLE` may
+change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from lqer.config import RESUMABLE, ExperimentConfig, apply_overrides, changed_keys, from_dict
+from lqer.errors import LqerError
+from lqer.io import check_output_folder, remove_stale_temporaries, write_text
+from lqer.train.checkpoint import read_checkpoint
+
+MARKER = ".lqer-run"
+FILES = (
+    MARKER, "config.yaml", "history.csv", "history.jsonl", "best.pt", "last.pt",
+    "test_metrics.json", "test_predictions.csv", "skipped_files.csv",
+)  # fmt: skip
+
+
+def check_new(out: Path) -> None:
+    """Say now, before any data is read, why `out` cannot take a new run."""
+    check_output_folder(out, "out_dir")
+    if (out / "last.pt").exists():
+        raise LqerError(f"{out} already holds a run; use --resume or another --out")
+    if (out / MARKER).exists():
+        if (out / "best.pt").exists():
+            raise LqerError(
+                f"{out} holds a run that was stopped during its first epoch (best.pt but no "
+                "last.pt); delete that folder or choose another --out"
+            )
+        return  # stopped before it saved anything: only lqer's own small files are there
+    if out.is_dir() and any(out.iterdir()):
+        raise LqerError(f"{out} is not empty and is not an lqer run folder; choose another --out")
+
+
+def claim(out: Path) -> None:
+    """Mark `out` as a run folder before anything else is written there."""
+    out.mkdir(parents=True, exist_ok=True)
+    clean(out)
+    write_text(out / MARKER, json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
+def check_resume(out: Path, saved: dict, cfg: ExperimentConfig) -> None:
+    """Refuse a resume whose configuration differs from the run's beyond `RESUMABLE`."""
+    changed = [k for k in changed_keys(from_dict(saved["config"]), cfg) if k not in RESUMABLE]
+    changed = [k for k in changed if k != "out_dir"]  # the same folder, however it is spelt
+    if changed:
+        raise LqerError(
+            f"--resume: {out} was trained with other settings ({', '.join(changed)}); "
+            f"a resumed run may change only {', '.join(RESUMABLE)}"
+        )
+    done = saved["epoch"]
+    if cfg.train.epochs <= done:
+        raise LqerError(
+            f"--resume: {out} has already trained {done} epoch(s); "
+            f"ask for more with --epochs N (N > {done})"
+        )
+
+
+def clean(out: Path) -> list[Path]:
+    """Temporaries that a killed write left in a run folder; only lqer's own names."""
+    return remove_stale_temporaries(out, FILES)
+
+
+def resumed_config(out: Path, overrides: list[str]) -> ExperimentConfig:
+    """The configuration a run in `out` was trained with, plus `overrides` (e.g. more epochs),
+    so that resuming needs no repetition of the original options."""
+    if not (out / "last.pt").is_file():
+        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
+    cfg = apply_overrides(from_dict(read_checkpoint(out / "last.pt")["config"]), overrides)
+    cfg.out_dir = str(out)
+    return cfg
