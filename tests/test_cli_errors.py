@@ -109,13 +109,13 @@ CASES = [
         f"{PATCHES} --out {{tmp}}/mine --overwrite",
         "make-patches",
         write(Path("{tmp}/mine/notes.txt"), "my notes"),
-    ),  # fmt: skip
+    ),
     Case(
         "train-out-foreign-folder",
         TRAIN.replace("{tmp}/new", "{tmp}/work"),
         "not an lqer run folder",
         write(Path("{tmp}/work/config.yaml"), "mine: 1\n"),
-    ),  # fmt: skip
+    ),
     Case("train-out-holds-run", TRAIN.replace("{tmp}/new", "{tmp}/run"), "--resume", copy_run),
     Case("resume-other-data", "train --out {tmp}/run --resume --data {tmp}", "data.root", copy_run),
     Case(
@@ -123,35 +123,33 @@ CASES = [
         "train --out {tmp}/run --resume --image-size 24",
         "data.image_size",
         copy_run,
-    ),  # fmt: skip
+    ),
     Case("resume-other-seed", "train --out {tmp}/run --resume --seed 5", "train.seed", copy_run),
     Case(
         "resume-other-lr",
         "train --out {tmp}/run --resume --set train.lr_head=0.5",
         "train.lr_head",
         copy_run,
-    ),  # fmt: skip
+    ),
     Case(
         "resume-other-model",
         "train --out {tmp}/run --resume --model resnet18",
         "model.name",
         copy_run,
-    ),  # fmt: skip
+    ),
     Case(
         "resume-nothing-to-do",
         "train --out {tmp}/run --resume --epochs 1",
         "already trained",
         copy_run,
-    ),  # fmt: skip
+    ),
     Case(
         "resume-without-last",
         "train --out {tmp}/run --resume --epochs 3",
         "no last.pt",
         marker_only,
-    ),  # fmt: skip
-    Case(
-        "crash-in-first-epoch", TRAIN.replace("{tmp}/new", "{tmp}/run"), "first epoch", half_run
-    ),  # fmt: skip
+    ),
+    Case("crash-in-first-epoch", TRAIN.replace("{tmp}/new", "{tmp}/run"), "first epoch", half_run),
     # 3. no silent wrong result
     Case("zero-epochs", f"{TRAIN} --epochs 0", "train.epochs"),
     Case("negative-epochs", f"{TRAIN} --epochs -1", "train.epochs"),
@@ -161,25 +159,25 @@ CASES = [
         f"{TRAIN} --set data.split_file={{tmp}}/s.csv",
         "validation",
         write(Path("{tmp}/s.csv"), SPLIT + "{data}/validation/positive/000.png,1,validation\n"),
-    ),  # fmt: skip
+    ),
     Case(
         "split-conflicting-labels",
         f"{TRAIN} --set data.split_file={{tmp}}/s.csv",
         "000.png",
         write(Path("{tmp}/s.csv"), SPLIT + "{data}/train/positive/000.png,0,train\n"),
-    ),  # fmt: skip
+    ),
     Case(
         "split-train-test-leak",
         f"{TRAIN} --set data.split_file={{tmp}}/s.csv",
         "test",
         write(Path("{tmp}/s.csv"), SPLIT + "{data}/train/positive/000.png,1,test\n"),
-    ),  # fmt: skip
+    ),
     Case(
         "split-row-one-field",
         f"{TRAIN} --set data.split_file={{tmp}}/s.csv",
         "s.csv:3",
         write(Path("{tmp}/s.csv"), SPLIT + "{data}/train/positive/001.png\n"),
-    ),  # fmt: skip
+    ),
     Case("patches-label-case", f"{PATCHES} --out {{tmp}}/p --label stenosis", "Stenosis"),
     # 4. no tracebacks
     Case(
@@ -187,7 +185,7 @@ CASES = [
         "train --config {tmp}/c.yaml",
         "c.yaml",
         write(Path("{tmp}/c.yaml"), bytes(range(256))),
-    ),  # fmt: skip
+    ),
     Case("image-size-negative", f"{TRAIN} --set data.image_size=-5", "data.image_size"),
     Case("image-size-zero", f"{TRAIN} --set data.image_size=0", "data.image_size"),
     Case("batch-size-zero", f"{TRAIN} --set train.batch_size=0", "train.batch_size"),
@@ -199,21 +197,21 @@ CASES = [
         "diverging-run",
         f"{TRAIN} --set train.lr_head=1e30 --set train.lr_backbone=1e30",
         "diverged in epoch 1",
-    ),  # fmt: skip
+    ),
     Case("predict-out-folder", f"{PREDICT} --out {{tmp}}", "is a folder"),
     Case(
         "predict-out-under-file",
         f"{PREDICT} --out {{tmp}}/f.txt/p.csv",
         "is a file",
         write(Path("{tmp}/f.txt"), "text"),
-    ),  # fmt: skip
+    ),
     Case("train-out-unwritable", TRAIN.replace("{tmp}/new", "/sys/lqer-run"), "cannot write"),
     Case(
         "checkpoint-without-model",
         f"{PREDICT} --out {{tmp}}/p.csv".replace("{run}/best.pt", "{tmp}/c.pt"),
         "no model",
         checkpoint_without_model,
-    ),  # fmt: skip
+    ),
 ]
 
 
