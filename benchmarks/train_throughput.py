@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from lqer.config import ModelConfig
 from lqer.data.dataset import list_folder
-from lqer.eval.evaluate import pick_device, predict_logits
+from lqer.device import pick_device
+from lqer.eval.evaluate import predict_logits
 from lqer.models import build_model
 from lqer.train.distributed import Group, cpu_threads
 from lqer.train.loop import TrainBatches, batch_indices, train_epoch

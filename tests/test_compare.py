@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from lqer.cli.compare import register
 from lqer.config import load_config
 from lqer.errors import LqerError
-from lqer.eval import compare, report
+from lqer.experiments import compare, report
 from lqer.models import MODELS
 
 

@@ -14,8 +14,8 @@ from test_train import tiny_config
 
 from lqer.config import ModelConfig
 from lqer.models import build_model
+from lqer.models.checkpoint import read_checkpoint
 from lqer.train import distributed, fit
-from lqer.train.checkpoint import read_checkpoint
 from lqer.train.loop import TrainBatches, batch_indices, train_epoch
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -270,7 +270,7 @@ def test_cli_circuit_prints_drawing_size_and_depth():
 
 def test_cli_noise_sweep_scores_a_checkpoint(tiny_dataset, tmp_path):
     from lqer.data.dataset import load_folder
-    from lqer.train.checkpoint import save_checkpoint
+    from lqer.models.checkpoint import save_checkpoint
 
     cfg = load_config(None, ["data.image_size=16"])
     torch.manual_seed(0)

@@ -38,7 +38,7 @@ def compare_command(
 ) -> None:
     """Train models x seeds with one recipe and compare them on the test split."""
     from lqer.config import load_config
-    from lqer.eval.compare import DEFAULT_MODELS, compare
+    from lqer.experiments.compare import DEFAULT_MODELS, compare
     from lqer.models import MODELS
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else DEFAULT_MODELS
@@ -54,7 +54,7 @@ def report_command(
     target: Annotated[Path, typer.Argument(help="A run folder or a comparison folder.")],
 ) -> None:
     """Write a self-contained HTML report and its Markdown twin into TARGET/report/."""
-    from lqer.eval.report import write_report
+    from lqer.experiments.report import write_report
 
     html, markdown = write_report(target)
     typer.echo(f"wrote {html} and {markdown}")

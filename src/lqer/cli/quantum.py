@@ -78,9 +78,9 @@ def noise_sweep(
 ):
     """Score a trained model at a range of noise strengths and shot counts: table and plot."""
     from lqer.data.dataset import check_both_classes, load_folder
-    from lqer.eval import noise_sweep as sweep
-    from lqer.eval.evaluate import pick_device
-    from lqer.train.checkpoint import load_checkpoint
+    from lqer.device import pick_device
+    from lqer.experiments import noise_sweep as sweep
+    from lqer.models.checkpoint import load_checkpoint
 
     points = sweep.grid(
         channel or ["depolarizing"],

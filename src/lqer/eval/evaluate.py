@@ -15,21 +15,11 @@ from torch import nn
 from lqer.data.dataset import ImageSet, check_both_classes, decode, list_folder
 from lqer.data.images import is_image
 from lqer.data.transforms import eval_transform
+from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.metrics import binary_metrics
 from lqer.io import atomic_path, check_output_file, write_text
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise LqerError(f"--device: unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LqerError("--device: CUDA was asked for but no GPU is available")
-    return device
+from lqer.models.checkpoint import load_checkpoint
 
 
 @torch.no_grad()
@@ -79,8 +69,6 @@ def score_images(
     where: str = "",
 ) -> tuple[ImageSet, np.ndarray]:
     """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities."""
-    from lqer.train.checkpoint import load_checkpoint
-
     model, cfg, _ = load_checkpoint(checkpoint)
     dev = pick_device(device)
     data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where)

@@ -1,4 +1,4 @@
-from lqer.train.checkpoint import load_checkpoint, save_checkpoint
+from lqer.models.checkpoint import load_checkpoint, save_checkpoint
 from lqer.train.loop import fit
 
 __all__ = ["fit", "load_checkpoint", "save_checkpoint"]

@@ -22,8 +22,8 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from lqer.device import pick_device
 from lqer.errors import LqerError
-from lqer.eval.evaluate import pick_device
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from lqer.eval.evaluate import predict_logits, probabilities, write_predictions
 from lqer.eval.metrics import binary_metrics
 from lqer.io import atomic_path, write_text
 from lqer.models import build_model
+from lqer.models.checkpoint import read_checkpoint, save_checkpoint
 from lqer.quantum.layer import quantum_layers
 from lqer.train import distributed, run_folder
-from lqer.train.checkpoint import read_checkpoint, save_checkpoint
 from lqer.train.distributed import Group
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from lqer.config import RESUMABLE, ExperimentConfig, apply_overrides, changed_keys, from_dict
 from lqer.errors import LqerError
 from lqer.io import check_output_folder, remove_stale_temporaries, write_text
-from lqer.train.checkpoint import read_checkpoint
+from lqer.models.checkpoint import read_checkpoint
 
 MARKER = ".lqer-run"
 FILES = (

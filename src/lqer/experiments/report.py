@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from lqer.errors import LqerError
-from lqer.eval import compare, figures
+from lqer.eval import figures
+from lqer.experiments import compare
 from lqer.io import write_text
 
 # Published figures, shown as reference rows: reported by others, not reproduced here.

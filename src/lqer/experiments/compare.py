@@ -164,8 +164,9 @@ def read_predictions(path: Path, name: str, seed: int) -> Predictions:
 def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -> list[Predictions]:
     """Predictions of best.pt on val and test, plus the test-time q ablations of the reference;
     cached as predictions*.csv in the run folder."""
-    from lqer.eval.evaluate import pick_device, predict_proba
-    from lqer.train.checkpoint import load_checkpoint
+    from lqer.device import pick_device
+    from lqer.eval.evaluate import predict_proba
+    from lqer.models.checkpoint import load_checkpoint
 
     ablations = (None, *Q_ABLATIONS) if model == REFERENCE else (None,)
     files = {a: run / (f"predictions_q-{a}.csv" if a else "predictions.csv") for a in ablations}

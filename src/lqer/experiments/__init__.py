@@ -1,0 +1,1 @@
+"""Experiments built on training and scoring: comparisons, reports and noise sweeps."""
