@@ -2,8 +2,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,3 +43,31 @@ def make_tiny_dataset(root: Path) -> Path:
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     return make_tiny_dataset(tmp_path / "data")
+
+
+def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None):
+    """A multi-frame X-ray angiography DICOM file of (N, H, W) unsigned frames; `path` may be
+    a file object."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"  # X-ray angiography
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.NumberOfFrames = len(frames)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    allocated = frames.dtype.itemsize * 8
+    stored = bits_stored or allocated
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
+        allocated,
+        stored,
+        stored - 1,
+        0,
+    )
+    ds.PixelData = frames.tobytes()
+    ds.save_as(path, enforce_file_format=True)

@@ -12,13 +12,11 @@ import math
 from xml.sax.saxutils import escape
 
 import numpy as np
-import pydicom
 import pytest
+from conftest import write_dicom
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from lqer.data.annotations import check_boxes, read_coco, read_voc, read_yolo
 from lqer.data.frames import list_frames, read_dicom, read_frames
@@ -60,23 +58,8 @@ def with_sbit(png: bytes, bits: int) -> bytes:
 
 
 def dicom_bytes(frames: np.ndarray, bits_stored: int) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"  # X-ray angiography
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = frames.shape[1:]
-    ds.NumberOfFrames = len(frames)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    bits = frames.dtype.itemsize * 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits_stored, bits_stored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = frames.tobytes()
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    write_dicom(buffer, frames, bits_stored=bits_stored)
     return buffer.getvalue()
 
 

@@ -6,11 +6,9 @@ import shutil
 import warnings
 
 import numpy as np
-import pydicom
 import pytest
+from conftest import write_dicom
 from PIL import Image
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from lqer.data.annotations import Box, read_voc
 from lqer.data.frames import list_frames, read_frames
@@ -150,32 +148,6 @@ def test_yolo_and_coco_give_the_same_patches_as_voc(adsd, tmp_path):
     expected = [[r[k] for k in geometry] for r in manifest(tmp_path / "voc")]
     for name in ("y", "c"):
         assert [[r[k] for k in geometry] for r in manifest(tmp_path / name)] == expected
-
-
-def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"  # X-ray angiography
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        meta.MediaStorageSOPClassUID,
-        meta.MediaStorageSOPInstanceUID,
-    )
-    ds.Rows, ds.Columns = frames.shape[1:]
-    ds.NumberOfFrames = len(frames)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    allocated = frames.dtype.itemsize * 8
-    stored = bits_stored or allocated
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
-        allocated,
-        stored,
-        stored - 1,
-        0,
-    )
-    ds.PixelData = frames.tobytes()
-    ds.save_as(path, enforce_file_format=True)
 
 
 def test_multiframe_dicom_yields_every_frame(adsd, tmp_path):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from lqer.config import ExperimentConfig, load_config
+from lqer.config import load_config
 from lqer.errors import LqerError
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
@@ -21,14 +21,10 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 SkipBadOpt = Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")]
 
 
-def experiment_config(
-    config: Path | None,
-    overrides: list[str] | None,
-    **options,
-) -> ExperimentConfig:
-    """The config file, then the named command-line options, then the `--set` overrides."""
+def named_overrides(overrides: list[str] | None, **options) -> list[str]:
+    """The named command-line options that were given, then the `--set` overrides."""
     named = [f"{key}={value}" for key, value in options.items() if value is not None]
-    return load_config(config, named + list(overrides or []))
+    return named + list(overrides or [])
 
 
 def train(
@@ -56,7 +52,8 @@ def train(
     """Train a model; writes config.yaml, history.csv/jsonl, best.pt, last.pt and test metrics.
 
     With --resume and no --config, the run's own settings are the starting point."""
-    options = dict(
+    overrides = named_overrides(
+        set_,
         **{
             "data.root": data, "out_dir": out, "model.name": model, "model.weights": weights,
             "train.epochs": epochs, "data.image_size": image_size,
@@ -70,10 +67,9 @@ def train(
             raise LqerError("--resume needs --out (the run folder) or --config")
         from lqer.train.run_folder import resumed_config
 
-        named = [f"{key}={value}" for key, value in options.items() if value is not None]
-        cfg = resumed_config(out, named + list(set_ or []))
+        cfg = resumed_config(out, overrides)
     else:
-        cfg = experiment_config(config, set_, **options)
+        cfg = load_config(config, overrides)
     from lqer.train import fit  # after the configuration: a bad option fails in well under 1 s
 
     run = fit(cfg, resume=resume)

@@ -43,6 +43,7 @@ from lqer.data.annotations import (
 )
 from lqer.data.frames import FrameRef, list_frames, read_frames
 from lqer.errors import LqerError, LqerWarning
+from lqer.io import umask
 
 # ADSD names frames like 14_002_5_0016; the fields look like patient, sequence, an unknown
 # number and the frame index. Only the last is confirmed by the sample data (consecutive
@@ -295,9 +296,7 @@ def atomic_dir(path: Path, overwrite: bool) -> Iterator[Path]:
         raise LqerError(f"{path} exists; choose another output folder or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output folder should not be
+    tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private; the output folder should not be
     try:
         yield tmp
         if path.exists():

@@ -146,6 +146,15 @@ class Diverged(Exception):
         self.step, self.steps = step, steps
 
 
+def diverged(epoch: int, what: str, tc) -> LqerError:
+    """What to tell the user, and which checkpoint still holds a sound model."""
+    kept = f"; last.pt holds epoch {epoch - 1}" if epoch > 1 else ""
+    return LqerError(
+        f"training diverged in epoch {epoch}, {what}; try a lower learning rate "
+        f"(train.lr_head={tc.lr_head:g}, train.lr_backbone={tc.lr_backbone:g}){kept}"
+    )
+
+
 def _first_non_finite(values: list[torch.Tensor]) -> int | None:
     """Checked once an epoch, so that the steps never wait for the GPU."""
     if not values:
@@ -229,7 +238,11 @@ def train(
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN may pick its fastest kernels
 
     # The run folder is checked, and a resumed run's settings compared, before any data is read.
-    saved = open_run_folder(out, cfg, resume) if group.main else None
+    saved = None
+    if group.main and resume:
+        saved = run_folder.open_for_resume(out, cfg)
+    elif group.main:
+        run_folder.check_new(out)
     group.barrier()  # the other ranks wait for rank 0's verdict on the folder
     saved = saved or (read_checkpoint(out / "last.pt") if resume else None)
 
@@ -309,12 +322,7 @@ def train(
                 tc.amp and on_gpu, bar,
             )  # fmt: skip
         except Diverged as e:
-            kept = f"; last.pt holds epoch {epoch - 1}" if epoch > 1 else ""
-            raise LqerError(
-                f"training diverged in epoch {epoch}, {e} (the loss became NaN or infinite); "
-                f"try a lower learning rate (train.lr_head={tc.lr_head:g}, "
-                f"train.lr_backbone={tc.lr_backbone:g}){kept}"
-            ) from None
+            raise diverged(epoch, f"{e} (the loss became NaN or infinite)", tc) from None
         finally:
             bar.close()
         train_loss, correct = group.sum(sums).tolist()
@@ -325,11 +333,7 @@ def train(
 
         val_logits, val_loss = evaluate(model, data["val"], size, weight, group)
         if not torch.isfinite(val_logits).all():
-            raise LqerError(
-                f"training diverged in epoch {epoch}: the model's outputs on the validation set "
-                f"became NaN or infinite; try a lower learning rate (train.lr_head={tc.lr_head:g}, "
-                f"train.lr_backbone={tc.lr_backbone:g})"
-            )
+            raise diverged(epoch, "its outputs on the validation set became NaN or infinite", tc)
         val = binary_metrics(data["val"].labels.numpy(), probabilities(val_logits))
         scheduler.step(val_loss)  # every rank saw the same logits, so all step alike
 
@@ -369,21 +373,6 @@ def train(
     if "test" in data and group.main:
         score_test_split(model, cfg, data["test"], out, device)
     return out
-
-
-def open_run_folder(out: Path, cfg: ExperimentConfig, resume: bool) -> dict | None:
-    """Claim a new run folder, or check and read the checkpoint of the run to resume."""
-    if not resume:
-        run_folder.check_new(out)
-        return None
-    if not (out / "last.pt").is_file():
-        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
-    removed = run_folder.clean(out)
-    if removed:
-        print(f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}")
-    saved = read_checkpoint(out / "last.pt")
-    run_folder.check_resume(out, saved, cfg)
-    return saved
 
 
 def write_skipped(path: Path, data: dict[str, ImageSet]) -> None:

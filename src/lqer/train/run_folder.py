@@ -2,9 +2,8 @@
 
 A new run starts only in a new or empty folder and marks it before writing anything else, so
 that a folder left by a run killed before its first checkpoint is recognised, not reused
-blindly. A
-resumed run must describe the run that was started: only the settings in `RESUMABLE` may
-change.
+blindly. A resumed run must describe the run that was started: only the settings in
+`RESUMABLE` may change.
 """
 
 from __future__ import annotations
@@ -48,6 +47,17 @@ def claim(out: Path) -> None:
     write_text(out / MARKER, json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
 
+def open_for_resume(out: Path, cfg: ExperimentConfig) -> dict:
+    """The checkpoint to resume from, once the folder is cleaned and `cfg` checked against it."""
+    last = _last_checkpoint(out)
+    removed = clean(out)
+    if removed:
+        print(f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}")
+    saved = read_checkpoint(last)
+    check_resume(out, saved, cfg)
+    return saved
+
+
 def check_resume(out: Path, saved: dict, cfg: ExperimentConfig) -> None:
     """Refuse a resume whose configuration differs from the run's beyond `RESUMABLE`."""
     changed = [k for k in changed_keys(from_dict(saved["config"]), cfg) if k not in RESUMABLE]
@@ -73,8 +83,13 @@ def clean(out: Path) -> list[Path]:
 def resumed_config(out: Path, overrides: list[str]) -> ExperimentConfig:
     """The configuration a run in `out` was trained with, plus `overrides` (e.g. more epochs),
     so that resuming needs no repetition of the original options."""
-    if not (out / "last.pt").is_file():
-        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
-    cfg = apply_overrides(from_dict(read_checkpoint(out / "last.pt")["config"]), overrides)
+    saved = read_checkpoint(_last_checkpoint(out))
+    cfg = apply_overrides(from_dict(saved["config"]), overrides)
     cfg.out_dir = str(out)
     return cfg
+
+
+def _last_checkpoint(out: Path) -> Path:
+    if not (out / "last.pt").is_file():
+        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
+    return out / "last.pt"
