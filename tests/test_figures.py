@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lqer.eval import figures, stats
+from lqer.eval import figures
+from lqer.eval import metrics as stats
 
 
 def check(paths):

@@ -1,4 +1,4 @@
-"""lqer.eval.stats against published values (pROC on its aSAH data), brute force and simulation."""
+"""lqer.eval.metrics against published values (pROC on its aSAH data), brute force, simulation."""
 
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from lqer.eval import stats
+from lqer.eval import metrics as stats
 
 ASAH = np.loadtxt(Path(__file__).parent / "data" / "asah.csv", delimiter=",", skiprows=1)
 OUTCOME, WFNS, S100B, NDKA = ASAH.T

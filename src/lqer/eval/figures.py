@@ -16,7 +16,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from lqer.eval import stats
+from lqer.eval import metrics
 from lqer.io import atomic_path
 
 CLINICAL_LINE = 0.90
@@ -77,7 +77,7 @@ def _grid(panels: Sequence[tuple], history, suptitle: str) -> Figure:
 
 
 def model_bars(
-    intervals: Mapping[str, Mapping[str, stats.Interval]], stem: str | Path, title: str = ""
+    intervals: Mapping[str, Mapping[str, metrics.Interval]], stem: str | Path, title: str = ""
 ) -> list[Path]:
     """Fig. 1: accuracy and AUC per model as bars with interval whiskers, and the 0.90 line."""
     models = list(intervals)
@@ -140,11 +140,10 @@ def test_summary(
 ) -> list[Path]:
     """Fig. 4: the test confusion matrix at `threshold` and a bar chart of the test metrics."""
     labels, probs = np.asarray(labels), np.asarray(probs)
-    tp, fp, tn, fn = stats.confusion_counts(labels, probs, threshold)
-    matrix = np.array([[tn, fp], [fn, tp]])
-    metrics = stats.all_metrics(threshold)
-    names = ["auc", "accuracy", "f1", "sensitivity", "specificity", "ppv", "npv"]
-    values = [float(metrics[n](labels, probs)) for n in names]
+    matrix = np.reshape(metrics.confusion_counts(labels, probs, threshold), (2, 2))
+    scores = metrics.all_metrics(threshold)
+    names = ["auc", *metrics.RATES]
+    values = [float(scores[n](labels, probs)) for n in names]
     with rc_context(STYLE):
         fig = Figure(figsize=(10, 4), layout="constrained")
         ax_m, ax_b = fig.subplots(1, 2, width_ratios=[1, 1.6])
@@ -182,7 +181,7 @@ def roc_band(
         return np.interp(grid, fpr, tpr)
 
     rng = np.random.default_rng(seed)
-    idx = stats.bootstrap_indices(labels, n_boot, rng)
+    idx = metrics.bootstrap_indices(labels, n_boot, rng)
     curves = np.array([tpr_on_grid(labels[i], probs[i]) for i in idx])
     alpha = (1 - level) / 2
     low, high = np.quantile(curves, [alpha, 1 - alpha], axis=0)
@@ -203,7 +202,7 @@ def roc_curves(
             color, _, dash = LINES[k % len(LINES)]
             color = f"C{k}" if k >= len(LINES) else color
             grid, tpr, low, high = roc_band(y, p, n_boot)
-            auc = float(stats.auc(np.asarray(y), np.asarray(p)))
+            auc = float(metrics.auc(np.asarray(y), np.asarray(p)))
             ax.plot(grid, tpr, color=color, ls=dash, label=f"{name} (AUC {auc:.3f})")
             ax.fill_between(grid, low, high, color=color, alpha=0.15, lw=0)
         ax.plot([0, 1], [0, 1], color="0.5", lw=0.8, ls=":")
@@ -232,7 +231,7 @@ def reliability(
             used = np.bincount(which, minlength=bins) > 0
             mean_p = np.bincount(which, p, bins)[used] / np.bincount(which, minlength=bins)[used]
             freq = np.bincount(which, y, bins)[used] / np.bincount(which, minlength=bins)[used]
-            ece = float(stats.ece(y, p, bins))
+            ece = float(metrics.ece(y, p, bins))
             ax.plot(mean_p, freq, color=color, marker=marker, ls=dash,
                     label=f"{name} (ECE {ece:.3f})")  # fmt: skip
             ax_h.hist(p, bins=edges, histtype="step", color=color, ls=dash)

@@ -35,7 +35,7 @@ import yaml
 
 from lqer.config import ExperimentConfig
 from lqer.errors import LqerError
-from lqer.eval import stats
+from lqer.eval import metrics
 from lqer.io import atomic_path, write_text
 
 DEFAULT_MODELS = (
@@ -43,7 +43,7 @@ DEFAULT_MODELS = (
 )  # fmt: skip
 REFERENCE = "lqer"
 Q_ABLATIONS = ("zeros", "shuffle")  # test-time ablations of the reference's trained runs
-METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "ppv", "npv", "brier", "ece")
+METRICS = metrics.NAMES
 IGNORED_KEYS = (  # may differ in a reused run without changing what it computes
     "out_dir", "train.progress", "train.threads", "train.devices", "train.compile",
     "train.channels_last",
@@ -233,18 +233,18 @@ def evaluate(
     rows, draws = [], {}
     chosen, half = rules(target_sensitivity)
     for pred in predictions:
-        val_threshold = stats.threshold_for_sensitivity(
+        val_threshold = metrics.threshold_for_sensitivity(
             pred.val_labels, pred.val_probs, target_sensitivity
         )
         for rule, threshold in ((chosen, val_threshold), (half, 0.5)):
-            metrics = stats.all_metrics(threshold)
-            boot = stats.bootstrap_draws(
-                metrics, pred.test_labels, pred.test_probs, n_boot, boot_seed
+            scores = metrics.all_metrics(threshold)
+            boot = metrics.bootstrap_draws(
+                scores, pred.test_labels, pred.test_probs, n_boot, boot_seed
             )
             draws[pred.name, pred.seed, rule] = boot
             for metric in METRICS:
-                value = float(metrics[metric](pred.test_labels, pred.test_probs))
-                low, high = stats.percentile_interval(boot[metric])
+                value = float(scores[metric](pred.test_labels, pred.test_probs))
+                low, high = metrics.percentile_interval(boot[metric])
                 rows.append({
                     "model": pred.name, "seed": pred.seed, "rule": rule,
                     "threshold": threshold, "metric": metric,
@@ -262,7 +262,7 @@ def summarise(rows: list[dict], draws: dict) -> list[dict]:
     for (model, rule, metric), members in groups.items():
         values = np.array([r["value"] for r in members])
         pooled = np.mean([draws[model, r["seed"], rule][metric] for r in members], axis=0)
-        low, high = stats.percentile_interval(pooled)
+        low, high = metrics.percentile_interval(pooled)
         out.append({
             "model": model, "rule": rule, "metric": metric, "n_seeds": len(members),
             "mean": float(np.mean(values)),
@@ -290,7 +290,7 @@ def delong_rows(predictions: list[Predictions]) -> list[dict]:
             pairs = [(ref_index[p], j) for j, p in enumerate(other.test_paths) if p in ref_index]
             i, j = map(np.array, zip(*pairs, strict=True))
             labels = ref.test_labels[i]
-            result = stats.delong_test(labels, ref.test_probs[i], other.test_probs[j])
+            result = metrics.delong_test(labels, ref.test_probs[i], other.test_probs[j])
             out.append({
                 "seed": seed, "model": name, "n": len(pairs),
                 "auc_reference": result.auc_a, "auc_model": result.auc_b,
@@ -314,7 +314,7 @@ def contrasts(delong: list[dict], draws: dict, rule: str) -> list[dict]:
             [draws[REFERENCE, s, rule]["auc"] - draws[model, s, rule]["auc"] for s in seeds],
             axis=0,
         )
-        low, high = stats.percentile_interval(diffs)
+        low, high = metrics.percentile_interval(diffs)
         out.append({
             "model": model, "n_seeds": len(rows),
             "auc_difference": float(np.mean([r["difference"] for r in rows])),

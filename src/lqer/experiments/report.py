@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lqer.errors import LqerError
-from lqer.eval import figures
+from lqer.eval import figures, metrics
 from lqer.experiments import compare
 from lqer.io import write_text
 
@@ -327,7 +327,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     bars = {}
     for r in summary:
         if r["rule"] == chosen and r["metric"] in ("auc", "accuracy"):
-            interval = compare.stats.Interval(r["mean"], r["low"], r["high"])
+            interval = metrics.Interval(r["mean"], r["low"], r["high"])
             bars.setdefault(r["model"], {})[r["metric"]] = interval
     if bars:
         figures.model_bars(bars, fig_dir / "fig1_models")

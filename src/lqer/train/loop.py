@@ -87,7 +87,7 @@ class TrainBatches:
         return self.prepare(x).contiguous(memory_format=self.memory_format)
 
 
-TRAIN_METRICS = ("auc", "f1", "sensitivity", "specificity", "precision")
+TRAIN_METRICS = ("auc", "f1", "sensitivity", "specificity", "ppv")
 
 
 def train_epoch(
