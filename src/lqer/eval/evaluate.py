@@ -3,7 +3,6 @@ files."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -18,7 +17,8 @@ from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.metrics import binary_metrics
-from lqer.io import atomic_path, check_output_file, write_text
+from lqer.eval.predictions import prediction_rows, write_predictions
+from lqer.io import check_output_file, write_text
 from lqer.models.checkpoint import load_checkpoint
 
 
@@ -53,26 +53,20 @@ def predict_proba(model, images, image_size, device="cpu", batch_size=256) -> np
     return probabilities(predict_logits(model, images, image_size, device, batch_size))
 
 
-def write_predictions(path: str | Path, data: ImageSet, probs: np.ndarray, threshold=0.5):
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "prob_stenosis", "predicted"])
-        for p, label, prob in zip(data.paths, data.labels.tolist(), probs, strict=True):
-            writer.writerow([p, label, f"{prob:.6f}", int(prob >= threshold)])
-
-
 def score_images(
     checkpoint: str | Path,
     items: list[tuple[Path, int]],
     device: str = "auto",
     skip_bad: bool = False,
     where: str = "",
-) -> tuple[ImageSet, np.ndarray]:
-    """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities."""
+) -> tuple[ImageSet, np.ndarray, str]:
+    """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities
+    and its model's name."""
     model, cfg, _ = load_checkpoint(checkpoint)
     dev = pick_device(device)
     data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where)
-    return data, predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+    probs = predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+    return data, probs, cfg.model.name
 
 
 def default_eval_path(checkpoint: str | Path, data_dir: str | Path) -> Path:
@@ -102,7 +96,7 @@ def evaluate_checkpoint(
     if out is not None:
         check_output_file(out, "--out")
     items = list_folder(data_dir)
-    data, probs = score_images(checkpoint, items, device, skip_bad, f" in {data_dir}")
+    data, probs, _ = score_images(checkpoint, items, device, skip_bad, f" in {data_dir}")
     check_both_classes(data, str(data_dir))
     metrics = binary_metrics(data.labels.numpy(), probs, threshold)
     metrics.update(
@@ -139,17 +133,9 @@ def predict_files(
     skip_bad: bool = False,
     threshold: float = 0.5,
 ) -> ImageSet:
-    """Write a CSV of file, probability of stenosis and predicted label; a file that
-    --skip-bad left out gets a row with the label `skipped` and the reason."""
+    """Write the predictions file for images of unknown label, skipped ones included."""
     check_output_file(out, "--out")
     items = [(f, -1) for f in collect_images(paths)]
-    data, probs = score_images(checkpoint, items, device, skip_bad)
-    with atomic_path(out) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "prob_stenosis", "label", "reason"])
-        for p, prob in zip(data.paths, probs, strict=True):
-            label = "stenosis" if prob >= threshold else "no_stenosis"
-            writer.writerow([p, f"{prob:.6f}", label, ""])
-        for p, reason in data.bad:
-            writer.writerow([p, "", "skipped", reason])
+    data, probs, model = score_images(checkpoint, items, device, skip_bad)
+    write_predictions(out, prediction_rows(data, probs, model, threshold=threshold))
     return data

@@ -35,7 +35,7 @@ import yaml
 
 from lqer.config import ExperimentConfig
 from lqer.errors import LqerError
-from lqer.eval import metrics
+from lqer.eval import metrics, predictions
 from lqer.io import atomic_path, write_text
 
 DEFAULT_MODELS = (
@@ -134,30 +134,21 @@ def data_summary(data: dict) -> dict:
     return {"splits": out, "sha256": overall.hexdigest()}
 
 
-def write_predictions(path: Path, pred: Predictions) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "path", "label", "prob"])
-        for y, p in zip(pred.val_labels, pred.val_probs, strict=True):
-            writer.writerow(["val", "", int(y), f"{p:.7f}"])
-        rows = zip(pred.test_paths, pred.test_labels, pred.test_probs, strict=True)
-        for path_, y, p in rows:
-            writer.writerow(["test", path_, int(y), f"{p:.7f}"])
-
-
-def read_predictions(path: Path, name: str, seed: int) -> Predictions:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    val = [r for r in rows if r["split"] == "val"]
-    test = [r for r in rows if r["split"] == "test"]
+def read_predictions(path: Path, seed: int) -> Predictions:
+    """One variant's validation and test predictions, from its predictions file."""
+    rows = [r for r in predictions.read_predictions(path) if r.label != predictions.SKIPPED]
+    val = [r for r in rows if r.split == "val"]
+    test = [r for r in rows if r.split == "test"]
+    if not val or not test:
+        raise LqerError(f"{path}: needs validation and test predictions; delete it to score again")
     return Predictions(
-        name,
+        test[0].model,
         seed,
-        np.array([int(r["label"]) for r in val]),
-        np.array([float(r["prob"]) for r in val]),
-        np.array([int(r["label"]) for r in test]),
-        np.array([float(r["prob"]) for r in test]),
-        [r["path"] for r in test],
+        np.array([r.true_label for r in val]),
+        np.array([r.prob for r in val]),
+        np.array([r.true_label for r in test]),
+        np.array([r.prob for r in test]),
+        [r.file for r in test],
     )
 
 
@@ -179,14 +170,16 @@ def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -
         for ablation in missing:
             net.q_ablation = ablation or "none"
             torch.manual_seed(seed)  # the shuffle ablation's permutations
-            pred = Predictions(
-                variant_name(model, ablation), seed,
-                val.labels.numpy(), predict_proba(net, val.images, size, dev),
-                test.labels.numpy(), predict_proba(net, test.images, size, dev),
-                list(test.paths),
-            )  # fmt: skip
-            write_predictions(files[ablation], pred)
-    return [read_predictions(path, variant_name(model, a), seed) for a, path in files.items()]
+            name = variant_name(model, ablation)
+            rows = [
+                row
+                for split, part in (("val", val), ("test", test))
+                for row in predictions.prediction_rows(
+                    part, predict_proba(net, part.images, size, dev), name, split
+                )
+            ]
+            predictions.write_predictions(files[ablation], rows)
+    return [read_predictions(path, seed) for path in files.values()]
 
 
 def train_all(

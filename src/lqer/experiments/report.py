@@ -342,7 +342,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
         preds = {}
         for r in ok:
             if r["seed"] == seed:
-                for p in load_run_predictions(folder / r["run"], r["model"], seed):
+                for p in load_run_predictions(folder / r["run"], seed):
                     preds[p.name] = p
         pairs = {name: (p.test_labels, p.test_probs) for name, p in preds.items()}
         figures.roc_curves(pairs, fig_dir / "roc", title=f"ROC, test split, seed {seed}")
@@ -372,13 +372,8 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     return report
 
 
-def load_run_predictions(run: Path, model: str, seed: int) -> list[compare.Predictions]:
-    files = sorted(run.glob("predictions*.csv"))
-    out = []
-    for path in files:
-        ablation = path.stem.removeprefix("predictions").removeprefix("_q-") or None
-        out.append(compare.read_predictions(path, compare.variant_name(model, ablation), seed))
-    return out
+def load_run_predictions(run: Path, seed: int) -> list[compare.Predictions]:
+    return [compare.read_predictions(path, seed) for path in sorted(run.glob("predictions*.csv"))]
 
 
 def run_report(run: Path, fig_dir: Path, target_sensitivity: float = 0.90) -> Report:

@@ -26,8 +26,9 @@ from lqer.config import ExperimentConfig
 from lqer.data.dataset import ImageSet, load_experiment
 from lqer.data.transforms import ToFloat, augmentation, standardize
 from lqer.errors import LqerError
-from lqer.eval.evaluate import predict_logits, probabilities, write_predictions
+from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.metrics import binary_metrics
+from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import atomic_path, write_text
 from lqer.models import build_model
 from lqer.models.checkpoint import read_checkpoint, save_checkpoint
@@ -391,5 +392,7 @@ def score_test_split(model, cfg: ExperimentConfig, test, out: Path, device) -> d
     probs = probabilities(predict_logits(model, test.images, cfg.data.image_size, device))
     metrics = binary_metrics(test.labels.numpy(), probs)
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_predictions(out / "test_predictions.csv", test, probs)
+    write_predictions(
+        out / "test_predictions.csv", prediction_rows(test, probs, cfg.model.name, "test")
+    )
     return metrics
