@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from lqer.config import load_config
-from lqer.data.dataset import decode, hold_out, list_folder, stratified_indices
+from lqer.data.dataset import decode, hold_out, stratified_indices
+from lqer.data.layout import list_folder
 from lqer.io import write_text
 from lqer.train import fit
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from lqer.config import ModelConfig
-from lqer.data.dataset import list_folder
+from lqer.data.layout import list_folder
 from lqer.device import pick_device
 from lqer.eval.evaluate import predict_logits
 from lqer.models import build_model

@@ -101,7 +101,7 @@ def test_cli_audit_writes_the_regrouped_split(planted, tmp_path):
     from typer.testing import CliRunner
 
     from lqer.cli.data import app
-    from lqer.data.dataset import read_split_file
+    from lqer.data.layout import read_split_file
 
     out = tmp_path / "regrouped.csv"
     args = ["audit", "--train", str(planted / "train"), "--test", str(planted / "test")]

@@ -174,7 +174,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_class_folders_are_read_recursively_without_hidden_files(tiny_dataset):
-    from lqer.data.dataset import list_folder
+    from lqer.data.layout import list_folder
 
     positive = tiny_dataset / "train" / "positive"
     image = np.full((20, 20), 200, np.uint8)
@@ -193,7 +193,7 @@ def write_split_file(path, rows, header="path,label,split"):
 
 
 def test_split_file_mistakes_are_errors_naming_the_line(tiny_dataset):
-    from lqer.data.dataset import read_split_file
+    from lqer.data.layout import read_split_file
 
     csv = tiny_dataset / "split.csv"
     good = ["train/positive/000.png,1,train", "train/negative/000.png,0,test"]

@@ -3,16 +3,9 @@
 import numpy as np
 import pytest
 
-from lqer.data.dataset import read_split_file
+from lqer.data.layout import augmentation_groups, read_split_file, write_split
 from lqer.data.patches import make_patches
-from lqer.data.splits import (
-    assign,
-    augmentation_groups,
-    kfold,
-    make_splits,
-    parse_fractions,
-    write_split,
-)
+from lqer.data.splits import assign, kfold, make_splits, parse_fractions
 from lqer.errors import LqerError
 
 

@@ -99,14 +99,15 @@ def split(
 ):
     """Write a reproducible split file for `data.split_file`."""
     from lqer.data import splits
+    from lqer.data.layout import fold_file, write_split
 
     results = splits.make_splits(
         strategy, root, manifest, by, splits.parse_fractions(fractions), folds, seed,
         _names(rename, "--rename"),
     )  # fmt: skip
     for k, (paths, labels, names) in enumerate(results):
-        path = out if len(results) == 1 else out.with_name(f"{out.stem}_fold{k}{out.suffix}")
-        splits.write_split(path, paths, labels, names)
+        path = out if len(results) == 1 else fold_file(out, k)
+        write_split(path, paths, labels, names)
         typer.echo(f"{path}:\n{splits.describe(labels, names)}")
 
 
@@ -140,7 +141,8 @@ def audit(
     import numpy as np
 
     from lqer.data import audit as lib
-    from lqer.data.splits import describe, write_split
+    from lqer.data.layout import write_split
+    from lqer.data.splits import describe
 
     start = time.perf_counter()
     given = {"train": train, "val": val, "test": test}

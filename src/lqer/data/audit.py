@@ -17,7 +17,6 @@ components) and splits by cluster, so that no cluster spans train and test.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,9 @@ import torch.nn.functional as F
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lqer.data.dataset import list_folder
 from lqer.data.frames import load_resized
-from lqer.data.splits import SPLITS, assign, read_manifest
+from lqer.data.layout import SPLITS, list_folder, read_split_file
+from lqer.data.splits import assign
 from lqer.errors import LqerError
 
 METHODS = ("pixel", "phash", "both")
@@ -209,18 +208,13 @@ def gather(
 ) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """Paths, labels and split names from split folders ({name: [dirs]}) or a split file."""
     if split_file is not None:
-        paths, labels, _ = read_manifest(split_file)
-        with Path(split_file).open(newline="") as f:
-            splits = np.array([row.get("split", "") for row in csv.DictReader(f)])
-        return paths, labels, splits
-    paths, labels, splits = [], [], []
-    for name, dirs in (folders or {}).items():
-        for folder in dirs:
-            for path, label in list_folder(folder):
-                paths.append(path)
-                labels.append(label)
-                splits.append(name)
-    return paths, np.array(labels, dtype=int), np.array(splits)
+        groups = read_split_file(split_file)
+    else:
+        groups = {name: [item for d in dirs for item in list_folder(d)]
+                  for name, dirs in (folders or {}).items()}  # fmt: skip
+    rows = [(path, label, name) for name, items in groups.items() for path, label in items]
+    paths = [path for path, _, _ in rows]
+    return paths, np.array([r[1] for r in rows], dtype=int), np.array([r[2] for r in rows])
 
 
 def run_audit(

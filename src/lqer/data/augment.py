@@ -11,7 +11,6 @@ them in the same group as `<id>`, so a copy never lands in another split than it
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,9 +21,8 @@ from torch import nn
 from torchvision.transforms import v2
 
 from lqer.data.images import BadImage, is_image, load_gray
+from lqer.data.layout import AUGMENTED, augmented_name, class_folder
 from lqer.errors import LqerError
-
-AUGMENTED = re.compile(r"_aug_\d+$")
 
 
 class RandomQuarterTurn(nn.Module):
@@ -60,7 +58,7 @@ def augment_positives(
     The copies are made in a temporary folder and moved in at the end, so a failed run adds
     nothing.
     """
-    folder = Path(split_dir) / "positive"
+    folder = class_folder(split_dir, 1)
     if not folder.is_dir():
         raise LqerError(f"{split_dir} has no positive/ folder")
     if count < 1:
@@ -68,7 +66,7 @@ def augment_positives(
     sources = originals(folder)
     if not sources:
         raise LqerError(f"no images to augment in {folder}")
-    names = [f"{src.stem}_aug_{n:02d}.png" for src in sources for n in range(count)]
+    names = [augmented_name(src.stem, n) for src in sources for n in range(count)]
     existing = [folder / name for name in names if (folder / name).exists()]
     if existing and not overwrite:
         raise LqerError(
@@ -86,7 +84,7 @@ def augment_positives(
                     raise LqerError(f"{src}: {e}") from None
                 for n in range(count):
                     out = transform(image)[0].numpy()
-                    Image.fromarray(out).save(tmp / f"{src.stem}_aug_{n:02d}.png")
+                    Image.fromarray(out).save(tmp / augmented_name(src.stem, n))
         for name in names:
             os.replace(tmp / name, folder / name)
     finally:

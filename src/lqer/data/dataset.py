@@ -1,17 +1,13 @@
 """Patch datasets, decoded once into memory.
 
-A split is a folder `<split>/{positive,negative}/` of images (the P-ADSD and A-DSSS layout,
-A-DSSS adding `fold<k>/` above it), or the rows of a split file (CSV: path,label,split).
+A split is a class folder or the rows of a split file, as `lqer.data.layout` reads them.
 A few tens of thousands of small patches fit in memory as uint8, so every epoch reads RAM, or
 device memory, never the disk.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import re
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,12 +17,16 @@ import torch
 import torch.nn.functional as F
 
 from lqer.config import DataConfig
-from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, is_image, load_gray
+from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, load_gray
+from lqer.data.layout import (
+    SPLITS,
+    augmentation_groups,
+    list_folder,
+    read_split_file,
+    split_folder,
+    split_folders,
+)
 from lqer.errors import LqerError
-
-CLASSES = ("negative", "positive")  # label 0 and 1; 1 = stenosis
-SPLITS = ("train", "val", "test")  # the split names of a split file
-SPLIT_LABELS = {"1": 1, "0": 0, "positive": 1, "negative": 0}
 
 
 @dataclass
@@ -53,107 +53,6 @@ class ImageSet:
     def counts(self) -> tuple[int, int]:
         positives = int(self.labels.sum())
         return len(self) - positives, positives
-
-
-def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
-    """(path, label) for every image under `split_dir/{negative,positive}/`, in subfolders too
-    (as torchvision's ImageFolder reads them), in sorted order; hidden files and folders are
-    left out, as the caches and thumbnails that tools put there."""
-    split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        raise LqerError(f"data folder not found: {split_dir}")
-    items = []
-    for label, name in enumerate(CLASSES):
-        class_dir = split_dir / name
-        if not class_dir.is_dir():
-            raise LqerError(f"{split_dir} has no '{name}/' folder (needs positive/, negative/)")
-        files = _images_under(class_dir)
-        if not files:
-            raise LqerError(f"class folder {class_dir} holds no images")
-        items += [(p, label) for p in files]
-    return items
-
-
-def _images_under(folder: Path) -> list[Path]:
-    found = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # not descended into
-        found += [Path(parent, name) for name in files]
-    return sorted(path for path in found if is_image(path))
-
-
-def split_folder(cfg: DataConfig, split: str) -> Path:
-    root = Path(cfg.root)
-    if not root.is_dir():
-        raise LqerError(f"data.root: folder not found: {root}")
-    base = root / f"fold{cfg.fold}" if cfg.fold is not None else root
-    if cfg.fold is not None and not base.is_dir():
-        raise LqerError(f"data.fold: {base} does not exist")
-    return base / split
-
-
-def read_split_file(path: str | Path) -> dict[str, list[tuple[Path, int]]]:
-    """Rows of a split file grouped by split name.
-
-    Mistakes that would silently change an experiment are errors naming the line: a split
-    name other than train, val, test (its images would be left out), a missing field, and a
-    file listed twice (resolved paths compared), whether with another label, in another split
-    (a leak) or as an exact duplicate row, which would count the image twice.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise LqerError(f"split file not found: {path}")
-    groups: dict[str, list[tuple[Path, int]]] = {}
-    unknown: dict[str, int] = {}  # split name -> first line
-    seen: dict[Path, tuple[int, int, str]] = {}  # resolved path -> line, label, split
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path", "label", "split"} <= set(reader.fieldnames):
-                raise LqerError(f"{path}: a split file needs the columns path,label,split")
-            for row in reader:
-                line = reader.line_num
-                if None in row.values() or None in row:
-                    raise LqerError(
-                        f"{path}:{line}: expected {len(reader.fieldnames)} fields "
-                        f"({','.join(reader.fieldnames)})"
-                    )
-                label = SPLIT_LABELS.get(row["label"].strip())
-                if label is None:
-                    raise LqerError(f"{path}:{line}: label must be 0/1 or negative/positive")
-                split = row["split"].strip()
-                if split not in SPLITS:
-                    unknown.setdefault(split, line)
-                    continue
-                if not row["path"].strip():
-                    raise LqerError(f"{path}:{line}: empty path")
-                file = Path(row["path"])
-                file = file if file.is_absolute() else path.parent / file
-                key = file.resolve()
-                if key in seen:
-                    raise LqerError(_repeated(path, line, file, seen[key], label, split))
-                seen[key] = (line, label, split)
-                groups.setdefault(split, []).append((file, label))
-    except UnicodeDecodeError as e:
-        raise LqerError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except csv.Error as e:
-        raise LqerError(f"{path}: not a readable CSV file ({e})") from None
-    if unknown:
-        names = ", ".join(f"{name!r} (line {line})" for name, line in unknown.items())
-        raise LqerError(f"{path}: unknown split name(s) {names}; allowed: {', '.join(SPLITS)}")
-    return groups
-
-
-def _repeated(
-    path: Path, line: int, file: Path, first: tuple[int, int, str], label: int, split: str
-) -> str:
-    first_line, first_label, first_split = first
-    where = f"{path}:{line}: {file} is listed on line {first_line} too"
-    if first_split != split:
-        return f"{where}, in split {first_split!r} there and {split!r} here: a leak between them"
-    if first_label != label:
-        return f"{where}, with label {first_label} there and {label} here"
-    return f"{where}: a duplicate row, which would count the image twice"
 
 
 def _decode(path: Path, size: int, max_pixels: int) -> torch.Tensor:
@@ -219,12 +118,6 @@ def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> np.n
     return np.sort(np.concatenate(picked))
 
 
-def augmentation_groups(paths: Sequence[str | Path]) -> np.ndarray:
-    """Offline-augmented copies `<id>_aug_NN` share a group with their original `<id>` in the
-    same folder; files of the same name in different class folders are unrelated."""
-    return np.array([str(Path(p).parent / re.sub(r"_aug_\d+$", "", Path(p).stem)) for p in paths])
-
-
 def hold_out(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
     """Split off a stratified `fraction` for validation, keeping augmented copies together.
 
@@ -255,7 +148,7 @@ def load_experiment(cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
             raise LqerError(f"{cfg.split_file}: no rows with split 'train'")
         describe = {name: f" in split {name!r} of {cfg.split_file}" for name in sources}
     else:
-        names = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
+        names = split_folders(cfg)
         sources = {k: list_folder(split_folder(cfg, v)) if v else None for k, v in names.items()}
         describe = {k: f" in {split_folder(cfg, v)}" for k, v in names.items() if v}
 

@@ -22,14 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lqer.config import DataConfig
-from lqer.data.dataset import (
-    ImageSet,
-    check_both_classes,
-    decode,
-    hold_out,
-    list_folder,
-    stratified_indices,
-)
+from lqer.data.dataset import ImageSet, check_both_classes, decode, hold_out, stratified_indices
+from lqer.data.layout import list_folder, split_folders
 from lqer.errors import LqerError
 from lqer.io import atomic_path
 
@@ -92,7 +86,7 @@ def resized(data: ImageSet, size: int, chunk: int = 1024) -> ImageSet:
 
 def load_packed_experiment(pack: str | Path, cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
     """`load_experiment` for a pack: the splits `cfg` names, at `cfg.image_size`."""
-    names = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
+    names = split_folders(cfg)
     sets = {}
     for name, split in names.items():
         if split:

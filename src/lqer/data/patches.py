@@ -42,6 +42,7 @@ from lqer.data.annotations import (
     read_yolo,
 )
 from lqer.data.frames import FrameRef, list_frames, read_frames
+from lqer.data.layout import CLASSES
 from lqer.errors import LqerError, LqerWarning
 from lqer.io import umask
 
@@ -51,9 +52,8 @@ from lqer.io import umask
 ADSD_PATTERN = r"(?P<patient>\d+)_(?P<sequence>\d+)_\d+_(?P<frame>\d+)"
 NAME_FIELDS = ("patient", "sequence", "frame")
 OFFSETS = {"centre": (0, 0), "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-CLASS_DIRS = ("negative", "positive")
 MANIFEST_START = ["path", "label", "frame_id", "source"]  # the first columns make-patches writes
-OUTPUT_NAMES = {*CLASS_DIRS, "manifest.csv", "warnings.txt"}
+OUTPUT_NAMES = {*CLASSES, "manifest.csv", "warnings.txt"}
 
 
 @dataclass
@@ -253,7 +253,7 @@ def foreign_content(folder: Path, finished: bool) -> str | None:
                 listed = {row[0] for row in reader if row}
         except (OSError, UnicodeDecodeError, csv.Error):
             return "no readable manifest.csv"
-    for name in CLASS_DIRS:
+    for name in CLASSES:
         class_dir = folder / name
         if not class_dir.exists():
             continue
@@ -348,7 +348,7 @@ def make_patches(
     unparsed = []
 
     with atomic_dir(target, overwrite) as tmp:
-        for name in CLASS_DIRS:
+        for name in CLASSES:
             (tmp / name).mkdir()
         rows = []
         for ref, image in tqdm(read_frames(frames), total=len(frames), disable=not progress):
@@ -372,7 +372,7 @@ def make_patches(
             if not fields:
                 unparsed.append(ref.id)
             for spec in specs:
-                name = f"{CLASS_DIRS[spec.label]}/{ref.id}_b{spec.box}_{spec.position}.png"
+                name = f"{CLASSES[spec.label]}/{ref.id}_b{spec.box}_{spec.position}.png"
                 Image.fromarray(cut(image, spec, cfg.out_size)).save(tmp / name)
                 box = boxes[spec.box]
                 rows.append(

@@ -1,8 +1,5 @@
-"""Train/val/test splits written as files, so that a run can be reproduced exactly.
-
-A split file is a CSV with columns `path,label,split`: label 1 = stenosis, 0 = negative; split
-is train, val or test; paths are relative to the CSV's folder (or absolute). This is what
-`DataConfig.split_file` reads.
+"""Train/val/test splits written as split files (`lqer.data.layout`), so that a run can be
+reproduced exactly.
 
 Every strategy is one function, `assign`, applied to different groups: single images (random),
 patients or sequences from a make-patches manifest, or near-duplicate clusters from the audit.
@@ -13,17 +10,13 @@ behind their target, so that each split gets its share of positives and negative
 from __future__ import annotations
 
 import csv
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from lqer.data.dataset import augmentation_groups, list_folder
+from lqer.data.layout import SPLITS, augmentation_groups, fold_folders, parse_label, read_tree
 from lqer.errors import LqerError
 
-SPLITS = ("train", "val", "test")
-PUBLISHED_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 PAPER_FRACTIONS = {"train": 0.8, "test": 0.2}
 
 
@@ -80,25 +73,6 @@ def kfold(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list
     return [np.where(part == str(i), "test", "train") for i in range(k)]
 
 
-def read_tree(root: str | Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """Paths, labels and published split names of a `<root>/<split>/{positive,negative}` tree."""
-    root = Path(root)
-    if not root.is_dir():
-        raise LqerError(f"dataset folder not found: {root}")
-    paths, labels, splits = [], [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        split = PUBLISHED_NAMES.get(folder.name)
-        if split is None:
-            continue
-        for path, label in list_folder(folder):
-            paths.append(path)
-            labels.append(label)
-            splits.append(split)
-    if not paths:
-        raise LqerError(f"{root} has no train/, validation/ or test/ folder with images")
-    return paths, np.array(labels), np.array(splits)
-
-
 def read_manifest(
     path: str | Path, by: str | None = None
 ) -> tuple[list[Path], np.ndarray, np.ndarray]:
@@ -124,27 +98,12 @@ def read_manifest(
                 f"{path}: {missing} row(s) have no {column}; check make-patches --pattern"
             )
     paths = [path.parent / row["path"] for row in rows]  # an absolute row path stays as it is
-    labels = np.array([int(row["label"]) for row in rows])
+    labels = np.array([parse_label(row["label"], f"{path}:{n}") for n, row in enumerate(rows, 2)])
     if columns:
         groups = np.array(["/".join(row[c] for c in columns) for row in rows])
     else:
         groups = augmentation_groups(paths)
     return paths, labels, groups
-
-
-def write_split(
-    path: str | Path, paths: Sequence[Path], labels: np.ndarray, splits: np.ndarray
-) -> None:
-    """The CSV that `DataConfig.split_file` reads, with paths relative to its folder."""
-    from lqer.io import atomic_path
-
-    path = Path(path)
-    base = path.resolve().parent
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        for file, label, split in zip(paths, labels, splits, strict=True):
-            writer.writerow([os.path.relpath(Path(file).resolve(), base), int(label), split])
 
 
 def describe(labels: np.ndarray, splits: np.ndarray) -> str:
@@ -190,7 +149,7 @@ def make_splits(
         if root is None:
             raise LqerError("--strategy published needs --root")
         root = Path(root)
-        fold_dirs = sorted(p for p in root.glob("fold*") if p.is_dir())
+        fold_dirs = fold_folders(root)
         rename = rename or {}
         results = [read_tree(d) for d in (fold_dirs or [root])]
         return [(p, y, np.array([rename.get(s, s) for s in names])) for p, y, names in results]

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lqer.data.dataset import ImageSet, check_both_classes, decode, list_folder
+from lqer.data.dataset import ImageSet, check_both_classes, decode
 from lqer.data.images import is_image
+from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
 from lqer.errors import LqerError
