@@ -1,13 +1,25 @@
-"""What the quantum layer costs: alone against PennyLane's TorchLayer, and inside a training step.
+"""What the quantum layer costs: alone against PennyLane's TorchLayer and TorchQuantum, and
+inside a training step.
 
-    python benchmarks/quantum_layer.py [--steps 9] [--threads N]
+    python benchmarks/quantum_layer.py [--steps 9] [--threads N] [--ansatz NAME ...]
 
 Prints, measured in this run on this machine:
-1. forward + backward of the 4-qubit, 2-layer circuit at batch 32 on the CPU: lqer's
-   QuantumLayer against qml.qnn.TorchLayer on default.qubit (target: at least 20x faster);
+1. forward + backward of every ansatz at 4 qubits, 2 layers, batch 32 on the CPU: lqer's
+   QuantumLayer against qml.qnn.TorchLayer on default.qubit and against TorchQuantum, both
+   running the same gate list (target for the paper's circuit, `reuploading`: at least 20x
+   faster than TorchLayer and 10x faster than TorchQuantum);
 2. one training step of LQER against one of the same ResNet18 without the circuit, at batch 64
    and 224 px, on the CPU and, where present, on the GPU (target: a ratio of at most 1.03),
    and the cost of LQER's head (projection + circuit) alone as a share of the ResNet18 step.
+
+TorchQuantum (PyPI `torchquantum` 0.1.8) pins qiskit<1 and TensorFlow; its columns are left
+out where it does not import. Installed without its heavy extras it needs, beside this venv:
+    pip uninstall -y qiskit
+    pip install --no-deps qiskit-terra==0.46.3 qiskit==0.46.3 qiskit-aer==0.14.2 \
+        qiskit-ibm-runtime==0.20.0 torchquantum==0.1.8 psutil ply PyJWT ibm-platform-services \
+        websocket-client requests-ntlm pyspnego cryptography cffi standard-pkg-resources \
+        torchpack multimethod toml loguru pathos ppft multiprocess pox torchdiffeq dill \
+        stevedore ibm-cloud-sdk-core opt-einsum rustworkx
 
 Timings interleave the candidates round by round, so that a busy machine slows both alike, and
 report the median and the minimum over rounds; the minimum is the least disturbed figure.
@@ -26,7 +38,7 @@ from torch import nn
 
 from lqer.config import ModelConfig
 from lqer.models import build_model
-from lqer.quantum import Circuit, QuantumLayer
+from lqer.quantum import ANSATZES, Circuit, QuantumLayer, simulator
 
 
 def sync(device: torch.device) -> None:
@@ -61,42 +73,101 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def torchlayer(circuit: Circuit) -> nn.Module:
-    """The same circuit the way PennyLane's documentation builds a TorchLayer."""
+    """The same gate list as a TorchLayer, the way PennyLane's documentation wraps a QNode."""
     import pennylane as qml
 
-    wires = range(circuit.n_qubits)
+    from lqer.quantum.pennylane_circuit import make_qnode
 
-    @qml.qnode(qml.device("default.qubit", wires=circuit.n_qubits), interface="torch")
-    def qnode(inputs, weights):
-        for layer in range(circuit.n_layers):
-            qml.AngleEmbedding(inputs, wires=wires, rotation="Y")
-            for wire in wires:
-                qml.Rot(*weights[layer, wire], wires=wire)
-            for control, target in circuit.cnots:
-                qml.CNOT(wires=[control, target])
-        return [qml.expval(qml.PauliZ(w)) for w in wires]
+    body = make_qnode(circuit).func  # the quantum function of our QNode, from the gate list
 
+    def circuit_function(inputs, weights):
+        return body(inputs.unsqueeze(-2), weights)  # every layer uploads the same inputs
+
+    device = qml.device("default.qubit", wires=circuit.n_qubits)
+    qnode = qml.QNode(circuit_function, device, interface="torch")
     return qml.qnn.TorchLayer(qnode, {"weights": circuit.weight_shape})
 
 
-def layer_alone(batch: int, rounds: int, calls: int) -> None:
-    circuit = Circuit()
+class TorchQuantumLayer(nn.Module):
+    """The same gate list in TorchQuantum, gate by gate, with <Z> of every wire read out."""
+
+    def __init__(self, circuit: Circuit):
+        super().__init__()
+        self.circuit = circuit
+        self.weights = nn.Parameter(torch.rand(circuit.weight_shape) * 2 * torch.pi)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        import torchquantum as tq
+
+        from lqer.quantum.ansatz import Input
+
+        functions = {"RX": "rx", "RY": "ry", "RZ": "rz", "Rot": "rot", "Hadamard": "h",
+                     "CNOT": "cnot", "CZ": "cz", "MultiRZ": "multirz"}  # fmt: skip
+        batch, n = inputs.shape[0], self.circuit.n_qubits
+        qdev = tq.QuantumDevice(n_wires=n, bsz=batch, device=inputs.device)
+        for gate in self.circuit.gates:
+            params = []
+            for p in gate.params:
+                if isinstance(p, Input):
+                    params.append(torch.prod(inputs[:, list(p.indices)], 1))
+                else:
+                    params.append(self.weights[p.index].expand(batch))
+            apply = getattr(tq.functional, functions[gate.kind])
+            wires = list(gate.wires) if len(gate.wires) > 1 else gate.wires[0]
+            extra = {"n_wires": 2} if gate.kind == "MultiRZ" else {}
+            params = torch.stack(params, 1) if params else None
+            if params is not None and params.shape[1] == 1:
+                params = params[:, 0]
+            apply(qdev, wires=wires, params=params, **extra)
+        observables = [tq.PauliZ() for _ in range(n)]
+        return tq.measurement.expval(qdev, wires=list(range(n)), observables=observables)
+
+
+def torchquantum_available() -> bool:
+    try:
+        import torchquantum  # noqa: F401
+    except Exception:  # it fails on many missing or mismatched dependencies
+        return False
+    return True
+
+
+def layer_alone(batch: int, rounds: int, calls: int, ansatzes: list[str]) -> None:
     device = torch.device("cpu")
-    angles = torch.rand(batch, circuit.n_qubits) * 2 - 1
-    angles.requires_grad_()
-    ours, theirs = QuantumLayer(circuit), torchlayer(circuit)
+    others = {"torchlayer": torchlayer}
+    if torchquantum_available():
+        others["torchquantum"] = TorchQuantumLayer
+    print(f"quantum layer alone: forward + backward, batch {batch}, 4 qubits, 2 layers, CPU, "
+          f"float32; times in ms, speed-ups are median of rounds (ratio of minima)")  # fmt: skip
+    header = f"  {'ansatz':<20} {'path':<8} {'lqer':>7}"
+    for name in others:
+        header += f" {name:>13} {'speed-up':>15}"
+    print(header)
+    for ansatz in ansatzes:
+        circuit = Circuit(ansatz=ansatz)
+        angles = (torch.rand(batch, circuit.n_qubits) * 2 - 1).requires_grad_()
+        layers = {"lqer": QuantumLayer(circuit)}
+        layers.update({name: build(circuit) for name, build in others.items()})
+        if "torchquantum" in layers:  # the same weights, so the three compute the same
+            layers["torchquantum"].weights.data.copy_(layers["lqer"].weights.data)
+            torch.testing.assert_close(layers["torchquantum"](angles), layers["lqer"](angles),
+                                       atol=1e-4, rtol=0)  # fmt: skip
 
-    def step(layer):
-        return lambda: layer(angles).sum().backward()
+        def step(layer, angles=angles):
+            return lambda: layer(angles).sum().backward()
 
-    print(f"quantum layer alone: forward + backward, batch {batch}, CPU, float32")
-    candidates = {"ours": (step(ours), calls), "torchlayer": (step(theirs), 1)}
-    times = race(candidates, rounds, device)
-    for name, label in (("ours", "lqer QuantumLayer"), ("torchlayer", "PennyLane TorchLayer")):
-        median, best = summary(times[name])
-        print(f"  {label:<22} median {median * 1e3:8.3f} ms   min {best * 1e3:8.3f} ms")
-    speedup = paired(times["torchlayer"], times["ours"])
-    print(f"  speed-up               median {speedup[0]:8.1f} x    of mins {speedup[1]:6.1f} x")
+        candidates = {name: (step(layer), calls if name == "lqer" else 1)
+                      for name, layer in layers.items()}  # fmt: skip
+        times = race(candidates, rounds, device)
+        path = "fast" if simulator.plan(circuit) else "general"
+        line = f"  {ansatz:<20} {path:<8} {summary(times['lqer'])[0] * 1e3:7.3f}"
+        for name in others:
+            speedup = paired(times[name], times["lqer"])
+            line += (
+                f" {summary(times[name])[0] * 1e3:13.3f} {speedup[0]:7.1f}x ({speedup[1]:5.1f}x)"
+            )
+        print(line)
+    if "torchquantum" not in others:
+        print("  (TorchQuantum is not installed or does not import: see this file's docstring)")
 
 
 def layer_on_gpu(batch: int, rounds: int, calls: int) -> None:
@@ -167,11 +238,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads [torch default]")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--ansatz", nargs="*", default=list(ANSATZES), choices=list(ANSATZES))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    layer_alone(32, args.layer_rounds, args.layer_calls)
+    layer_alone(32, args.layer_rounds, args.layer_calls, args.ansatz)
     devices = [torch.device("cpu")]
     if torch.cuda.is_available():
         layer_on_gpu(32, args.layer_rounds, args.layer_calls)

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import torch
 from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -71,3 +72,20 @@ def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None):
     )
     ds.PixelData = frames.tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+
+def random_inputs(circuit, batch: int = 6, dtype=torch.float64, seed: int = 0):
+    """Uploads (B, U, n) and weights of a circuit, both requiring gradients."""
+    g = torch.Generator().manual_seed(seed)
+    angles = (torch.rand(batch, circuit.n_uploads, circuit.n_qubits, generator=g) - 0.5) * 6
+    weights = torch.rand(circuit.weight_shape, generator=g) * 2 * torch.pi
+    return angles.to(dtype).requires_grad_(), weights.to(dtype).requires_grad_()
+
+
+def value_and_grads(f, angles, weights):
+    """f's output and the gradients of a weighted sum of it by angles and weights."""
+    out = f(angles, weights)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out)).sum().backward()
+    grads = angles.grad.clone(), weights.grad.clone()
+    angles.grad = weights.grad = None
+    return out.detach(), *grads

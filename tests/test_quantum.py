@@ -5,6 +5,7 @@ import csv
 import pytest
 import torch
 import typer
+from conftest import random_inputs, value_and_grads
 from typer.testing import CliRunner
 
 from lqer.cli.quantum import register
@@ -38,21 +39,6 @@ NOISES = [
     Noise(readout_error=0.05),
     Noise(0.05, 0.1, 0.02),
 ]
-
-
-def random_inputs(circuit: Circuit, batch: int = 6, dtype=torch.float64, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    angles = (torch.rand(batch, circuit.n_layers, circuit.n_qubits, generator=g) - 0.5) * 6
-    weights = torch.rand(circuit.weight_shape, generator=g) * 2 * torch.pi
-    return angles.to(dtype).requires_grad_(), weights.to(dtype).requires_grad_()
-
-
-def value_and_grads(f, angles, weights):
-    out = f(angles, weights)
-    (out * torch.linspace(-1, 1, out.numel()).view_as(out).to(out)).sum().backward()
-    grads = angles.grad.clone(), weights.grad.clone()
-    angles.grad = weights.grad = None
-    return out.detach(), *grads
 
 
 @needs_pennylane

@@ -26,12 +26,20 @@ from pydantic_core import PydanticCustomError
 
 from lqer.errors import LqerError
 from lqer.io import write_text
+from lqer.quantum.ansatz import (
+    ANSATZES,
+    ENCODINGS,
+    ENTANGLERS,
+    GATES,
+    MAX_QUBITS,
+    READOUTS,
+    ROTATIONS,
+)
 
 # The settings a `--resume` may change: they alter how long or where a run goes on, not what
 # it learns. Everything else must match the run being resumed.
 RESUMABLE = ("train.epochs", "train.progress", "train.threads", "train.device")
 
-MAX_QUBITS = 8  # lqer.quantum.simulator's limit (its tables grow as 4^n); not imported: a cycle
 MAX_SEED = 2**32 - 1  # np.random.seed takes no more
 
 # ----------------------------------------------------------------------------- value types
@@ -188,9 +196,13 @@ class QuantumConfig(Section):
         Int, Field(ge=1, le=MAX_QUBITS, description="1 to 8: the simulator's tables grow as 4^n")
     ] = 4
     n_layers: Count = 2
-    encoding: Literal["ry", "rx"] = "ry"
-    rotation: Literal["rot", "ry"] = "rot"
-    entangler: Literal["ring", "chain", "none"] = "ring"
+    # The circuit's choices come from its registry: `lqer circuit --list` shows them.
+    ansatz: Literal[tuple(ANSATZES)] = "reuploading"
+    encoding: Literal[tuple(ENCODINGS)] = "ry"
+    rotation: Literal[tuple(ROTATIONS)] = "rot"
+    entangler: Literal[tuple(ENTANGLERS)] = "ring"
+    gate: Literal[tuple(GATES)] = "cnot"  # the entangling gate
+    readout: Literal[tuple(READOUTS)] = "z"
     backend: Annotated[Text, AfterValidator(_backend)] = "native"  # native | pennylane[:device]
     grad: Literal["backprop", "parameter-shift"] = "backprop"
     shots: OptionalCount = None

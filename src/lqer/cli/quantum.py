@@ -17,13 +17,20 @@ def circuit(
     pennylane: Annotated[
         bool, typer.Option("--pennylane", help="Also print PennyLane's drawing (qml.draw).")
     ] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the ansatzes and readouts to choose from.")
+    ] = False,
 ):
     """Print the circuit of the current configuration, with its parameter count and depth."""
     from lqer.config import load_config
     from lqer.quantum import quantum_layer
-    from lqer.quantum.draw import describe
+    from lqer.quantum.draw import describe, list_ansatzes
 
-    layer = quantum_layer(load_config(config, set_).model.quantum)
+    quantum = load_config(config, set_).model.quantum
+    if list_:
+        typer.echo(list_ansatzes(quantum.n_qubits, quantum.n_layers))
+        return
+    layer = quantum_layer(quantum)
     circuit = layer.circuit
     typer.echo(describe(circuit, layer.execution))
     if pennylane:
@@ -32,7 +39,7 @@ def circuit(
         from lqer.quantum.pennylane_circuit import import_pennylane, make_qnode
 
         qml = import_pennylane()
-        angles = torch.zeros(circuit.n_layers, circuit.n_qubits)
+        angles = torch.zeros(circuit.n_uploads, circuit.n_qubits)
         weights = torch.zeros(circuit.weight_shape)
         qnode = make_qnode(circuit, "default.mixed", noise=layer.execution.noise)
         typer.echo("\nPennyLane (all angles shown as 0):")

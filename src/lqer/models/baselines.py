@@ -57,7 +57,8 @@ def cnn(cfg: ModelConfig) -> LQER:
 
 
 class Quanvolution(nn.Module):
-    """Grayscale images -> (B, n, H/2, W/2): one circuit run per non-overlapping 2x2 patch.
+    """Grayscale images -> (B, m, H/2, W/2): one circuit run per non-overlapping 2x2 patch, with
+    m the circuit's outputs.
 
     The 4 pixels of a patch are encoded as angles pi * tanh(x), as LQER encodes its projection;
     the circuit's trainable weights are shared by all patches, like a convolution kernel.
@@ -68,13 +69,15 @@ class Quanvolution(nn.Module):
         if quantum.circuit.n_qubits != 4:
             raise ValueError("quanvolution encodes 2x2 patches: it needs 4 qubits")
         self.quantum = quantum
+        self.out_channels = quantum.out_features
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         b, _, h, w = gray.shape
         patches = F.unfold(gray, kernel_size=2, stride=2)  # (B, 4, L)
         angles = math.pi * torch.tanh(patches.transpose(1, 2).reshape(-1, 4))
-        q = self.quantum(angles).to(gray.dtype)  # (B * L, 4)
-        return q.reshape(b, -1, 4).transpose(1, 2).reshape(b, 4, h // 2, w // 2)
+        q = self.quantum(angles).to(gray.dtype)  # (B * L, m)
+        m = self.out_channels
+        return q.reshape(b, -1, m).transpose(1, 2).reshape(b, m, h // 2, w // 2)
 
 
 class QCNN(nn.Module):
@@ -86,7 +89,7 @@ class QCNN(nn.Module):
         self.input_size = input_size
         self.quanvolution = quanvolution
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(4 * (input_size // 2) ** 2, 2)
+        self.classifier = nn.Linear(quanvolution.out_channels * (input_size // 2) ** 2, 2)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         gray = images.mean(dim=1, keepdim=True)  # the three channels hold one grayscale image

@@ -15,7 +15,8 @@ from lqer.quantum import QuantumLayer, quantum_layer
 
 
 class QuantumHead(nn.Module):
-    """f (B, 512) -> q (B, n): z = W f + b, angles = pi * tanh(z), q = <Z> of each qubit."""
+    """f (B, 512) -> q (B, m): z = W f + b, angles = pi * tanh(z), q = the circuit's readout
+    (by default <Z> of each qubit)."""
 
     def __init__(self, in_features: int, quantum: QuantumLayer):
         super().__init__()
@@ -76,8 +77,9 @@ class LQER(nn.Module):
 
 
 def lqer(cfg: ModelConfig) -> LQER:
-    head = QuantumHead(FEATURE_DIM, quantum_layer(cfg.quantum))
-    return LQER(resnet18_backbone(cfg.weights), head, cfg.quantum.n_qubits, dropout=cfg.dropout)
+    quantum = quantum_layer(cfg.quantum)
+    head = QuantumHead(FEATURE_DIM, quantum)
+    return LQER(resnet18_backbone(cfg.weights), head, quantum.out_features, dropout=cfg.dropout)
 
 
 def resnet18_classifier(cfg: ModelConfig) -> LQER:

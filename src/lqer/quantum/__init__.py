@@ -1,8 +1,10 @@
+from lqer.quantum.ansatz import ANSATZES, Circuit
 from lqer.quantum.layer import Execution, QuantumLayer, executing, quantum_layer
 from lqer.quantum.noise import Noise
-from lqer.quantum.simulator import Circuit, expectations
+from lqer.quantum.simulator import expectations
 
 __all__ = [
+    "ANSATZES",
     "Circuit",
     "Execution",
     "Noise",

@@ -6,16 +6,19 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from lqer.config import QuantumConfig
 from lqer.errors import LqerError
 from lqer.quantum import noise, simulator
+from lqer.quantum.ansatz import Circuit, gate_inputs
 from lqer.quantum.noise import NO_NOISE, Noise
 from lqer.quantum.shift import parameter_shift
-from lqer.quantum.simulator import Circuit
+
+if TYPE_CHECKING:  # the configuration reads its choices from lqer.quantum
+    from lqer.config import QuantumConfig
 
 GRADS = ("backprop", "parameter-shift")
 
@@ -48,7 +51,7 @@ class Execution:
 
 
 class QuantumLayer(nn.Module):
-    """Maps rotation angles (B, n) to Pauli-Z expectations (B, n).
+    """Maps rotation angles (B, n) to the circuit's readout (B, m), by default <Z> of each wire.
 
     The same angles are encoded again in every layer (data re-uploading). The circuit runs in
     float32 or float64 even under autocast: low precision buys nothing at 2^n amplitudes.
@@ -83,16 +86,22 @@ class QuantumLayer(nn.Module):
         self._generator = torch.Generator().manual_seed(seed)
         self._qnode = None  # built on first use, with this seed
 
+    @property
+    def out_features(self) -> int:
+        return self.circuit.n_outputs
+
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
         with torch.autocast(angles.device.type, enabled=False):
             uploads = angles.to(self.weights.dtype).unsqueeze(1)  # the same in every layer
-            if self.execution.grad == "parameter-shift":  # shifts each layer's copy on its own
-                uploads = uploads.expand(-1, self.circuit.n_layers, -1)
-                return parameter_shift(self.measure, uploads, self.weights)
+            if self.execution.grad == "parameter-shift":  # shifts each input gate on its own
+                return parameter_shift(
+                    self.measure, gate_inputs(self.circuit, uploads), self.weights
+                )
             return self.measure(uploads, self.weights)
 
     def measure(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Expectations (B, n) as the configured device reports them, for angles (B, L or 1, n).
+        """The readout (B, m) as the configured device reports it, for angles as uploads
+        (B, U, n) or per input gate (B, G); see `simulator`.
 
         With shots and backprop, the value is the finite-sample estimate and the gradient is
         that of the exact expectation (a straight-through estimator).
@@ -101,25 +110,25 @@ class QuantumLayer(nn.Module):
         if ex.backend != "native":
             return self._pennylane(angles, weights)
         probs = noise.probabilities(self.circuit, angles, weights, ex.noise)
-        z_signs = simulator.tables(self.circuit, probs.device, probs.dtype).z_signs
-        exact = probs @ z_signs
+        readout = simulator.readout_table(self.circuit, probs.device, probs.dtype)
+        exact = probs @ readout
         if ex.shots is None:
             return exact
-        sampled = noise.sample_frequencies(probs, ex.shots, self._generator) @ z_signs
+        sampled = noise.sample_frequencies(probs, ex.shots, self._generator) @ readout
         return exact + (sampled - exact).detach()
 
     def _pennylane(self, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         from lqer.quantum import pennylane_circuit as pl
 
-        ex = self.execution
-        if self._qnode is None:
+        ex, per_gate = self.execution, angles.dim() == 2
+        if self._qnode is None or self._qnode[0] != per_gate:
             device = pl.device_name(ex.backend)
-            self._qnode = pl.make_qnode(
-                self.circuit, device, "best", ex.noise, ex.shots, seed=self._seed
+            qnode = pl.make_qnode(
+                self.circuit, device, "best", ex.noise, ex.shots, self._seed, per_gate
             )
-        angles = angles.expand(-1, self.circuit.n_layers, -1)
+            self._qnode = (per_gate, qnode)
         try:
-            out = self._qnode(angles, weights)
+            out = self._qnode[1](angles, weights)
         except LqerError:
             raise
         except Exception as e:  # e.g. channels on a pure-state device
@@ -133,15 +142,18 @@ class QuantumLayer(nn.Module):
     def extra_repr(self) -> str:
         c, ex = self.circuit, self.execution
         return (
-            f"n_qubits={c.n_qubits}, n_layers={c.n_layers}, encoding={c.encoding}, "
-            f"rotation={c.rotation}, entangler={c.entangler}, backend={ex.backend}, "
+            f"n_qubits={c.n_qubits}, n_layers={c.n_layers}, ansatz={c.ansatz} "
+            f"({c.describe_options()}), readout={c.readout}, backend={ex.backend}, "
             f"grad={ex.grad}, shots={ex.shots}, noise={ex.noise}"
         )
 
 
 def quantum_layer(cfg: QuantumConfig) -> QuantumLayer:
     """The layer that a configuration describes, with freshly initialised weights."""
-    circuit = Circuit(cfg.n_qubits, cfg.n_layers, cfg.encoding, cfg.rotation, cfg.entangler)
+    circuit = Circuit(
+        cfg.n_qubits, cfg.n_layers, cfg.encoding, cfg.rotation, cfg.entangler,
+        cfg.ansatz, cfg.gate, cfg.readout,
+    )  # fmt: skip
     noise = Noise(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
     return QuantumLayer(circuit, Execution(cfg.backend, cfg.grad, cfg.shots, noise, cfg.seed))
 

@@ -1,9 +1,10 @@
 """What a real device adds to the ideal circuit: gate noise, readout error and shot noise.
 
 Gate noise is simulated exactly with density matrices (16 x 16 at 4 qubits): after each gate
-layer (the encoding, the trainable rotations, the entangler) every wire goes through a
-depolarising channel and then an amplitude-damping channel. Readout error flips each measured
-bit classically. Shot noise replaces the exact distribution by the frequencies of N samples.
+layer of the circuit (say the encoding, the trainable rotations, the entangler) every wire
+goes through a depolarising channel and then an amplitude-damping channel. Readout error flips
+each measured bit classically. Shot noise replaces the exact distribution by the frequencies
+of N samples.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from lqer.errors import LqerError
 from lqer.quantum import simulator
-from lqer.quantum.simulator import Circuit
+from lqer.quantum.ansatz import Circuit
 
 
 @dataclass(frozen=True)
@@ -92,25 +93,16 @@ def channel_matrix(
 def density_matrix(
     circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor, noise: Noise
 ) -> torch.Tensor:
-    """(B, 2^n, 2^n) state after the noisy circuit; angles (B, L or 1, n) as in `simulator`."""
+    """(B, 2^n, 2^n) state after the noisy circuit; angles as in `simulator`."""
     batch, d = angles.shape[0], circuit.dim
-    unitaries = simulator.layer_unitaries(circuit, weights, entangle=False)
-    dtype = unitaries.dtype
-    entangler = simulator.entangler_unitary(circuit, angles.device, angles.dtype)
-    encodings = simulator.encoding_matrices(circuit, angles)
-    noisy = channel_matrix(circuit, noise, angles.device, angles.dtype).to(dtype)
-
-    def evolve(rho: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        rho = u @ rho @ u.mH
-        return (rho.reshape(batch, d * d) @ noisy).view(batch, d, d)
-
-    rho = torch.zeros(batch, d, d, dtype=dtype, device=angles.device)
+    unitaries = simulator.layer_unitaries(circuit, angles, weights)
+    dtype = unitaries[0].dtype
+    noisy = channel_matrix(circuit, noise, weights.device, weights.dtype).to(dtype)
+    rho = torch.zeros(batch, d, d, dtype=dtype, device=weights.device)
     rho[:, 0, 0] = 1
-    for layer in range(circuit.n_layers):
-        rho = evolve(rho, encodings[:, min(layer, angles.shape[1] - 1)])
-        rho = evolve(rho, unitaries[layer])
-        if circuit.cnots:
-            rho = evolve(rho, entangler)
+    for u in unitaries:
+        rho = u @ rho @ u.mH
+        rho = (rho.reshape(batch, d * d) @ noisy).view(batch, d, d)
     return rho
 
 
@@ -119,7 +111,7 @@ def readout(circuit: Circuit, probs: torch.Tensor, error: float) -> torch.Tensor
     if error == 0:
         return probs
     flip = torch.tensor([[1 - error, error], [error, 1 - error]], dtype=probs.dtype)
-    confusion = simulator.kron(circuit, flip.to(probs.device).expand(circuit.n_qubits, 2, 2))
+    confusion = simulator.kron(flip.to(probs.device).expand(circuit.n_qubits, 2, 2))
     return probs @ confusion  # symmetric, so no transpose is needed
 
 
@@ -138,9 +130,9 @@ def probabilities(
 def expectations(
     circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor, noise: Noise
 ) -> torch.Tensor:
-    """Pauli-Z expectation of each wire under noise, (B, n)."""
+    """The circuit's readout under noise, (B, m)."""
     probs = probabilities(circuit, angles, weights, noise)
-    return probs @ simulator.tables(circuit, probs.device, probs.dtype).z_signs
+    return probs @ simulator.readout_table(circuit, probs.device, probs.dtype)
 
 
 def sample_frequencies(

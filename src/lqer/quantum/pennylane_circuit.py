@@ -1,15 +1,18 @@
-"""The same circuit in PennyLane: the reference for tests and the `pennylane[:device]` backend.
+"""The same gate list in PennyLane: the reference for tests and the `pennylane[:device]` backend.
 
 PennyLane is an optional extra (`pip install 'lqer[pennylane]'`), imported only when used.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import torch
 
 from lqer.errors import LqerError
+from lqer.quantum.ansatz import Circuit, Input, Weight
 from lqer.quantum.noise import NO_NOISE, Noise
-from lqer.quantum.simulator import Circuit
 
 
 def import_pennylane():
@@ -48,15 +51,16 @@ def make_qnode(
     noise: Noise = NO_NOISE,
     shots: int | None = None,
     seed: int | None = None,
+    per_gate: bool = False,
 ):
-    """A QNode f(angles (B, L, n), weights (L, n, k)) -> n Pauli-Z expectations of shape (B,).
+    """A QNode f(angles, weights (L, n, k)) -> the circuit's readout, for angles as uploads
+    (B, U, n), or with `per_gate` as the angle of every input gate (B, G).
 
     Noise is inserted as channels after each gate layer and as bit flips before measurement,
     which needs a mixed-state device such as default.mixed.
     """
     qml = import_pennylane()
     dev = make_device(device, circuit.n_qubits, seed)
-    encode = {"ry": qml.RY, "rx": qml.RX}[circuit.encoding]
     wires = range(circuit.n_qubits)
 
     def gate_noise():
@@ -68,30 +72,38 @@ def make_qnode(
 
     @qml.qnode(dev, interface="torch", diff_method=diff_method, shots=shots)
     def qnode(angles, weights):
-        for layer in range(circuit.n_layers):
-            for wire in wires:
-                encode(angles[..., layer, wire], wires=wire)
+        position = 0
+        for layer in circuit.layers:
+            for gate in layer:
+                params = []
+                for p in gate.params:
+                    if isinstance(p, Input) and per_gate:
+                        params.append(angles[..., position])
+                    elif isinstance(p, Input):
+                        upload = angles[..., min(p.upload, angles.shape[-2] - 1), :]
+                        params.append(math.prod(upload[..., i] for i in p.indices))
+                    else:
+                        params.append(weights[p.index] if isinstance(p, Weight) else p.value)
+                    position += isinstance(p, Input)
+                getattr(qml, gate.kind)(*params, wires=list(gate.wires))
             gate_noise()
-            for wire in wires:
-                if circuit.rotation == "rot":
-                    qml.Rot(*(weights[layer, wire, j] for j in range(3)), wires=wire)
-                else:
-                    qml.RY(weights[layer, wire, 0], wires=wire)
-            gate_noise()
-            for control, target in circuit.cnots:
-                qml.CNOT(wires=[control, target])
-            if circuit.cnots:
-                gate_noise()
         if noise.readout_error > 0:
             for wire in wires:
                 qml.BitFlip(noise.readout_error, wires=wire)
+        if circuit.readout == "probs":
+            return qml.probs(wires=list(wires))
+        if circuit.readout == "zz":
+            pairs = itertools.combinations(wires, 2)
+            return [qml.expval(qml.PauliZ(i) @ qml.PauliZ(j)) for i, j in pairs]
         return [qml.expval(qml.PauliZ(w)) for w in wires]
 
     return qnode
 
 
 def stack_outputs(out, dtype: torch.dtype) -> torch.Tensor:
-    """PennyLane's n results of shape (B,) as one (B, n) tensor."""
+    """PennyLane's m results of shape (B,), or one of probabilities (B, m), as (B, m)."""
+    if isinstance(out, torch.Tensor):
+        return out.to(dtype)
     return torch.stack([torch.as_tensor(o) for o in out], -1).to(dtype)
 
 
@@ -102,7 +114,7 @@ def pennylane_expectations(
     device: str = "default.qubit",
     noise: Noise = NO_NOISE,
 ) -> torch.Tensor:
-    """(B, n) exact expectations computed by PennyLane."""
+    """(B, m) exact readout computed by PennyLane."""
     diff_method = "backprop" if device in ("default.qubit", "default.mixed") else "best"
     out = make_qnode(circuit, device, diff_method, noise)(angles, weights)
     return stack_outputs(out, angles.dtype)

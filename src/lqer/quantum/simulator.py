@@ -1,124 +1,53 @@
-"""Exact, batched state-vector simulation of the LQER circuit in plain PyTorch.
+"""Exact, batched state-vector simulation of any `Circuit` in plain PyTorch.
 
-Wire 0 is the most significant bit of a basis index, as in PennyLane. One layer is
-encode(angles) -> trainable rotations -> entangler.
+Wire 0 is the most significant bit of a basis index, as in PennyLane. Circuit functions take
+`angles` either as uploads (B, U, n), the data encoded before each layer (U = 1 when every
+layer encodes the same data), or as the angle of every input gate (B, G), which is what the
+parameter-shift rule shifts.
 
-At 4 qubits the arithmetic costs nothing: the cost is the number of tensor operations. So the
-training path, `probabilities`, is one autograd function with a written-out backward pass
-(the adjoint method) of about twenty operations each way:
+Two paths read the circuit's one gate list:
 
-- It works in the eigenbasis of the encoding's Pauli operator P (Y for RY, X for RX). There
-  the encoding exp(-i a P / 2) on every wire is diagonal, so encoding a batch is an
-  elementwise product with phases exp(i angles @ Lambda), with no per-sample matrix.
-- The rotations and the entangler do not depend on the sample, so each layer is one
-  2^n x 2^n matrix, built once per call from the weights as a Kronecker product: one gather
-  and one product over wires.
-- Every gate is exp(-i t P / 2), whose derivative is the same gate at t + pi, halved. The
-  matrices' derivatives by each weight are such shifted copies, built in the same gather.
-
-`final_state` and the noise model build the same gates in the computational basis and rely
-on autograd; tests hold all of them to PennyLane.
+- The general path multiplies one 2^n x 2^n matrix per gate layer and leaves the gradients to
+  autograd. It runs every circuit, and the noise model shares its layer matrices.
+- The fast path runs circuits that alternate an encoding, the same Pauli rotation P of input w
+  on every wire w, with a block of trainable and fixed gates, as every re-uploading ansatz
+  does. At 4 qubits the arithmetic costs nothing and the number of tensor operations is the
+  cost, so it is one autograd function with a written-out backward pass (the adjoint method)
+  of about twenty operations each way. It works in the eigenbasis of P, where encoding a batch
+  is an elementwise product with phases exp(i angles @ Lambda). Each block is one matrix,
+  built once per call from the weights, and since every gate parameter is a Pauli rotation
+  angle, the block's derivative by each weight is the block with that angle shifted by pi,
+  halved: these shifted copies are built in the same batched Kronecker product.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from lqer.errors import LqerError
+from lqer.quantum import gates
+from lqer.quantum.ansatz import (
+    Circuit,
+    Fixed,
+    Gate,
+    GateLayer,
+    Input,
+    Weight,
+    gate_inputs,
+    input_sources,
+    readout_matrix,
+)
+from lqer.quantum.gates import complex_dtype
 
-ENCODINGS = ("ry", "rx")
-ROTATIONS = {"rot": 3, "ry": 1}  # name -> trainable angles per qubit and layer
-ENTANGLERS = ("ring", "chain", "none")
-MAX_QUBITS = 8
+CPU = torch.device("cpu")
 
-# Each entry g_e of these gates (flattened 2 x 2) is sin(t / 2 + pi shift_e) exp(i pi phase_e),
-# with the phase linear in the angles: RY(t) = [[c, -s], [s, c]], RX(t) = [[c, -is], [-is, c]]
-# and Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi), as PennyLane defines them.
-RY_SHIFTS = (0.5, 1.0, 0.0, 0.5)
-RX_SHIFTS, RX_PHASES = (0.5, 0.0, 0.0, 0.5), (0.0, -0.5, -0.5, 0.0)
-ROT_PHASES = ((-0.5, 0.5, -0.5, 0.5), (0, 0, 0, 0), (-0.5, -0.5, 0.5, 0.5))  # / pi, per angle
-# Eigenvectors (columns) of Y and X, eigenvalue +1 first.
-EIGENVECTORS = {"ry": ((1, 1), (1j, -1j)), "rx": ((1, 1), (1, -1))}
-
-
-@dataclass(frozen=True)
-class Circuit:
-    """The circuit's structure; its trainable angles live in `QuantumLayer.weights`."""
-
-    n_qubits: int = 4
-    n_layers: int = 2
-    encoding: str = "ry"
-    rotation: str = "rot"
-    entangler: str = "ring"
-
-    def __post_init__(self):
-        if not 1 <= self.n_qubits <= MAX_QUBITS:
-            raise LqerError(
-                f"quantum n_qubits must be between 1 and {MAX_QUBITS} (the simulator's tables "
-                f"grow as 4^n), got {self.n_qubits}"
-            )
-        if self.n_layers < 1:
-            raise LqerError(f"quantum n_layers must be at least 1, got {self.n_layers}")
-        for name, value, choices in (
-            ("encoding", self.encoding, ENCODINGS),
-            ("rotation", self.rotation, tuple(ROTATIONS)),
-            ("entangler", self.entangler, ENTANGLERS),
-        ):
-            if value not in choices:
-                options = ", ".join(choices)
-                raise LqerError(f"quantum {name} must be one of {options}, got {value!r}")
-
-    @property
-    def dim(self) -> int:
-        return 2**self.n_qubits
-
-    @property
-    def weight_shape(self) -> tuple[int, int, int]:
-        return (self.n_layers, self.n_qubits, ROTATIONS[self.rotation])
-
-    @property
-    def n_params(self) -> int:
-        return math.prod(self.weight_shape)
-
-    @cached_property
-    def cnots(self) -> tuple[tuple[int, int], ...]:
-        """(control, target) pairs of the entangler, applied in order."""
-        n = self.n_qubits
-        if self.entangler == "none" or n == 1:
-            return ()
-        chain = tuple((i, i + 1) for i in range(n - 1))
-        if self.entangler == "ring" and n > 2:
-            return (*chain, (n - 1, 0))
-        return chain
-
-    @cached_property
-    def entangler_permutation(self) -> torch.Tensor:
-        """Index map p with (E psi)[k] = psi[p[k]] for the CNOT sequence E."""
-        n, index = self.n_qubits, torch.arange(self.dim)
-        perm = index.clone()
-        for control, target in self.cnots:
-            ctrl_bit = (index >> (n - 1 - control)) & 1
-            flip = index ^ (ctrl_bit << (n - 1 - target))
-            perm = perm[flip]  # CNOT is its own inverse, so its index map is `flip`
-        return perm
-
-    @cached_property
-    def z_signs(self) -> torch.Tensor:
-        """(2^n, n) matrix of the Pauli-Z eigenvalue of each wire in each basis state."""
-        index = torch.arange(self.dim)[:, None]
-        wires = torch.arange(self.n_qubits)[None, :]
-        return 1.0 - 2.0 * ((index >> (self.n_qubits - 1 - wires)) & 1).double()
-
-
-def complex_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.complex128 if dtype == torch.float64 else torch.complex64
+# ------------------------------------------------------------------- Kronecker products
 
 
 def _kron_table(n: int, variants: torch.Tensor | None = None) -> torch.Tensor:
@@ -131,130 +60,6 @@ def _kron_table(n: int, variants: torch.Tensor | None = None) -> torch.Tensor:
     if variants is None:
         variants = torch.zeros(1, n, dtype=torch.long)
     return 4 * (n * variants.T[:, :, None] + wires) + entry
-
-
-@dataclass(frozen=True)
-class Gates:
-    """A family of one-wire gates with entries sin(x_e) exp(i p_e), x and p affine in the r
-    angles, computed as sin(angles @ weight + offset) @ combine, since
-    sin(x) cos(p) = (sin(x + p) + sin(x - p)) / 2 and
-    sin(x) sin(p) = (sin(x - p + pi/2) - sin(x + p + pi/2)) / 2."""
-
-    weight: torch.Tensor  # (r, 16)
-    offset: torch.Tensor  # (16,), or (1 + r, 1, 16) for copies with each angle shifted by pi
-    combine: torch.Tensor  # (16, 8): the real and imaginary part of each entry
-
-    def __call__(self, angles: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
-        """Complex entries (..., 4) of the gates for angles (..., r)."""
-        offset = self.offset if offset is None else offset
-        parts = torch.sin(angles @ self.weight + offset) @ self.combine
-        return torch.view_as_complex(parts.unflatten(-1, (4, 2)))
-
-
-def _gates(
-    theta: int,
-    shifts: tuple,
-    phases: tuple | None = None,
-    phase_angles: tuple | None = None,
-    basis: torch.Tensor | None = None,
-    r: int = 1,
-) -> Gates:
-    """`Gates` with x = angle[theta] / 2 + pi shifts, p = pi phases + angles @ phase_angles.
-    With `basis` V, the entries are those of V^dagger g V, transposed; the offset then also
-    holds the copies with each angle shifted by pi."""
-    x_weight = torch.zeros(r, 4, dtype=torch.float64)
-    x_weight[theta] = 0.5
-    x_offset = torch.tensor(shifts, dtype=torch.float64) * math.pi
-    p_offset = torch.tensor(phases or (0.0,) * 4, dtype=torch.float64) * math.pi
-    p_weight = torch.zeros(r, 4, dtype=torch.float64)
-    if phase_angles is not None:
-        p_weight[:] = torch.tensor(phase_angles, dtype=torch.float64)
-    signs = torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64)  # x + p, x - p, ...
-    weight = (x_weight[..., None] + signs * p_weight[..., None]).flatten(1)
-    offset = (x_offset[:, None] + signs * p_offset[:, None]).flatten()
-    offset += torch.tensor([0, 0, 0.5, 0.5], dtype=torch.float64).repeat(4) * math.pi
-    combine = torch.zeros(4, 4, 4, 2, dtype=torch.float64)  # (entry, sine, entry, re / im)
-    for e in range(4):
-        combine[e, :, e, 0] = torch.tensor([0.5, 0.5, 0, 0])
-        combine[e, :, e, 1] = torch.tensor([0, 0, 0.5, -0.5])
-    combine = combine.view(16, 8)
-    if basis is not None:  # (V^dagger g V)^T [b, a] = sum_ij conj(V[i, a]) g[i, j] V[j, b]
-        change = torch.einsum("ia,jb->ijba", basis.conj(), basis).reshape(4, 4)
-        real_form = torch.zeros(4, 2, 4, 2, dtype=torch.float64)
-        real_form[:, 0, :, 0] = real_form[:, 1, :, 1] = change.real
-        real_form[:, 0, :, 1], real_form[:, 1, :, 0] = change.imag, -change.imag
-        combine = combine @ real_form.view(8, 8)
-        shifted = torch.cat([torch.zeros(1, r), torch.eye(r)]).double() * math.pi
-        offset = (offset + shifted @ weight).unsqueeze(1)
-    return Gates(weight, offset, combine)
-
-
-@dataclass(frozen=True)
-class Tables:
-    """Constants of one circuit for one device and dtype, made once: per-call copies would
-    cost time and, on a GPU, a synchronisation. Matrices of the fast path are transposed,
-    because it keeps states as row vectors."""
-
-    z_signs: torch.Tensor  # (d, n): the Pauli-Z eigenvalue of each wire in each basis state
-    kron: torch.Tensor  # (n, 1, d * d): one product of gates (n, 4)
-    shifted_kron: torch.Tensor  # (n, 1 + n r, d * d): variant 1 + r w + k shifts angle k of wire w
-    layer_index: torch.Tensor  # `kron` for L layers' gates (L, 1, n, 4), as `_gather_index`
-    shifted_layer_index: torch.Tensor  # `shifted_kron` for gates (L, 1 + r, n, 4)
-    encodings: Gates
-    rotations: Gates
-    eigen_rotations: Gates  # in the encoding's eigenbasis, transposed, and shifted by pi
-    entangler: torch.Tensor  # (d, d) permutation matrix of the CNOTs
-    eigen_phase: torch.Tensor  # (n, d): angles @ eigen_phase are the encoding's phases
-    angle_gradient: torch.Tensor  # (d, n): -eigen_phase^T, since d exp(i phase) = i exp(i phase)
-    closing: torch.Tensor  # (L, d, d): what follows each layer's rotations, transposed
-
-
-@functools.lru_cache(maxsize=128)
-def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables:
-    """The circuit's `Tables` for real dtype `dtype` on `device`."""
-    n, d, r = circuit.n_qubits, circuit.dim, ROTATIONS[circuit.rotation]
-    variants = torch.zeros(1 + n * r, n, dtype=torch.long)
-    for w in range(n):
-        variants[1 + w * r : 1 + (w + 1) * r, w] = torch.arange(1, r + 1)
-    entangler = torch.eye(d, dtype=torch.complex128)[circuit.entangler_permutation]
-    v = torch.tensor(EIGENVECTORS[circuit.encoding], dtype=torch.complex128) / math.sqrt(2)
-    w_all = functools.reduce(torch.kron, [v] * n)  # the eigenbasis of all wires
-    # Layers before the last return to the eigenbasis; the last one ends in the computational
-    # basis, scaled so that the first layer may start from the unnormalised state of all ones.
-    mix, last = w_all.mH @ entangler @ w_all, entangler @ w_all / math.sqrt(d)
-    closing = torch.stack([mix] * (circuit.n_layers - 1) + [last]).mT
-    if circuit.encoding == "rx":
-        encodings = _gates(0, RX_SHIFTS, RX_PHASES)
-    else:
-        encodings = _gates(0, RY_SHIFTS)
-    if circuit.rotation == "rot":
-        rotation = {"theta": 1, "shifts": RY_SHIFTS, "phase_angles": ROT_PHASES, "r": 3}
-    else:
-        rotation = {"theta": 0, "shifts": RY_SHIFTS}
-
-    def on(gates: Gates) -> Gates:
-        return Gates(*(x.to(device, dtype) for x in dataclasses.astuple(gates)))
-
-    kron, shifted_kron, layers = _kron_table(n), _kron_table(n, variants), circuit.n_layers
-    return Tables(
-        z_signs=circuit.z_signs.to(device, dtype),
-        kron=kron.to(device),
-        shifted_kron=shifted_kron.to(device),
-        layer_index=_gather_index(kron, layers, n * 4).to(device),
-        shifted_layer_index=_gather_index(shifted_kron, layers, (1 + r) * n * 4).to(device),
-        encodings=on(encodings),
-        rotations=on(_gates(**rotation)),
-        eigen_rotations=on(_gates(**rotation, basis=v)),
-        entangler=entangler.to(device, complex_dtype(dtype)),
-        eigen_phase=(-circuit.z_signs.T / 2).to(device, dtype),
-        angle_gradient=(circuit.z_signs / 2).to(device, dtype),
-        closing=closing.to(device, complex_dtype(dtype)),
-    )
-
-
-def rotation_entries(circuit: Circuit, weights: torch.Tensor) -> torch.Tensor:
-    """Complex entries (..., n, 4) of the trainable rotations, weights (..., n, r)."""
-    return tables(circuit, weights.device, weights.dtype).rotations(weights)
 
 
 def _gather_index(table: torch.Tensor, rows: int, row_size: int) -> torch.Tensor:
@@ -272,63 +77,357 @@ def _products(entries: torch.Tensor, table: torch.Tensor, index: torch.Tensor) -
     return picked.prod(0).view(*entries.shape[:-3], variants, size)
 
 
-def kron(circuit: Circuit, gates: torch.Tensor) -> torch.Tensor:
+@functools.lru_cache(maxsize=32)
+def _plain_kron(n: int, device: torch.device) -> torch.Tensor:
+    return _kron_table(n).to(device)
+
+
+def kron(gate_matrices: torch.Tensor) -> torch.Tensor:
     """(..., 2^n, 2^n) product of one gate per wire, (..., n, 2, 2); wire 0 first."""
-    t = tables(circuit, gates.device, gates.real.dtype)
-    entries = gates.flatten(-2).unsqueeze(-3)  # (..., 1, n, 4)
-    index = _gather_index(
-        t.kron, entries.numel() // entries.shape[-2:].numel(), 4 * circuit.n_qubits
-    )
-    products = _products(entries, t.kron, index)
-    return products.view(*gates.shape[:-3], circuit.dim, circuit.dim)
+    *batch, n, _, _ = gate_matrices.shape
+    table = _plain_kron(n, gate_matrices.device)
+    entries = gate_matrices.flatten(-2).unsqueeze(-3)  # (..., 1, n, 4)
+    rows = entries.numel() // entries.shape[-2:].numel()
+    products = _products(entries, table, _gather_index(table, rows, 4 * n))
+    return products.view(*batch, 2**n, 2**n)
 
 
-def encoding_matrices(circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
-    """Complex RY or RX matrices (..., 2^n, 2^n) that encode angles (..., n) on all wires."""
-    entries = tables(circuit, angles.device, angles.dtype).encodings(angles.unsqueeze(-1))
-    return kron(circuit, entries.unflatten(-1, (2, 2)))
+def embed(matrix: torch.Tensor, wires: tuple[int, ...], n: int) -> torch.Tensor:
+    """(b, 2^n, 2^n) matrix of a gate (b, 2^k, 2^k) on `wires`, identity elsewhere."""
+    b, k = matrix.shape[0], len(wires)
+    eye = torch.eye(2 ** (n - k), dtype=matrix.dtype, device=matrix.device)
+    full = torch.einsum("bij,kl->bikjl", matrix, eye).reshape(b, *[2] * (2 * n))
+    order = [*wires, *(w for w in range(n) if w not in wires)]  # the axes' wires now
+    axes = [1 + order.index(w) for w in range(n)]
+    return full.permute(0, *axes, *(a + n for a in axes)).reshape(b, 2**n, 2**n)
 
 
-def layer_unitaries(circuit: Circuit, weights: torch.Tensor, entangle: bool = True) -> torch.Tensor:
-    """(L, 2^n, 2^n) unitaries of each layer's rotations, then (with `entangle`) its entangler."""
-    rotations = kron(circuit, rotation_entries(circuit, weights).unflatten(-1, (2, 2)))
-    if not entangle:
-        return rotations
-    return entangler_unitary(circuit, weights.device, weights.dtype) @ rotations
+# ------------------------------------------------------------------------- general path
 
 
-def entangler_unitary(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(2^n, 2^n) complex permutation matrix of the entangler."""
-    return tables(circuit, device, dtype).entangler
+def _fixed_values(circuit: Circuit) -> tuple[float, ...]:
+    return tuple(sorted({p.value for g in circuit.gates for p in g.params if isinstance(p, Fixed)}))
+
+
+@functools.lru_cache(maxsize=128)
+def _parameter_columns(circuit: Circuit) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Per gate layer, per gate, where each parameter is read in `_parameter_table`."""
+    inputs, fixed = len(input_sources(circuit)), _fixed_values(circuit)
+    _, n, k = circuit.weight_shape
+    position, out = 0, []
+    for layer in circuit.layers:
+        out.append([])
+        for g in layer:
+            columns = []
+            for p in g.params:
+                if isinstance(p, Input):
+                    columns.append(position)
+                    position += 1
+                elif isinstance(p, Weight):
+                    columns.append(inputs + (p.index[0] * n + p.index[1]) * k + p.index[2])
+                else:
+                    columns.append(inputs + circuit.n_params + fixed.index(p.value))
+            out[-1].append(tuple(columns))
+    return tuple(tuple(layer) for layer in out)
+
+
+def _parameter_table(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor):
+    """(B, columns): input gates' angles, the weights, the fixed numbers; each gate layer then
+    reads its parameters with one gather."""
+    fixed = torch.tensor(_fixed_values(circuit), dtype=weights.dtype, device=weights.device)
+    parts = [angles.to(weights.dtype), weights.reshape(1, -1), fixed.unsqueeze(0)]
+    return torch.cat([part.expand(angles.shape[0], -1) for part in parts], 1)
+
+
+def _is_constant(layer: GateLayer) -> bool:
+    return all(isinstance(p, Fixed) for g in layer for p in g.params)
+
+
+def _layer_matrix(layer: GateLayer, rows: torch.Tensor, columns, n: int) -> torch.Tensor:
+    """(b, 2^n, 2^n) matrix of one gate layer, its parameters read from `rows` (b, columns)
+    at `columns` (one tuple per gate); the gates of one kind are computed together."""
+    mats = [None] * len(layer)
+    for kind in dict.fromkeys(g.kind for g in layer):
+        members = [i for i, g in enumerate(layer) if g.kind == kind]
+        index = torch.tensor([columns[i] for i in members], dtype=torch.long)
+        group = gates.matrix(kind, rows[:, index.view(len(members), -1)])  # (b, g, 2^k, 2^k)
+        if len(members) == n == len(layer) and all(layer[i].wires == (i,) for i in members):
+            return kron(group)  # the commonest layer: one kind on every wire, in order
+        for j, i in enumerate(members):
+            mats[i] = group[:, j]
+    wires = [w for g in layer for w in g.wires]
+    if all(len(g.wires) == 1 for g in layer) and len(set(wires)) == len(wires):
+        batch = max(m.shape[0] for m in mats)
+        eye = torch.eye(2, dtype=mats[0].dtype, device=mats[0].device).expand(batch, 2, 2)
+        per_wire = {g.wires[0]: m.expand(batch, 2, 2) for g, m in zip(layer, mats, strict=True)}
+        return kron(torch.stack([per_wire.get(w, eye) for w in range(n)], 1))
+    unitary = None
+    for g, m in zip(layer, mats, strict=True):
+        full = embed(m, g.wires, n)
+        unitary = full if unitary is None else full @ unitary
+    return unitary
+
+
+@functools.lru_cache(maxsize=256)
+def _constant_layer(
+    circuit: Circuit, index: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    inputs = torch.zeros(1, len(input_sources(circuit)), dtype=torch.float64)
+    rows = _parameter_table(circuit, inputs, torch.zeros(circuit.weight_shape).double())
+    columns = _parameter_columns(circuit)[index]
+    matrix = _layer_matrix(circuit.layers[index], rows, columns, circuit.n_qubits)
+    return matrix.to(device, complex_dtype(dtype))
+
+
+def layer_unitaries(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> list:
+    """The (b, 2^n, 2^n) matrix of every gate layer, b = B where it encodes data, else 1."""
+    table = _parameter_table(circuit, gate_angles(circuit, angles), weights)
+    out = []
+    for index, (layer, columns) in enumerate(
+        zip(circuit.layers, _parameter_columns(circuit), strict=True)
+    ):
+        if _is_constant(layer):
+            out.append(_constant_layer(circuit, index, weights.device, weights.dtype))
+            continue
+        encodes = any(isinstance(p, Input) for g in layer for p in g.params)
+        rows = table if encodes else table[:1]
+        out.append(_layer_matrix(layer, rows, columns, circuit.n_qubits))
+    return out
+
+
+def gate_angles(circuit: Circuit, angles: torch.Tensor) -> torch.Tensor:
+    """Angles (B, G) of the input gates, from uploads (B, U, n) or as given."""
+    return gate_inputs(circuit, angles) if angles.dim() == 3 else angles
 
 
 def final_state(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """State after the circuit, complex (B, 2^n), gate by gate. angles: (B, L, n), one set per
-    layer, or (B, 1, n) when every layer encodes the same angles."""
-    encodings = encoding_matrices(circuit, angles)
-    unitaries = layer_unitaries(circuit, weights)
-    state = unitaries.new_zeros(angles.shape[0], circuit.dim, 1)
+    """State after the circuit, complex (B, 2^n), by the general path."""
+    batch = angles.shape[0]
+    state = torch.zeros(batch, circuit.dim, 1, dtype=complex_dtype(weights.dtype),
+                        device=weights.device)  # fmt: skip
     state[:, 0] = 1
-    for layer in range(circuit.n_layers):
-        state = unitaries[layer] @ (encodings[:, min(layer, angles.shape[1] - 1)] @ state)
+    for unitary in layer_unitaries(circuit, angles, weights):
+        state = unitary @ state
     return state.squeeze(-1)
 
 
-def _layer_matrices(t: Tables, weights: torch.Tensor, derivatives: bool) -> torch.Tensor:
-    """(L, V, d, d): each layer's transposed matrix in the eigenbasis (variant 0), then with
+# ---------------------------------------------------------------------------- fast path
+
+
+@dataclass(frozen=True)
+class Rotations:
+    """One gate layer of a block: the same one-wire `kind` on every wire, its parameters the
+    weights [layer, wire, first : first + count]."""
+
+    kind: str
+    first: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the fast path runs a circuit: encoding layers of Pauli rotations `pauli`, each
+    followed by a block of positions: `Rotations`, or the index of a constant gate layer in
+    the circuit (None for the identity). Block l of the plan is layer l of the weights."""
+
+    pauli: str
+    positions: tuple[Rotations | None, ...]  # None: a constant position
+    constants: tuple[tuple[tuple[int, ...], ...], ...]  # per layer, per constant position
+
+
+def _encoding(layer: GateLayer, upload: int, n: int) -> str | None:
+    """The Pauli operator of an encoding layer that the fast path takes, else None."""
+    kinds = {g.kind for g in layer}
+    pauli = gates.KINDS[next(iter(kinds))].pauli if len(kinds) == 1 else None
+    expected = tuple(((w,), (Input((w,), upload),)) for w in range(n))
+    if pauli not in ("X", "Y") or tuple((g.wires, g.params) for g in layer) != expected:
+        return None
+    return pauli
+
+
+def _rotations(layer: GateLayer, block: int, n: int) -> Rotations | None:
+    kinds = {g.kind for g in layer}
+    if len(kinds) != 1 or len(layer) != n:
+        return None
+    kind = next(iter(kinds))
+    count = gates.KINDS[kind].n_params
+    first = layer[0].params[0].index[2] if isinstance(layer[0].params[0], Weight) else -1
+    expected = tuple(
+        ((w,), tuple(Weight((block, w, first + j)) for j in range(count))) for w in range(n)
+    )
+    if first < 0 or tuple((g.wires, g.params) for g in layer) != expected:
+        return None
+    return Rotations(kind, first, count)
+
+
+@functools.lru_cache(maxsize=128)
+def plan(circuit: Circuit) -> Plan | None:
+    """The fast path's plan for `circuit`, or None where only the general path applies."""
+    n, blocks, paulis = circuit.n_qubits, [], set()
+    for index, layer in enumerate(circuit.layers):
+        pauli = _encoding(layer, len(blocks), n)
+        if pauli is not None:
+            paulis.add(pauli)
+            blocks.append(([], []))
+        elif not blocks:
+            return None
+        elif _is_constant(layer):
+            positions, constants = blocks[-1]
+            if positions and positions[-1] is None:
+                constants[-1] += (index,)
+            else:
+                positions.append(None)
+                constants.append((index,))
+        else:
+            rotations = _rotations(layer, len(blocks) - 1, n)
+            if rotations is None:
+                return None
+            blocks[-1][0].append(rotations)
+    for positions, constants in blocks:  # every block ends in a constant: the basis change
+        if not positions or positions[-1] is not None:
+            positions.append(None)
+            constants.append(())
+    signatures = {tuple(positions) for positions, _ in blocks}
+    k = circuit.weight_shape[2]
+    used = sorted(
+        j for r in blocks[0][0] if r is not None for j in range(r.first, r.first + r.count)
+    )
+    if len(paulis) != 1 or len(signatures) != 1 or len(blocks) != circuit.n_layers:
+        return None
+    if used != list(range(k)):  # each weight in exactly one gate
+        return None
+    return Plan(paulis.pop(), blocks[0][0], tuple(tuple(c) for _, c in blocks))
+
+
+@dataclass(frozen=True)
+class SineForm:
+    """A gate kind's entries, in the eigenbasis and transposed, as sin(angles @ weight + offset)
+    @ combine: real and imaginary parts (..., 8). Every entry of a rotation gate is a
+    trigonometric polynomial of its half angles, a sum over sign vectors s of a sin(s.t / 2) +
+    b cos(s.t / 2); `sine_form` fits a and b once from the gate's own matrix. At 4 qubits
+    this costs 5 tensor operations per call where the matrix takes about 25."""
+
+    weight: torch.Tensor  # (r, T)
+    offset: torch.Tensor  # (1 + r, 1, T): unshifted, then with each angle shifted by pi
+    combine: torch.Tensor  # (T, 8)
+
+
+@functools.lru_cache(maxsize=32)
+def sine_form(kind: str, pauli: str) -> SineForm:
+    r = gates.KINDS[kind].n_params
+    signs = [s for s in itertools.product((-1, 0, 1), repeat=r) if s > (0,) * r]  # one of +-s
+    half = torch.tensor(signs, dtype=torch.float64).T / 2  # (r, S)
+    weight = torch.cat([half, half, torch.zeros(r, 1, dtype=torch.float64)], 1)
+    quarter = torch.full((len(signs) + 1,), math.pi / 2, dtype=torch.float64)
+    offset = torch.cat([torch.zeros(len(signs), dtype=torch.float64), quarter])  # sin, cos, 1
+    generator = torch.Generator().manual_seed(0)
+    samples = torch.rand(16 * weight.shape[1], r, dtype=torch.float64, generator=generator) * 8 - 4
+    v = torch.tensor(gates.EIGENVECTORS[pauli], dtype=torch.complex128)
+    entries = (v.mH @ gates.matrix(kind, samples) @ v).mT.flatten(-2)
+    target = torch.view_as_real(entries).flatten(-2)  # (N, 8)
+    combine = torch.linalg.lstsq(torch.sin(samples @ weight + offset), target).solution
+    keep = combine.abs().amax(1) > 1e-9
+    weight, offset, combine = weight[:, keep], offset[keep], combine[keep]
+    shifted = torch.cat([torch.zeros(1, r, dtype=torch.float64), torch.eye(r).double()]) * math.pi
+    return SineForm(weight, (offset + shifted @ weight).unsqueeze(1), combine)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Constants of one plan for one device and dtype, made once: per-call copies would cost
+    time and, on a GPU, a synchronisation. The fast path keeps states as row vectors, so its
+    matrices are transposed."""
+
+    plan: Plan
+    constants: tuple[torch.Tensor, ...]  # per constant position, (L, 1, d, d)
+    forms: tuple[SineForm, ...]  # per rotation position
+    shifted_kron: tuple[torch.Tensor, ...]  # per rotation position, (n, 1 + n r, d * d)
+    shifted_index: tuple[torch.Tensor, ...]  # `shifted_kron` over L layers, as `_gather_index`
+    plain_kron: torch.Tensor  # (n, 1, d * d): the unshifted product
+    plain_index: torch.Tensor  # `plain_kron` over L layers
+    weight_order: torch.Tensor | None  # flat (n k) weight of each shifted copy; None: in order
+    eigen_phase: torch.Tensor  # (n, d): angles @ eigen_phase are the encoding's phases
+    angle_gradient: torch.Tensor  # (d, n): -eigen_phase^T, since d exp(i phase) = i exp(i phase)
+
+
+@functools.lru_cache(maxsize=128)
+def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables:
+    p, n, d = plan(circuit), circuit.n_qubits, circuit.dim
+    layers, k = circuit.n_layers, circuit.weight_shape[2]
+    v = torch.tensor(gates.EIGENVECTORS[p.pauli], dtype=torch.complex128)
+    w_all = functools.reduce(torch.kron, [v] * n)
+    constants = []
+    for position in range(sum(r is None for r in p.positions)):
+        stack = []
+        for layer in range(layers):
+            matrix = torch.eye(d, dtype=torch.complex128)
+            for index in p.constants[layer][position]:
+                matrix = _constant_layer(circuit, index, CPU, torch.float64)[0] @ matrix
+            last = layer == layers - 1 and position == len(p.constants[layer]) - 1
+            # The last block ends in the computational basis, scaled so that the first layer
+            # may start from the unnormalised state of all ones (|0...0> in the eigenbasis).
+            left = torch.eye(d, dtype=torch.complex128) / math.sqrt(d) if last else w_all.mH
+            stack.append((left @ matrix @ w_all).mT)
+        constants.append(torch.stack(stack).unsqueeze(1))
+    forms, shifted_kron, shifted_index, order = [], [], [], []
+    plain = _kron_table(n)
+    for r in (r for r in p.positions if r is not None):
+        variants = torch.zeros(1 + n * r.count, n, dtype=torch.long)
+        for w in range(n):
+            variants[1 + w * r.count : 1 + (w + 1) * r.count, w] = torch.arange(1, r.count + 1)
+        table = _kron_table(n, variants)
+        form = sine_form(r.kind, p.pauli)
+        forms.append(SineForm(*(x.to(device, dtype) for x in dataclasses.astuple(form))))
+        shifted_kron.append(table.to(device))
+        shifted_index.append(_gather_index(table, layers, (1 + r.count) * n * 4).to(device))
+        order += [w * k + r.first + j for w in range(n) for j in range(r.count)]
+    z_signs = readout_matrix(Circuit(n_qubits=n)).to(device, dtype)
+    return Tables(
+        plan=p,
+        constants=tuple(c.to(device, complex_dtype(dtype)) for c in constants),
+        forms=tuple(forms),
+        shifted_kron=tuple(shifted_kron),
+        shifted_index=tuple(shifted_index),
+        plain_kron=plain.to(device),
+        plain_index=_gather_index(plain, layers, n * 4).to(device),
+        weight_order=None if order == list(range(n * k)) else torch.tensor(order, device=device),
+        eigen_phase=(-z_signs.T / 2),
+        angle_gradient=(z_signs / 2),
+    )
+
+
+def _block_matrices(t: Tables, weights: torch.Tensor, derivatives: bool) -> torch.Tensor:
+    """(L, V, d, d): each block's transposed matrix in the eigenbasis (variant 0), then with
     each weight shifted by pi (twice its derivative), if `derivatives`."""
-    gates, (layers, d, _) = t.eigen_rotations, t.closing.shape
-    if derivatives:
-        entries = gates(weights.unsqueeze(1))
-        products = _products(entries, t.shifted_kron, t.shifted_layer_index)
-    else:
-        entries = gates(weights.unsqueeze(1), gates.offset[:1])
-        products = _products(entries, t.kron, t.layer_index)
-    return (products.view(layers, -1, d) @ t.closing).view(layers, -1, d, d)
+    layers, n = weights.shape[:2]
+    blocks, constant, rotation = None, 0, 0
+    for position in t.plan.positions:
+        if position is None:
+            x = t.constants[constant]
+            constant += 1
+        else:
+            form = t.forms[rotation]
+            angles = weights[..., position.first : position.first + position.count]
+            offset = form.offset if derivatives else form.offset[:1]
+            parts = torch.sin((angles @ form.weight).unsqueeze(1) + offset) @ form.combine
+            g = torch.view_as_complex(parts.unflatten(-1, (4, 2)))  # (L, S, n, 4)
+            if derivatives:
+                x = _products(g, t.shifted_kron[rotation], t.shifted_index[rotation])
+            else:
+                x = _products(g, t.plain_kron, t.plain_index)
+            x = x.unflatten(-1, (2**n, 2**n))
+            rotation += 1
+        if blocks is None:
+            blocks = x
+        elif x.shape[1] == 1 or blocks.shape[1] == 1:
+            blocks = blocks @ x
+        else:  # shifted copies of the earlier positions, then of this one
+            blocks = torch.cat([blocks @ x[:, :1], blocks[:, :1] @ x[:, 1:]], 1)
+    return blocks
 
 
 class Probabilities(torch.autograd.Function):
-    """(angles (B, U, n), weights (L, n, r)) -> probabilities (B, 2^n) of the basis states.
+    """(angles (B, U, n), weights (L, n, k)) -> probabilities (B, 2^n) of the basis states.
 
     U is L, or 1 when every layer encodes the same angles. States are row vectors in the
     eigenbasis of the encoding until the last layer. The backward pass is the adjoint method;
@@ -337,7 +436,7 @@ class Probabilities(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, angles: torch.Tensor, weights: torch.Tensor, t: Tables) -> torch.Tensor:
-        matrices = _layer_matrices(t, weights, derivatives=ctx.needs_input_grad[1])
+        matrices = _block_matrices(t, weights, derivatives=ctx.needs_input_grad[1])
         phase = angles @ t.eigen_phase  # (B, U, d)
         phases = torch.polar(torch.ones_like(phase), phase)
         state, saved = phases[:, 0], []  # the first encoding of |0...0>, unnormalised
@@ -371,22 +470,41 @@ class Probabilities(torch.autograd.Function):
         grad_weights = None
         if ctx.needs_input_grad[1]:  # dM/dw = M(w + pi) / 2
             h_matrices = torch.stack(h_matrices).flatten(1).unsqueeze(-1)
-            grad_weights = (matrices[:, 1:].flatten(2) @ h_matrices).real / 2
-            grad_weights = grad_weights.view(ctx.weight_shape)
+            grad_weights = ((matrices[:, 1:].flatten(2) @ h_matrices).real / 2).squeeze(-1)
+            order = ctx.tables.weight_order
+            if order is not None:
+                grad_weights = torch.zeros_like(grad_weights).index_copy(1, order, grad_weights)
+            grad_weights = grad_weights.reshape(ctx.weight_shape)
         return grad_angles, grad_weights, None
 
 
+# ---------------------------------------------------------------------------- interface
+
+
 def probabilities(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Probability of each basis state, (B, 2^n); angles as in `final_state`."""
-    return Probabilities.apply(angles, weights, tables(circuit, angles.device, angles.dtype))
+    """Probability of each basis state, (B, 2^n); angles as uploads or per input gate."""
+    if plan(circuit) is not None:
+        if angles.dim() == 2:  # the fast path's input gates are its uploads, layer by layer
+            angles = angles.view(angles.shape[0], circuit.n_layers, circuit.n_qubits)
+        return Probabilities.apply(angles, weights, tables(circuit, angles.device, angles.dtype))
+    state = final_state(circuit, angles, weights)
+    return torch.view_as_real(state).square().sum(-1)
+
+
+@functools.lru_cache(maxsize=128)
+def readout_table(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return readout_matrix(circuit).to(device, dtype)
 
 
 def expectations(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Pauli-Z expectation of each wire, (B, n)."""
+    """The circuit's readout (B, m): by default the Pauli-Z expectation of each wire."""
     probs = probabilities(circuit, angles, weights)
-    return probs @ tables(circuit, probs.device, probs.dtype).z_signs
+    return probs @ readout_table(circuit, probs.device, probs.dtype)
 
 
 def init_weights(circuit: Circuit, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform angles in [0, 2 pi), PennyLane TorchLayer's default."""
     return torch.rand(circuit.weight_shape, generator=generator) * (2 * math.pi)
+
+
+__all__ = ["Circuit", "Gate", "expectations", "final_state", "probabilities"]
