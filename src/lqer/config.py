@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from lqer.errors import LqerError
 from lqer.io import write_text
+from lqer.models.registry import MODELS
 from lqer.quantum.ansatz import (
     ANSATZES,
     ENCODINGS,
@@ -215,9 +216,7 @@ class QuantumConfig(Section):
 class ModelConfig(Section):
     prefix: ClassVar[str] = "model"
 
-    name: Literal[
-        "lqer", "resnet18", "cnn", "qcnn", "lqer-classical", "lqer-separable", "lqer-frozen"
-    ] = "lqer"
+    name: Literal[tuple(MODELS)] = "lqer"  # one of lqer.models.MODELS
     weights: Text = "none"  # imagenet | none | path to a state dict
     dropout: Annotated[
         Float, Field(ge=0, lt=1, description="a probability; 1 would drop every feature")

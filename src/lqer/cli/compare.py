@@ -25,7 +25,7 @@ def compare_command(
         Path | None, typer.Option("--config", help="Base YAML configuration.")
     ] = None,
     models: Annotated[
-        str | None, typer.Option(help="Comma-separated model names (default: all seven).")
+        str | None, typer.Option(help="Comma-separated model names (default: every model).")
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2,3,4",
     target_sensitivity: Annotated[

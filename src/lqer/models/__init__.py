@@ -1,6 +1,5 @@
-from lqer.models.baselines import BASELINES
-from lqer.models.lqer import LQER, MODELS, QuantumHead, build_model
+from lqer.models.base import Model
+from lqer.models.lqer import Classifier, QuantumHead
+from lqer.models.registry import MODELS, ModelEntry, build_model
 
-MODELS.update(BASELINES)
-
-__all__ = ["LQER", "MODELS", "QuantumHead", "build_model"]
+__all__ = ["MODELS", "Classifier", "Model", "ModelEntry", "QuantumHead", "build_model"]

@@ -1,7 +1,6 @@
 """The paper's baselines and the ablations that test whether LQER's circuit matters.
 
-Every model maps standardised images (B, 3, S, S) to logits (B, 2) and exposes
-`parameter_groups()`, so one training loop and one recipe train them all:
+Every model is a `Model`, so one training loop and one recipe train them all:
 
 - `cnn`: a small classical CNN.
 - `qcnn`: a pure quantum CNN (quanvolution): each 2x2 patch of a downsampled image is encoded
@@ -18,16 +17,20 @@ The test-time ablation (q set to zeros or shuffled across the batch) is `LQER.q_
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lqer.config import ModelConfig
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
-from lqer.models.lqer import LQER, lqer
+from lqer.models.base import Model
+from lqer.models.lqer import Classifier, lqer
 from lqer.quantum import Circuit, QuantumLayer
 from lqer.quantum.layer import quantum_layer
+
+if TYPE_CHECKING:
+    from lqer.config import ModelConfig
 
 
 class SmallCNN(nn.Module):
@@ -51,9 +54,9 @@ class SmallCNN(nn.Module):
         return self.features(images)
 
 
-def cnn(cfg: ModelConfig) -> LQER:
+def cnn(cfg: ModelConfig) -> Classifier:
     backbone = SmallCNN()
-    return LQER(backbone, None, feature_dim=backbone.out_features, dropout=cfg.dropout)
+    return Classifier(backbone, None, feature_dim=backbone.out_features, dropout=cfg.dropout)
 
 
 class Quanvolution(nn.Module):
@@ -80,7 +83,7 @@ class Quanvolution(nn.Module):
         return q.reshape(b, -1, m).transpose(1, 2).reshape(b, m, h // 2, w // 2)
 
 
-class QCNN(nn.Module):
+class QCNN(Model):
     """Downsample to `input_size` (a CPU can afford ~B * 64 circuit runs per batch), quanvolve,
     and classify the flattened feature maps with one linear layer."""
 
@@ -97,9 +100,7 @@ class QCNN(nn.Module):
         maps = self.quanvolution(gray)
         return self.classifier(self.dropout(maps.flatten(1)))
 
-    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """No pretrainable backbone: the circuit learns at the head's rate, as in LQER."""
-        return {"backbone": [], "head": list(self.parameters())}
+    # No backbone: the circuit learns at the head's rate, as in LQER.
 
 
 def qcnn(cfg: ModelConfig) -> QCNN:
@@ -144,26 +145,17 @@ class ClassicalHead(nn.Module):
         return self.layers(torch.tanh(self.projection(features)))
 
 
-def lqer_classical(cfg: ModelConfig) -> LQER:
+def lqer_classical(cfg: ModelConfig) -> Classifier:
     circuit = quantum_layer(cfg.quantum).circuit
     head = ClassicalHead(FEATURE_DIM, circuit)
-    return LQER(resnet18_backbone(cfg.weights), head, circuit.n_qubits, dropout=cfg.dropout)
+    return Classifier(resnet18_backbone(cfg.weights), head, circuit.n_qubits, dropout=cfg.dropout)
 
 
-def lqer_separable(cfg: ModelConfig) -> LQER:
+def lqer_separable(cfg: ModelConfig) -> Classifier:
     return lqer(cfg.replace(quantum=cfg.quantum.replace(entangler="none")))
 
 
-def lqer_frozen(cfg: ModelConfig) -> LQER:
+def lqer_frozen(cfg: ModelConfig) -> Classifier:
     model = lqer(cfg)
     model.head.quantum.weights.requires_grad_(False)
     return model
-
-
-BASELINES = {
-    "cnn": cnn,
-    "qcnn": qcnn,
-    "lqer-classical": lqer_classical,
-    "lqer-separable": lqer_separable,
-    "lqer-frozen": lqer_frozen,
-}

@@ -10,13 +10,13 @@ import torch
 from lqer.config import ExperimentConfig, from_dict
 from lqer.errors import LqerError
 from lqer.io import atomic_path
-from lqer.models import LQER, build_model
+from lqer.models import Model, build_model
 
 FORMAT = "lqer-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: str | Path, model: LQER, cfg: ExperimentConfig, **extra: Any) -> None:
+def save_checkpoint(path: str | Path, model: Model, cfg: ExperimentConfig, **extra: Any) -> None:
     state = {
         "format": FORMAT,
         "version": VERSION,
@@ -53,7 +53,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_checkpoint(path: str | Path) -> tuple[LQER, ExperimentConfig, dict[str, Any]]:
+def load_checkpoint(path: str | Path) -> tuple[Model, ExperimentConfig, dict[str, Any]]:
     """The model (eval mode, CPU), its configuration and the rest of the checkpoint."""
     state = read_checkpoint(path)
     try:

@@ -4,14 +4,17 @@ classifier on the fused vector [f, q]."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
-from lqer.config import ModelConfig
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
+from lqer.models.base import Model
 from lqer.quantum import QuantumLayer, quantum_layer
+
+if TYPE_CHECKING:  # the configuration reads its model names from lqer.models
+    from lqer.config import ModelConfig
 
 
 class QuantumHead(nn.Module):
@@ -39,10 +42,11 @@ def ablate(q: torch.Tensor, how: str) -> torch.Tensor:
     return q
 
 
-class LQER(nn.Module):
-    """Backbone features f, an optional head q = head(f), and logits = classifier([f, q]).
+class Classifier(Model):
+    """Backbone features f, an optional head q = head(f), and logits = linear([f, q]).
 
-    With `head=None` this is the plain backbone classifier, the paper's ResNet18 baseline.
+    With LQER's quantum head this is LQER; with `head=None` it is the plain backbone
+    classifier, the paper's ResNet18 baseline.
     """
 
     def __init__(
@@ -69,25 +73,13 @@ class LQER(nn.Module):
             features = torch.cat([features, q], dim=1)
         return self.classifier(self.dropout(features))
 
-    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Backbone parameters apart from the rest, for layer-wise learning rates."""
-        backbone = list(self.backbone.parameters())
-        ids = {id(p) for p in backbone}
-        return {"backbone": backbone, "head": [p for p in self.parameters() if id(p) not in ids]}
 
-
-def lqer(cfg: ModelConfig) -> LQER:
+def lqer(cfg: ModelConfig) -> Classifier:
     quantum = quantum_layer(cfg.quantum)
     head = QuantumHead(FEATURE_DIM, quantum)
-    return LQER(resnet18_backbone(cfg.weights), head, quantum.out_features, dropout=cfg.dropout)
+    backbone = resnet18_backbone(cfg.weights)
+    return Classifier(backbone, head, quantum.out_features, dropout=cfg.dropout)
 
 
-def resnet18_classifier(cfg: ModelConfig) -> LQER:
-    return LQER(resnet18_backbone(cfg.weights), None, dropout=cfg.dropout)
-
-
-MODELS = {"lqer": lqer, "resnet18": resnet18_classifier}
-
-
-def build_model(cfg: ModelConfig) -> LQER:
-    return MODELS[cfg.name](cfg)
+def resnet18_classifier(cfg: ModelConfig) -> Classifier:
+    return Classifier(resnet18_backbone(cfg.weights), None, dropout=cfg.dropout)

@@ -1,0 +1,51 @@
+"""The one list of models: the configuration, the CLI help, `lqer compare` and the report read
+it, so a new model is one `ModelEntry` here and its builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lqer.models import baselines, lqer
+from lqer.models.base import Model
+
+if TYPE_CHECKING:
+    from lqer.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[[ModelConfig], Model]
+    summary: str  # what it is, for `--help` and the report
+    tests: str | None = None  # what comparing it with lqer tests, for the report's verdict
+    circuit: bool = False  # has LQER's quantum head, so q can be ablated at test time
+
+    def __call__(self, cfg: ModelConfig) -> Model:
+        return self.build(cfg)
+
+
+MODELS = {
+    entry.name: entry
+    for entry in (
+        ModelEntry("lqer", lqer.lqer, "ResNet18 features f, circuit readout q, linear on [f, q]",
+                   circuit=True),
+        ModelEntry("resnet18", lqer.resnet18_classifier, "ResNet18 alone",
+                   "dropping the circuit and q altogether (ResNet18 alone)"),
+        ModelEntry("cnn", baselines.cnn, "a small classical CNN (the paper's classical baseline)"),
+        ModelEntry("qcnn", baselines.qcnn, "a pure quantum CNN (quanvolution of 2x2 patches)"),
+        ModelEntry("lqer-classical", baselines.lqer_classical,
+                   "LQER with projection + circuit replaced by a classical layer of equal size",
+                   "replacing projection and circuit by a classical layer of equal size"),
+        ModelEntry("lqer-separable", baselines.lqer_separable, "LQER without entangling gates",
+                   "removing the circuit's entangling gates", circuit=True),
+        ModelEntry("lqer-frozen", baselines.lqer_frozen,
+                   "LQER with the circuit frozen at its random initial weights",
+                   "freezing the circuit at its random initial weights", circuit=True),
+    )
+}  # fmt: skip
+
+
+def build_model(cfg: ModelConfig) -> Model:
+    return MODELS[cfg.name](cfg)
