@@ -40,6 +40,11 @@ class ImageSet:
         return len(self.labels)
 
     @property
+    def size(self) -> int:
+        """The side S of the square images, so that no caller reads it from a config."""
+        return self.images.shape[-1]
+
+    @property
     def skipped(self) -> int:
         """Bad files left out with --skip-bad."""
         return len(self.bad)

@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -164,10 +165,11 @@ def _first_non_finite(values: list[torch.Tensor]) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
-def evaluate(model: nn.Module, data: ImageSet, size: int, weight: torch.Tensor, group: Group):
+def evaluate(model: nn.Module, data: ImageSet, weight: torch.Tensor, group: Group):
     """Logits of every image (each rank scores its slice) and the weighted mean loss."""
     part = group.part(len(data))
-    logits = group.gather(predict_logits(model, data.images[part], size, group.device), len(data))
+    logits = predict_logits(model, data.images[part], data.size, group.device)
+    logits = group.gather(logits, len(data))
     return logits, F.cross_entropy(logits, data.labels, weight=weight.cpu()).item()
 
 
@@ -227,38 +229,76 @@ def fit(
         distributed.teardown(group)
 
 
+@dataclass
+class Session:
+    """One training run's parts, so that each step below reads as one short function."""
+
+    cfg: ExperimentConfig
+    group: Group
+    data: dict[str, ImageSet]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    weight: torch.Tensor  # of each class in the loss
+    history: History | None = None
+    start_epoch: int = 0
+    best_score: float = -math.inf
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out_dir)
+
+    def log(self, *args) -> None:
+        if self.group.main:
+            print(*args)
+
+
 def train(
     cfg: ExperimentConfig, group: Group, resume: bool, data: dict[str, ImageSet] | None
 ) -> Path:
-    out, tc, device = Path(cfg.out_dir), cfg.train, group.device
-    log = print if group.main else lambda *args: None
+    tc = cfg.train
     seed_everything(tc.seed)
     torch.set_num_threads(tc.threads or distributed.cpu_threads(group))
-    on_gpu = device.type == "cuda"
-    if on_gpu:
+    if group.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN may pick its fastest kernels
+    saved = open_folder(cfg, group, resume)  # checked before any data is read
+    data = data or load_experiment(cfg.data, tc.seed)  # decoded once, kept on the device
+    s = build(cfg, group, data)
+    restore(s, saved)
+    step_model = distributed.wrap(s.model, group)  # the training steps go through DDP
+    if group.world > 1:
+        s.log(f"DistributedDataParallel: {group.world} processes, {tc.batch_size} images a step")
+    pipeline = TrainBatches(
+        data["train"].size, tc.augment, tc.channels_last and group.device.type == "cuda"
+    )
+    train_x, train_y = data["train"].images.to(group.device), data["train"].labels.to(group.device)
+    for epoch in range(s.start_epoch + 1, tc.epochs + 1):
+        row, val = run_epoch(s, step_model, epoch, train_x, train_y, pipeline)
+        save_epoch(s, epoch, row, val)
+    if "test" in data and group.main:
+        score_test_split(s.model, cfg, data["test"], s.out, group.device)
+    return s.out
 
-    # The run folder is checked, and a resumed run's settings compared, before any data is read.
-    saved = None
+
+def open_folder(cfg: ExperimentConfig, group: Group, resume: bool) -> dict | None:
+    """Check the run folder (and a resumed run's settings) on rank 0; the saved last.pt."""
+    out, saved = Path(cfg.out_dir), None
     if group.main and resume:
         saved = run_folder.open_for_resume(out, cfg)
     elif group.main:
         run_folder.check_new(out)
     group.barrier()  # the other ranks wait for rank 0's verdict on the folder
-    saved = saved or (read_checkpoint(out / "last.pt") if resume else None)
+    return saved or (read_checkpoint(out / "last.pt") if resume else None)
 
-    # Data: decoded once, kept on the device.
-    data = data or load_experiment(cfg.data, tc.seed)
+
+def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Session:
+    """The model on its device, layer-wise learning rates, a plateau schedule on val loss."""
+    tc, device, on_gpu = cfg.train, group.device, group.device.type == "cuda"
     for name, part in data.items():
         neg, pos = part.counts
         skipped = f", {part.skipped} bad file(s) skipped" if part.skipped else ""
-        log(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
-    train_x = data["train"].images.to(device)
-    train_y = data["train"].labels.to(device)
-    size = cfg.data.image_size
-    pipeline = TrainBatches(size, tc.augment, channels_last=tc.channels_last and on_gpu)
-
-    # Model, layer-wise learning rates, plateau schedule on validation loss.
+        if group.main:
+            print(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
     model = build_model(cfg.model)
     if group.world > 1:
         model = distributed.sync_batch_norm(model, device)
@@ -277,103 +317,108 @@ def train(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
     )
-    weight = (
-        class_weights(data["train"].labels) if tc.imbalance == "weighted" else torch.ones(2)
-    ).to(device)
+    labels = data["train"].labels
+    weight = class_weights(labels) if tc.imbalance == "weighted" else torch.ones(2)
+    return Session(cfg, group, data, model, optimizer, scheduler, weight.to(device))
 
-    start_epoch, best_score = 0, -math.inf
+
+def restore(s: Session, saved: dict | None) -> None:
+    """Load a resumed run's state, or claim a new folder; write the config and the log."""
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        start_epoch, best_score = saved["epoch"], saved["best_score"]
-        log(f"resuming from {out / 'last.pt'} after epoch {start_epoch}")
-    if group.main:
+        s.model.load_state_dict(saved["model"])
+        s.optimizer.load_state_dict(saved["optimizer"])
+        s.scheduler.load_state_dict(saved["scheduler"])
+        s.start_epoch, s.best_score = saved["epoch"], saved["best_score"]
+        s.log(f"resuming from {s.out / 'last.pt'} after epoch {s.start_epoch}")
+    if s.group.main:
         if saved is None:
-            run_folder.claim(out)
-        cfg.save(out / "config.yaml")
-        write_skipped(out / "skipped_files.csv", data)
+            run_folder.claim(s.out)
+        s.cfg.save(s.out / "config.yaml")
+        write_skipped(s.out / "skipped_files.csv", s.data)
     if saved is None:
-        history = History(out)
+        s.history = History(s.out)
     elif "history" in saved:
-        history = History(out, saved["history"])
-        if group.main:
-            history.write()
+        s.history = History(s.out, saved["history"])
+        if s.group.main:
+            s.history.write()
     else:  # a checkpoint from before last.pt carried the log
-        history = History.resume(out, start_epoch)
-    if tc.compile:
-        getattr(model, "backbone", model).compile()  # in place: the state dict keeps its keys
-    step_model = distributed.wrap(model, group)  # the training steps go through DDP
-    if group.world > 1:
-        log(f"DistributedDataParallel: {group.world} processes, {tc.batch_size} images a step")
+        s.history = History.resume(s.out, s.start_epoch)
+    if s.cfg.train.compile:  # in place: the state dict keeps its keys
+        getattr(s.model, "backbone", s.model).compile()
 
-    for epoch in range(start_epoch + 1, tc.epochs + 1):
-        started, epoch_seed = time.perf_counter(), tc.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)  # augmentation draws: same on resume, same on every rank
-        for layer in quantum_layers(model):
-            layer.reseed(epoch_seed)  # shot draws too, so a resumed run replays them exactly
-        model.train()
-        balanced, min_size = tc.imbalance == "balanced", max(2, group.world)
-        batches = batch_indices(train_y, tc.batch_size, balanced, epoch_seed, min_size)
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{tc.epochs}", leave=False,
-                   disable=not (tc.progress and group.main))  # fmt: skip
-        try:
-            sums, seen, margins, targets = train_epoch(
-                step_model, optimizer, train_x, train_y, batches, pipeline, weight, group,
-                tc.amp and on_gpu, bar,
-            )  # fmt: skip
-        except Diverged as e:
-            raise diverged(epoch, f"{e} (the loss became NaN or infinite)", tc) from None
-        finally:
-            bar.close()
-        train_loss, correct = group.sum(sums).tolist()
-        seen = int(group.sum(torch.tensor(seen, device=device)))
-        # Scores as the model gave them while training (augmented, train mode): a learning
-        # curve, not an estimate of performance.
-        train = binary_metrics(group.concat(targets).numpy(), group.concat(margins).sigmoid())
 
-        val_logits, val_loss = evaluate(model, data["val"], size, weight, group)
-        if not torch.isfinite(val_logits).all():
-            raise diverged(epoch, "its outputs on the validation set became NaN or infinite", tc)
-        val = binary_metrics(data["val"].labels.numpy(), probabilities(val_logits))
-        scheduler.step(val_loss)  # every rank saw the same logits, so all step alike
+def run_epoch(s: Session, step_model, epoch: int, train_x, train_y, pipeline) -> tuple:
+    """Train one epoch, score the validation set, step the schedule: the log row and the
+    validation metrics."""
+    tc, group, model = s.cfg.train, s.group, s.model
+    started, epoch_seed = time.perf_counter(), tc.seed * 100_003 + epoch
+    torch.manual_seed(epoch_seed)  # augmentation draws: same on resume, same on every rank
+    for layer in quantum_layers(model):
+        layer.reseed(epoch_seed)  # shot draws too, so a resumed run replays them exactly
+    model.train()
+    balanced, min_size = tc.imbalance == "balanced", max(2, group.world)
+    batches = batch_indices(train_y, tc.batch_size, balanced, epoch_seed, min_size)
+    bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{tc.epochs}", leave=False,
+               disable=not (tc.progress and group.main))  # fmt: skip
+    try:
+        sums, seen, margins, targets = train_epoch(
+            step_model, s.optimizer, train_x, train_y, batches, pipeline, s.weight, group,
+            tc.amp and group.device.type == "cuda", bar,
+        )  # fmt: skip
+    except Diverged as e:
+        raise diverged(epoch, f"{e} (the loss became NaN or infinite)", tc) from None
+    finally:
+        bar.close()
+    train_loss, correct = group.sum(sums).tolist()
+    seen = int(group.sum(torch.tensor(seen, device=group.device)))
+    # Scores as the model gave them while training (augmented, train mode): a learning
+    # curve, not an estimate of performance.
+    train = binary_metrics(group.concat(targets).numpy(), group.concat(margins).sigmoid())
 
-        row = {
-            "epoch": epoch,
-            "lr_backbone": optimizer.param_groups[0]["lr"],
-            "lr_head": optimizer.param_groups[1]["lr"],
-            "train_loss": train_loss / seen,
-            "train_accuracy": correct / seen,
-            **{f"train_{k}": train[k] for k in TRAIN_METRICS},
-            "val_loss": val_loss,
-            **{f"val_{k}": val[k] for k in val if k not in ("n", "prevalence", "threshold",
-                                                            "confusion_matrix")},
-            "epoch_time": time.perf_counter() - started,
-        }  # fmt: skip
-        log(
-            f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
-            f"val loss {val_loss:.4f} acc {val['accuracy']:.3f} auc {val['auc']:.3f} "
-            f"f1 {val['f1']:.3f} | {row['epoch_time']:.1f}s"
-        )
-        score = val["auc"] if tc.select == "auc" else -val_loss
-        improved = not math.isnan(score) and score > best_score
-        best_score = score if improved else best_score
-        if group.main:
-            # best.pt before last.pt, the log last: a kill between any two leaves a folder
-            # that resumes from last.pt's epoch, with the log last.pt carries.
-            history.rows.append(row)
-            if improved:
-                save_checkpoint(out / "best.pt", model, cfg, epoch=epoch, val_metrics=val)
-            save_checkpoint(
-                out / "last.pt", model, cfg, epoch=epoch, best_score=best_score,
-                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                history=history.rows,
-            )  # fmt: skip
-            history.write()
+    val_logits, val_loss = evaluate(model, s.data["val"], s.weight, group)
+    if not torch.isfinite(val_logits).all():
+        raise diverged(epoch, "its outputs on the validation set became NaN or infinite", tc)
+    val = binary_metrics(s.data["val"].labels.numpy(), probabilities(val_logits))
+    s.scheduler.step(val_loss)  # every rank saw the same logits, so all step alike
+    row = {
+        "epoch": epoch,
+        "lr_backbone": s.optimizer.param_groups[0]["lr"],
+        "lr_head": s.optimizer.param_groups[1]["lr"],
+        "train_loss": train_loss / seen,
+        "train_accuracy": correct / seen,
+        **{f"train_{k}": train[k] for k in TRAIN_METRICS},
+        "val_loss": val_loss,
+        **{f"val_{k}": val[k] for k in val if k not in ("n", "prevalence", "threshold",
+                                                        "confusion_matrix")},
+        "epoch_time": time.perf_counter() - started,
+    }  # fmt: skip
+    s.log(
+        f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f} | "
+        f"val loss {val_loss:.4f} acc {val['accuracy']:.3f} auc {val['auc']:.3f} "
+        f"f1 {val['f1']:.3f} | {row['epoch_time']:.1f}s"
+    )
+    return row, val
 
-    if "test" in data and group.main:
-        score_test_split(model, cfg, data["test"], out, device)
-    return out
+
+def save_epoch(s: Session, epoch: int, row: dict, val: dict) -> None:
+    """Keep the best model by the selection metric, then last.pt, then the log."""
+    tc = s.cfg.train
+    score = val["auc"] if tc.select == "auc" else -row["val_loss"]
+    improved = not math.isnan(score) and score > s.best_score
+    s.best_score = score if improved else s.best_score
+    if not s.group.main:
+        return
+    # best.pt before last.pt, the log last: a kill between any two leaves a folder that
+    # resumes from last.pt's epoch, with the log last.pt carries.
+    s.history.rows.append(row)
+    if improved:
+        save_checkpoint(s.out / "best.pt", s.model, s.cfg, epoch=epoch, val_metrics=val)
+    save_checkpoint(
+        s.out / "last.pt", s.model, s.cfg, epoch=epoch, best_score=s.best_score,
+        optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
+        history=s.history.rows,
+    )  # fmt: skip
+    s.history.write()
 
 
 def write_skipped(path: Path, data: dict[str, ImageSet]) -> None:
@@ -389,7 +434,7 @@ def score_test_split(model, cfg: ExperimentConfig, test, out: Path, device) -> d
     best = out / "best.pt"
     if best.exists():
         model.load_state_dict(read_checkpoint(best)["model"])
-    probs = probabilities(predict_logits(model, test.images, cfg.data.image_size, device))
+    probs = probabilities(predict_logits(model, test.images, test.size, device))
     metrics = binary_metrics(test.labels.numpy(), probs)
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_predictions(
