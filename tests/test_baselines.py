@@ -11,7 +11,8 @@ from lqer.models.baselines import ClassicalHead
 from lqer.models.lqer import QuantumHead
 from lqer.quantum import Circuit, QuantumLayer
 
-NAMES = ["lqer", "resnet18", "cnn", "qcnn", "lqer-classical", "lqer-separable", "lqer-frozen"]
+NAMES = ["lqer", "resnet18", "cnn", "qcnn", "lqer-classical", "lqer-separable", "lqer-frozen",
+         "lqer-dressed", "classical-dressed"]  # fmt: skip
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -113,3 +114,36 @@ def test_test_time_q_ablation_zeros_and_shuffle():
     assert sorted(map(tuple, q_shuffled.tolist())) == sorted(map(tuple, q.tolist()))
     assert not (q_shuffled == q).all(dim=1).any()
     assert not torch.allclose(base, shuffled)
+
+
+@pytest.mark.parametrize("name", ["lqer-dressed", "classical-dressed"])
+def test_dressed_models_read_the_head_alone(name):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name)).eval()
+    assert model.classifier.in_features == 4  # q only, not [f, q]
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(images)
+        model.q_ablation = "zeros"
+        ablated = model(images)
+    # with q = 0 every image gets the classifier's bias: nothing bypasses the head
+    assert torch.equal(ablated, model.classifier.bias.expand(3, 2))
+    assert not torch.allclose(logits, ablated)
+
+
+def test_dressed_twins_have_equal_parameter_counts():
+    quantum, classical = (
+        build_model(ModelConfig(name=n)) for n in ("lqer-dressed", "classical-dressed")
+    )
+    assert n_params(quantum.head) == n_params(classical.head)
+    assert n_params(quantum) == n_params(classical)
+
+
+def test_separable_needs_an_ansatz_with_an_entangler():
+    from lqer.errors import LqerError
+
+    cfg = ModelConfig(name="lqer-separable").replace(
+        quantum=ModelConfig().quantum.replace(ansatz="strongly-entangling")
+    )
+    with pytest.raises(LqerError, match="ansatz strongly-entangling"):
+        build_model(cfg)

@@ -10,6 +10,9 @@ Every model is a `Model`, so one training loop and one recipe train them all:
   as many parameters.
 - `lqer-separable`: LQER without entangling gates.
 - `lqer-frozen`: LQER with the circuit frozen at its random initial weights.
+- `lqer-dressed` and `classical-dressed`: the classifier reads the head's n outputs only
+  (512 -> n -> circuit or classical layer of equal size -> classifier), so the circuit
+  cannot be bypassed as it can in the fusion [f, q].
 
 The test-time ablation (q set to zeros or shuffled across the batch) is `LQER.q_ablation`.
 """
@@ -23,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lqer.errors import LqerError
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
 from lqer.models.base import Model
 from lqer.models.lqer import Classifier, lqer
-from lqer.quantum import Circuit, QuantumLayer
+from lqer.quantum import ANSATZES, Circuit, QuantumLayer
 from lqer.quantum.layer import quantum_layer
 
 if TYPE_CHECKING:
@@ -145,13 +149,23 @@ class ClassicalHead(nn.Module):
         return self.layers(torch.tanh(self.projection(features)))
 
 
-def lqer_classical(cfg: ModelConfig) -> Classifier:
+def lqer_classical(cfg: ModelConfig, fuse: bool = True) -> Classifier:
     circuit = quantum_layer(cfg.quantum).circuit
     head = ClassicalHead(FEATURE_DIM, circuit)
-    return Classifier(resnet18_backbone(cfg.weights), head, circuit.n_qubits, dropout=cfg.dropout)
+    backbone = resnet18_backbone(cfg.weights)
+    return Classifier(backbone, head, circuit.n_qubits, dropout=cfg.dropout, fuse=fuse)
+
+
+def classical_dressed(cfg: ModelConfig) -> Classifier:
+    return lqer_classical(cfg, fuse=False)
 
 
 def lqer_separable(cfg: ModelConfig) -> Classifier:
+    if "entangler" not in ANSATZES[cfg.quantum.ansatz].options:
+        raise LqerError(
+            f"lqer-separable removes the entangler, which ansatz {cfg.quantum.ansatz} has no "
+            "option for; use model.quantum.ansatz=reuploading or iqp"
+        )
     return lqer(cfg.replace(quantum=cfg.quantum.replace(entangler="none")))
 
 

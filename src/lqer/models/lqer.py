@@ -43,10 +43,12 @@ def ablate(q: torch.Tensor, how: str) -> torch.Tensor:
 
 
 class Classifier(Model):
-    """Backbone features f, an optional head q = head(f), and logits = linear([f, q]).
+    """Backbone features f, an optional head q = head(f), and logits = linear([f, q]), or
+    linear(q) alone without `fuse`.
 
     With LQER's quantum head this is LQER; with `head=None` it is the plain backbone
-    classifier, the paper's ResNet18 baseline.
+    classifier, the paper's ResNet18 baseline. Without `fuse` every feature passes through
+    the head, as in PennyLane's dressed quantum circuit, so the classifier cannot ignore q.
     """
 
     def __init__(
@@ -57,12 +59,14 @@ class Classifier(Model):
         feature_dim: int = FEATURE_DIM,
         num_classes: int = 2,
         dropout: float = 0.0,
+        fuse: bool = True,
     ):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.fuse = fuse
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(feature_dim + head_dim, num_classes)
+        self.classifier = nn.Linear(feature_dim * fuse + head_dim, num_classes)
         # Test-time ablation of q: "zeros", or "shuffle" (each sample gets another sample's q).
         self.q_ablation: Literal["none", "zeros", "shuffle"] = "none"
 
@@ -70,15 +74,19 @@ class Classifier(Model):
         features = self.backbone(images)
         if self.head is not None:
             q = ablate(self.head(features).to(features.dtype), self.q_ablation)
-            features = torch.cat([features, q], dim=1)
+            features = torch.cat([features, q], dim=1) if self.fuse else q
         return self.classifier(self.dropout(features))
 
 
-def lqer(cfg: ModelConfig) -> Classifier:
+def lqer(cfg: ModelConfig, fuse: bool = True) -> Classifier:
     quantum = quantum_layer(cfg.quantum)
     head = QuantumHead(FEATURE_DIM, quantum)
     backbone = resnet18_backbone(cfg.weights)
-    return Classifier(backbone, head, quantum.out_features, dropout=cfg.dropout)
+    return Classifier(backbone, head, quantum.out_features, dropout=cfg.dropout, fuse=fuse)
+
+
+def lqer_dressed(cfg: ModelConfig) -> Classifier:
+    return lqer(cfg, fuse=False)
 
 
 def resnet18_classifier(cfg: ModelConfig) -> Classifier:

@@ -43,6 +43,13 @@ MODELS = {
         ModelEntry("lqer-frozen", baselines.lqer_frozen,
                    "LQER with the circuit frozen at its random initial weights",
                    "freezing the circuit at its random initial weights", circuit=True),
+        ModelEntry("lqer-dressed", lqer.lqer_dressed,
+                   "the circuit's readout alone feeds the classifier: 512 -> n -> circuit -> 2",
+                   "making the classifier read q alone, so that it cannot bypass the circuit",
+                   circuit=True),
+        ModelEntry("classical-dressed", baselines.classical_dressed,
+                   "lqer-dressed with the circuit replaced by a classical layer of equal size",
+                   "reading q alone from a classical layer instead of the circuit"),
     )
 }  # fmt: skip
 
