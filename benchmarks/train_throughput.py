@@ -4,8 +4,9 @@ For each image size and batch size it times, in the same run:
   bare  the model's own step: forward, backward and AdamW on a ready float batch;
   loop  the training loop's `train_epoch`: index uint8 images on the device, augment,
         standardise, then the same step; the difference is the loop's overhead.
-and prints images/s, the seconds one P-ADSD training pass would take at that rate, and the
-ratio LQER / ResNet18. Data are random tensors of the real shapes: speed does not depend on
+each in float32 and in bf16 autocast with channels_last, and prints images/s, the seconds one
+P-ADSD training pass would take at that rate, the ratios LQER / ResNet18 and bf16 / float32,
+and the precision training picks on this device (`lqer.device.training_precision`). Data are random tensors of the real shapes: speed does not depend on
 pixel values.
 
 `--epochs` instead reports the time per epoch (training pass plus scoring the 15% selection
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 
 from lqer.config import ModelConfig
 from lqer.data.layout import list_folder
-from lqer.device import pick_device
+from lqer.device import cpu_flags, pick_device, training_precision
 from lqer.eval.evaluate import predict_logits
 from lqer.models import build_model
 from lqer.train.distributed import Group, cpu_threads
@@ -53,9 +54,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_model(name: str, device: torch.device, compile_: bool):
+def make_model(name: str, device: torch.device, compile_: bool, bf16: bool):
     model = build_model(ModelConfig(name=name)).to(device)
-    if device.type == "cuda":
+    if bf16:  # bf16 goes with channels_last, as in training
         model = model.to(memory_format=torch.channels_last)
     if compile_:
         model.backbone.compile()
@@ -63,18 +64,18 @@ def make_model(name: str, device: torch.device, compile_: bool):
     return model.train(), optimizer
 
 
-def time_bare(name, size, batch, steps, warmup, device, compile_) -> float:
+def time_bare(name, size, batch, steps, warmup, device, compile_, bf16) -> float:
     """Images/s of forward + backward + AdamW on one ready, standardised batch."""
-    model, optimizer = make_model(name, device, compile_)
+    model, optimizer = make_model(name, device, compile_, bf16)
     x = torch.randn(batch, 3, size, size, device=device)
-    if device.type == "cuda":
+    if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (batch,), device=device)
     for step in range(warmup + steps):
         if step == warmup:
             synchronize(device)
             started = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -84,27 +85,27 @@ def time_bare(name, size, batch, steps, warmup, device, compile_) -> float:
     return batch * steps / (time.perf_counter() - started)
 
 
-def time_loop(name, size, batch, steps, warmup, device, compile_) -> float:
+def time_loop(name, size, batch, steps, warmup, device, compile_, bf16) -> float:
     """Images/s of the training loop's own epoch function on uint8 images on the device."""
-    model, optimizer = make_model(name, device, compile_)
+    model, optimizer = make_model(name, device, compile_, bf16)
     n = batch * (warmup + steps)
     images = torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, device=device)
     labels = (torch.rand(n, device=device) < 0.2).long()
     weight = torch.tensor([0.6, 2.5], device=device)
     batches = batch_indices(labels, batch, balanced=False, seed=0)
-    pipeline = TrainBatches(size, "all", channels_last=device.type == "cuda")
-    amp = device.type == "cuda"
+    pipeline = TrainBatches(size, "all", channels_last=bf16)
+    amp = bf16
     args = (optimizer, images, labels)
     train_epoch(model, *args, batches[:warmup], pipeline, weight, use_amp=amp)
     synchronize(device)
     started = time.perf_counter()
-    sums, _ = train_epoch(model, *args, batches[warmup:], pipeline, weight, use_amp=amp)
+    sums, *_ = train_epoch(model, *args, batches[warmup:], pipeline, weight, use_amp=amp)
     sums.tolist()  # the loop reads its sums once an epoch; that wait belongs to the epoch
     return batch * steps / (time.perf_counter() - started)
 
 
 def time_eval(name, size, device, n=256) -> float:
-    model, _ = make_model(name, device, compile_=False)
+    model, _ = make_model(name, device, compile_=False, bf16=False)
     images = torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8)
     predict_logits(model, images[:32], size, device)
     started = time.perf_counter()
@@ -113,19 +114,26 @@ def time_eval(name, size, device, n=256) -> float:
 
 
 def throughput(args, device) -> None:
-    print("| model | size | batch | bare img/s | loop img/s | loop/bare | "
-          "s per P-ADSD train pass | LQER/ResNet18 (loop) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    """Both precisions on every device, and which one training picks here."""
+    print(
+        "| model | size | batch | precision | bare img/s | loop img/s | loop/bare | "
+        "s per P-ADSD train pass | LQER/ResNet18 (loop) | bf16/float32 (loop) | training uses |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for size in args.sizes:
+        chosen = "bf16" if training_precision(device, size, True, True).bf16 else "float32"
         for batch in args.batch_sizes:
             loop = {}
             for name in ("resnet18", "lqer"):
-                timing = (name, size, batch, args.steps, args.warmup, device, args.compile)
-                bare, loop[name] = time_bare(*timing), time_loop(*timing)
-                ratio = f"{loop['lqer'] / loop['resnet18']:.3f}" if name == "lqer" else ""
-                print(f"| {name} | {size} | {batch} | {bare:.1f} | {loop[name]:.1f} | "
-                      f"{loop[name] / bare:.2f} | {PADSD_TRAIN / loop[name]:.1f} | {ratio} |",
-                      flush=True)  # fmt: skip
+                for bf16 in (False, True):
+                    timing = (name, size, batch, args.steps, args.warmup, device, args.compile)
+                    bare, ips = time_bare(*timing, bf16), time_loop(*timing, bf16)
+                    loop[name, bf16] = ips
+                    ratio = f"{ips / loop['resnet18', bf16]:.3f}" if name == "lqer" else ""
+                    gain = f"{ips / loop[name, False]:.2f}" if bf16 else ""
+                    print(f"| {name} | {size} | {batch} | {'bf16' if bf16 else 'float32'} | "
+                          f"{bare:.1f} | {ips:.1f} | {ips / bare:.2f} | {PADSD_TRAIN / ips:.1f} | "
+                          f"{ratio} | {gain} | {chosen} |", flush=True)  # fmt: skip
 
 
 def split_sizes(folder: Path) -> tuple[int, int]:
@@ -145,7 +153,10 @@ def epochs(args, device) -> None:
     print("| size | train img/s | scoring img/s | " + " | ".join(f"{k} s/epoch" for k in sets), "|")
     print("|---|---|---|" + "---|" * len(sets))
     for size in args.sizes:
-        train_ips = time_loop("lqer", size, batch, args.steps, args.warmup, device, args.compile)
+        bf16 = training_precision(device, size, True, True).bf16
+        train_ips = time_loop(
+            "lqer", size, batch, args.steps, args.warmup, device, args.compile, bf16
+        )
         eval_ips = time_eval("lqer", size, device)
         cells = [f"{n / train_ips + m / eval_ips:.0f}" for n, m in sets.values()]
         print(f"| {size} | {train_ips:.1f} | {eval_ips:.1f} | " + " | ".join(cells) + " |",
@@ -173,6 +184,9 @@ def main() -> None:
     torch.backends.cudnn.benchmark = gpu  # as the training loop does
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if gpu else cpu_name()
+    if not gpu:
+        amx = "amx_bf16" in cpu_flags()
+        name += ", AMX bf16" if amx else ", no AMX (bf16 not used for training)"
     print(f"device: {device} ({name}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
           f"{', compiled backbone' if args.compile else ''}\n")  # fmt: skip

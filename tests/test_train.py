@@ -131,3 +131,18 @@ def test_checkpoint_of_another_format_version(tiny_dataset, tmp_path):
     torch.save(state, tmp_path / "mismatch.pt")
     with pytest.raises(LqerError, match="do not fit"):
         load_checkpoint(tmp_path / "mismatch.pt")
+
+
+def test_bf16_on_cpus_with_amx_from_64_px(tiny_dataset, tmp_path, monkeypatch, capsys):
+    from lqer import device
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    assert device.training_precision(cpu, 64, True, True) == device.Precision(True, True)
+    assert device.training_precision(cpu, 32, True, True) == device.Precision(False, False)
+    assert device.training_precision(cpu, 64, False, True) == device.Precision(False, True)
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run", "data.image_size=64", "train.epochs=1"))
+    assert "bf16 autocast and channels_last" in capsys.readouterr().out
+    assert json.loads((run / "test_metrics.json").read_text())["n"] == 24
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2"}))  # an EPYC here
+    assert device.training_precision(cpu, 64, True, True) == device.Precision(False, False)

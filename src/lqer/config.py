@@ -243,8 +243,10 @@ class TrainConfig(Section):
     device: Text = "auto"
     # CPU threads per process; None: the cores shared out
     threads: OptionalCount = None
-    amp: Bool = True  # bf16 autocast on CUDA; ignored on the CPU
-    channels_last: Bool = True  # on CUDA; ignored on the CPU, where it ran slower
+    # bf16 autocast and channels_last where they pay off: CUDA, and CPUs with AMX from 64 px
+    # (lqer.device.training_precision); float32 elsewhere.
+    amp: Bool = True
+    channels_last: Bool = True
     compile: Bool = False  # torch.compile the backbone (pays off on GPUs, after a warm-up)
     # local processes for DistributedDataParallel; torchrun overrides
     devices: Count = 1

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from lqer.config import ExperimentConfig
 from lqer.data.dataset import ImageSet, load_experiment
 from lqer.data.transforms import ToFloat, augmentation, standardize
+from lqer.device import Precision, training_precision
 from lqer.errors import LqerError
 from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.metrics import binary_metrics
@@ -240,6 +241,7 @@ class Session:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     weight: torch.Tensor  # of each class in the loss
+    precision: Precision
     history: History | None = None
     start_epoch: int = 0
     best_score: float = -math.inf
@@ -268,9 +270,7 @@ def train(
     step_model = distributed.wrap(s.model, group)  # the training steps go through DDP
     if group.world > 1:
         s.log(f"DistributedDataParallel: {group.world} processes, {tc.batch_size} images a step")
-    pipeline = TrainBatches(
-        data["train"].size, tc.augment, tc.channels_last and group.device.type == "cuda"
-    )
+    pipeline = TrainBatches(data["train"].size, tc.augment, s.precision.channels_last)
     train_x, train_y = data["train"].images.to(group.device), data["train"].labels.to(group.device)
     for epoch in range(s.start_epoch + 1, tc.epochs + 1):
         row, val = run_epoch(s, step_model, epoch, train_x, train_y, pipeline)
@@ -294,6 +294,7 @@ def open_folder(cfg: ExperimentConfig, group: Group, resume: bool) -> dict | Non
 def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Session:
     """The model on its device, layer-wise learning rates, a plateau schedule on val loss."""
     tc, device, on_gpu = cfg.train, group.device, group.device.type == "cuda"
+    precision = training_precision(device, data["train"].size, tc.amp, tc.channels_last)
     for name, part in data.items():
         neg, pos = part.counts
         skipped = f", {part.skipped} bad file(s) skipped" if part.skipped else ""
@@ -303,8 +304,10 @@ def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Ses
     if group.world > 1:
         model = distributed.sync_batch_norm(model, device)
     model = model.to(device)
-    if tc.channels_last and on_gpu:
+    if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if precision.bf16 and not on_gpu and group.main:
+        print("bf16 autocast and channels_last: this CPU has AMX (see train.amp)")
     groups = model.parameter_groups()
     optimizer = torch.optim.AdamW(
         [
@@ -319,7 +322,7 @@ def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Ses
     )
     labels = data["train"].labels
     weight = class_weights(labels) if tc.imbalance == "weighted" else torch.ones(2)
-    return Session(cfg, group, data, model, optimizer, scheduler, weight.to(device))
+    return Session(cfg, group, data, model, optimizer, scheduler, weight.to(device), precision)
 
 
 def restore(s: Session, saved: dict | None) -> None:
@@ -363,7 +366,7 @@ def run_epoch(s: Session, step_model, epoch: int, train_x, train_y, pipeline) ->
     try:
         sums, seen, margins, targets = train_epoch(
             step_model, s.optimizer, train_x, train_y, batches, pipeline, s.weight, group,
-            tc.amp and group.device.type == "cuda", bar,
+            s.precision.bf16, bar,
         )  # fmt: skip
     except Diverged as e:
         raise diverged(epoch, f"{e} (the loss became NaN or infinite)", tc) from None
