@@ -6,8 +6,8 @@ For each image size and batch size it times, in the same run:
         standardise, then the same step; the difference is the loop's overhead.
 each in float32 and in bf16 autocast with channels_last, and prints images/s, the seconds one
 P-ADSD training pass would take at that rate, the ratios LQER / ResNet18 and bf16 / float32,
-and the precision training picks on this device (`lqer.device.training_precision`). Data are random tensors of the real shapes: speed does not depend on
-pixel values.
+and the precision training picks on this device (`lqer.device.training_precision`). Data are
+random tensors of the real shapes: speed does not depend on pixel values.
 
 `--epochs` instead reports the time per epoch (training pass plus scoring the 15% selection
 hold-out) of the configs' recipe (batch 64) on A-DSSS fold 0 and P-ADSD at each size,
