@@ -19,9 +19,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from lqer.cli import compare, data, quantum, run
+    from lqer.cli import compare, data, models, quantum, run
 
     run.register(app)
+    models.register(app)
     quantum.register(app)
     compare.register(app)
     app.add_typer(data.app, name="data", help="Build, split, audit and augment patch datasets.")

@@ -54,7 +54,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path) -> tuple[Model, ExperimentConfig, dict[str, Any]]:
-    """The model (eval mode, CPU), its configuration and the rest of the checkpoint."""
+    """The model (eval mode, CPU), its configuration and the rest of the checkpoint. `path`
+    may also name shipped weights (`lqer models`), whose metadata is then the rest."""
+    from lqer.models.weights import shipped  # weights import this module's neighbours
+
+    entry = shipped(path)
+    if entry is not None:
+        return entry.load()
     state = read_checkpoint(path)
     try:
         cfg = from_dict(state["config"])

@@ -1,0 +1,39 @@
+"""`lqer models` and `lqer ship`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def models() -> None:
+    """List the models lqer can train and the trained weights that ship with it."""
+    from lqer.models import MODELS
+    from lqer.models.weights import describe
+
+    typer.echo("models (model.name=NAME):")
+    for entry in MODELS.values():
+        typer.echo(f"  {entry.name:<18} {entry.summary}")
+    typer.echo("\n" + describe())
+
+
+def ship(
+    run: Annotated[Path, typer.Argument(help="A finished run folder with best.pt.")],
+    name: Annotated[str, typer.Option(help="Name of the weights, e.g. lqer-padsd.")],
+    out: Annotated[Path, typer.Option(help="Folder for NAME.safetensors and NAME.json.")],
+    target_sensitivity: Annotated[
+        float, typer.Option(help="The stored threshold reaches this sensitivity on the hold-out.")
+    ] = 0.90,
+) -> None:
+    """Export a run as fp16 safetensors with its thresholds, metrics and metadata."""
+    from lqer.experiments.ship import ship as ship_run
+
+    weights, info = ship_run(run, name, out, target_sensitivity)
+    typer.echo(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {info}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(models)
+    app.command()(ship)

@@ -1,0 +1,62 @@
+"""Turn a finished run into shipped weights: thresholds chosen on the hold-out, metrics with
+intervals on the test split, fp16 safetensors and metadata (`lqer.models.weights`)."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from lqer.data.dataset import load_experiment
+from lqer.device import pick_device
+from lqer.eval import metrics
+from lqer.eval.evaluate import predict_proba
+from lqer.models.checkpoint import load_checkpoint
+from lqer.models.weights import export
+
+LICENCE = "MIT (code and weights); trained on P-ADSD, see MODEL_CARD.md for the data's terms"
+
+
+def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The threshold among the scores that maximises F1."""
+    candidates = np.unique(probs)
+    f1 = [metrics.binary_metrics(labels, probs, t)["f1"] for t in candidates]
+    return float(candidates[int(np.nanargmax(f1))])
+
+
+def ship(
+    run: Path, name: str, folder: Path, target_sensitivity: float = 0.90, n_boot: int = 2000
+) -> tuple[Path, Path]:
+    """Weights NAME from `run`/best.pt into `folder`. The hold-out that selected the epoch
+    also chooses the thresholds; the test split is scored once, with them fixed."""
+    model, cfg, state = load_checkpoint(run / "best.pt")
+    data = load_experiment(cfg.data, cfg.train.seed)  # the same hold-out as in training
+    device = pick_device("auto")
+    val = predict_proba(model.to(device), data["val"].images, data["val"].size, device)
+    y_val = data["val"].labels.numpy()
+    rule = f"sensitivity >= {target_sensitivity:.2f} on the hold-out of {cfg.data.train_split}/"
+    threshold = metrics.threshold_for_sensitivity(y_val, val, target_sensitivity)
+    meta = {
+        "summary": f"{cfg.model.name} from {run.name}, epoch {state.get('epoch')}",
+        "created": datetime.date.today().isoformat(),
+        "training_data": {
+            "root": Path(cfg.data.root).name, "split": cfg.data.train_split,
+            "images": len(data["train"]), "hold_out": len(data["val"]),
+            "counts": {"negative": data["train"].counts[0], "positive": data["train"].counts[1]},
+        },
+        "threshold": {"value": threshold, "rule": rule},
+        "threshold_max_f1": best_f1_threshold(y_val, val),
+        "metrics": {"hold_out": metrics.binary_metrics(y_val, val, threshold)},
+        "test_split": f"{Path(cfg.data.root).name} {cfg.data.test_split}/",
+        "licence": LICENCE,
+    }  # fmt: skip
+    if "test" in data:
+        test = predict_proba(model, data["test"].images, data["test"].size, device)
+        y_test = data["test"].labels.numpy()
+        meta["metrics"]["test"] = metrics.binary_metrics(y_test, test, threshold)
+        intervals = metrics.bootstrap(metrics.all_metrics(threshold), y_test, test, n_boot)
+        meta["metrics"]["test_intervals"] = {
+            k: [v.low, v.high] for k, v in intervals.items()
+        }  # 95% percentile bootstrap, stratified
+    return export(model.cpu(), cfg, meta, folder, name)

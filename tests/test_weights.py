@@ -1,0 +1,64 @@
+"""Shipped weights: a run exported as fp16 safetensors with its thresholds and metadata, and
+loaded by name wherever a checkpoint is read."""
+
+import json
+
+import pytest
+import torch
+from test_train import tiny_config
+
+from lqer.data.dataset import load_folder
+from lqer.errors import LqerError
+from lqer.eval.evaluate import predict_proba
+from lqer.experiments.ship import ship
+from lqer.models import weights
+from lqer.models.checkpoint import load_checkpoint
+from lqer.train import fit
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    from conftest import make_tiny_dataset
+
+    root = tmp_path_factory.mktemp("w")
+    data = make_tiny_dataset(root / "data")
+    run = fit(tiny_config(data, root / "run", "train.epochs=2"))
+    files = ship(run, "tiny", root / "weights", target_sensitivity=0.9, n_boot=200)
+    return run, files, data
+
+
+def test_export_writes_fp16_safetensors_and_metadata(shipped):
+    run, (tensors, info), _ = shipped
+    from safetensors import safe_open
+
+    with safe_open(str(tensors), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (not a dict)
+        assert f.metadata()["format"] == "lqer-weights"
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    meta = json.loads(info.read_text())
+    assert meta["threshold"]["rule"].startswith("sensitivity >= 0.90 on the hold-out")
+    assert meta["metrics"]["hold_out"]["sensitivity"] >= 0.9  # the rule holds where it was set
+    assert 0 <= meta["threshold_max_f1"] <= 1
+    low, high = meta["metrics"]["test_intervals"]["auc"]
+    assert low <= meta["metrics"]["test"]["auc"] <= high
+    assert meta["training_data"]["images"] + meta["training_data"]["hold_out"] == 48
+
+
+def test_weights_load_by_name_and_predict_like_the_run(shipped, monkeypatch):
+    run, (tensors, _), data = shipped
+    monkeypatch.setattr(weights, "FOLDER", tensors.parent)
+    monkeypatch.setitem(weights.WEIGHTS, "tiny", weights.Weights("tiny", "a test model"))
+    model, cfg, meta = load_checkpoint("tiny")
+    original, _, _ = load_checkpoint(run / "best.pt")
+    images = load_folder(data / "validation", 16).images
+    ours, theirs = (predict_proba(m, images, 16) for m in (model, original))
+    assert abs(ours - theirs).max() < 5e-3  # fp16 weights, float32 arithmetic
+    assert weights.WEIGHTS["tiny"].threshold == meta["threshold"]["value"]
+    assert "tiny" in weights.describe() and "threshold" in weights.describe()
+
+
+def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "FOLDER", tmp_path)
+    weights.WEIGHTS["lqer-padsd"].__dict__.pop("meta", None)
+    with pytest.raises(LqerError, match="not in this installation"):
+        load_checkpoint("lqer-padsd")
