@@ -86,3 +86,14 @@ def test_roc_band_brackets_the_curve(predictions):
 def test_roc_and_reliability(tmp_path, predictions):
     check(figures.roc_curves(predictions, tmp_path / "roc", n_boot=100))
     check(figures.reliability(predictions, tmp_path / "reliability"))
+
+
+def test_epochs_sit_on_whole_number_ticks():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    history = {"epoch": np.array([1.0, 2.0, 3.0]), "val_auc": np.array([0.6, 0.7, 0.72])}
+    figures._plot_series(ax, history, {"val_auc": "AUC"}, "AUC")
+    ax.figure.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)

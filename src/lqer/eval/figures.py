@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
 from lqer.eval import metrics
@@ -60,6 +61,7 @@ def _plot_series(ax, history, columns: Mapping[str, str], title: str, ylabel: st
         if column in history:
             ax.plot(epochs, history[column], color=color, marker=marker, ls=dash, label=label)
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
     ax.legend(frameon=False)
 
 
