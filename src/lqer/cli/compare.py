@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.errors import LqerError
+from lqer.models import MODELS
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -25,7 +26,8 @@ def compare_command(
         Path | None, typer.Option("--config", help="Base YAML configuration.")
     ] = None,
     models: Annotated[
-        str | None, typer.Option(help="Comma-separated model names (default: every model).")
+        str | None,
+        typer.Option(help=f"Comma-separated, of {', '.join(MODELS)} (default: every one)."),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2,3,4",
     target_sensitivity: Annotated[
@@ -39,7 +41,6 @@ def compare_command(
     """Train models x seeds with one recipe and compare them on the test split."""
     from lqer.config import load_config
     from lqer.experiments.compare import DEFAULT_MODELS, compare
-    from lqer.models import MODELS
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else DEFAULT_MODELS
     unknown = [m for m in names if m not in MODELS]

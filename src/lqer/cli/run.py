@@ -11,6 +11,7 @@ import typer
 
 from lqer.config import load_config
 from lqer.errors import LqerError
+from lqer.models import MODELS
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
 SetOpt = Annotated[
@@ -31,7 +32,9 @@ def train(
     config: ConfigOpt = None,
     data: Annotated[Path | None, typer.Option(help="Dataset root (data.root).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (out_dir).")] = None,
-    model: Annotated[str | None, typer.Option(help="lqer or resnet18 (model.name).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(MODELS)} (model.name).")
+    ] = None,
     weights: Annotated[str | None, typer.Option(help="imagenet, none or PATH.")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     image_size: Annotated[int | None, typer.Option()] = None,

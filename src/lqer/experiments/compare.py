@@ -37,12 +37,14 @@ from lqer.config import ExperimentConfig
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
 from lqer.io import atomic_path, write_text
+from lqer.models import MODELS
 
-DEFAULT_MODELS = (
-    "lqer", "resnet18", "cnn", "qcnn", "lqer-classical", "lqer-separable", "lqer-frozen",
-)  # fmt: skip
+DEFAULT_MODELS = tuple(MODELS)
 REFERENCE = "lqer"
-Q_ABLATIONS = ("zeros", "shuffle")  # test-time ablations of the reference's trained runs
+Q_ABLATIONS = {  # test-time ablations of a trained circuit model, and what each one tests
+    "zeros": "setting q to zero at test time",
+    "shuffle": "shuffling q across the test batch",
+}
 METRICS = metrics.NAMES
 IGNORED_KEYS = (  # may differ in a reused run without changing what it computes
     "out_dir", "train.progress", "train.threads", "train.devices", "train.compile",
@@ -65,6 +67,24 @@ class Predictions:
 
 def variant_name(model: str, ablation: str | None) -> str:
     return f"{model} (q={ablation})" if ablation else model
+
+
+def variants(model: str) -> tuple[str | None, ...]:
+    """The ablations a run is scored under: none, and the q ablations where it has a circuit."""
+    entry = MODELS.get(model)  # None for a model of another lqer's comparison
+    return (None, *Q_ABLATIONS) if entry is not None and entry.circuit else (None,)
+
+
+def variant_files(run: Path, model: str) -> dict[str | None, Path]:
+    return {
+        a: run / (f"predictions_q-{a}.csv" if a else "predictions.csv") for a in variants(model)
+    }
+
+
+def load_run(run: Path, model: str, seed: int) -> list[Predictions]:
+    """Every variant a run has been scored under, the model itself first."""
+    files = variant_files(run, model).values()
+    return [read_predictions(path, seed) for path in files if path.exists()]
 
 
 def rules(target_sensitivity: float) -> tuple[str, str]:
@@ -153,14 +173,13 @@ def read_predictions(path: Path, seed: int) -> Predictions:
 
 
 def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -> list[Predictions]:
-    """Predictions of best.pt on val and test, plus the test-time q ablations of the reference;
-    cached as predictions*.csv in the run folder."""
+    """Predictions of best.pt on val and test, plus its test-time q ablations; cached as
+    predictions*.csv in the run folder."""
     from lqer.device import pick_device
     from lqer.eval.evaluate import predict_proba
     from lqer.models.checkpoint import load_checkpoint
 
-    ablations = (None, *Q_ABLATIONS) if model == REFERENCE else (None,)
-    files = {a: run / (f"predictions_q-{a}.csv" if a else "predictions.csv") for a in ablations}
+    files = variant_files(run, model)
     missing = [a for a, path in files.items() if not path.exists()]
     if missing:
         net, cfg, _ = load_checkpoint(run / "best.pt")
@@ -179,7 +198,7 @@ def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -
                 )
             ]
             predictions.write_predictions(files[ablation], rows)
-    return [read_predictions(path, seed) for path in files.values()]
+    return load_run(run, model, seed)
 
 
 def train_all(

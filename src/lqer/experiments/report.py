@@ -22,6 +22,7 @@ from lqer.errors import LqerError
 from lqer.eval import figures, metrics
 from lqer.experiments import compare
 from lqer.io import write_text
+from lqer.models import MODELS
 
 # Published figures, shown as reference rows: reported by others, not reproduced here.
 PAPER_ROWS = [  # the LQER paper; single numbers, no intervals or seeds
@@ -34,13 +35,9 @@ LRSE_ROWS = [  # Ovalle-Magallanes et al., Electronics 11(21):3570, 2022, offici
     ("P-ADSD", 0.9543, 0.8792, 0.8944, 0.8944, 0.9733),
     ("A-DSSS", 0.9549, 0.6320, 0.5991, 0.6103, 0.9620),
 ]
-ABLATIONS = {  # comparisons that remove or disturb the circuit, and what each one tests
-    "lqer-classical": "replacing projection and circuit by a classical layer of equal size",
-    "lqer-frozen": "freezing the circuit at its random initial weights",
-    "lqer-separable": "removing the circuit's entangling gates",
-    "lqer (q=zeros)": "setting q to zero at test time",
-    "lqer (q=shuffle)": "shuffling q across the test batch",
-    "resnet18": "dropping the circuit and q altogether (ResNet18 alone)",
+# What comparing each model or test-time variant with lqer tests, for the verdict.
+ABLATIONS = {name: entry.tests for name, entry in MODELS.items() if entry.tests} | {
+    compare.variant_name(compare.REFERENCE, a): tests for a, tests in compare.Q_ABLATIONS.items()
 }
 SOFTWARE = (
     "lqer",
@@ -185,7 +182,7 @@ def add_reference_rows(report: Report) -> None:
 
 
 AUC_MARGIN = 0.01  # smallest AUC change worth calling a difference
-TEST_TIME = ("lqer (q=zeros)", "lqer (q=shuffle)")
+TEST_TIME = tuple(compare.variant_name(compare.REFERENCE, a) for a in compare.Q_ABLATIONS)
 
 
 def circuit_verdict(contrasts: list[dict], margin: float = AUC_MARGIN) -> str:
@@ -196,10 +193,10 @@ def circuit_verdict(contrasts: list[dict], margin: float = AUC_MARGIN) -> str:
     """
     found = [c for c in contrasts if c["model"] in ABLATIONS]
     if not found:
+        models = [name for name in ABLATIONS if name in MODELS]
         return (
             "No ablation of the circuit was run, so this report cannot say whether the circuit "
-            "makes a difference. Run `lqer compare` with lqer-classical, lqer-frozen, "
-            "lqer-separable or resnet18."
+            f"makes a difference. Run `lqer compare` with {', '.join(models[:-1])} or {models[-1]}."
         )
     sentences, better = [], []
     for c in found:
@@ -342,7 +339,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
         preds = {}
         for r in ok:
             if r["seed"] == seed:
-                for p in load_run_predictions(folder / r["run"], seed):
+                for p in compare.load_run(folder / r["run"], r["model"], seed):
                     preds[p.name] = p
         pairs = {name: (p.test_labels, p.test_probs) for name, p in preds.items()}
         figures.roc_curves(pairs, fig_dir / "roc", title=f"ROC, test split, seed {seed}")
@@ -370,10 +367,6 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     report.text(f"Comparison ran on {manifest['device']}.")
     report.table(["package", "version"], software_rows())
     return report
-
-
-def load_run_predictions(run: Path, seed: int) -> list[compare.Predictions]:
-    return [compare.read_predictions(path, seed) for path in sorted(run.glob("predictions*.csv"))]
 
 
 def run_report(run: Path, fig_dir: Path, target_sensitivity: float = 0.90) -> Report:
