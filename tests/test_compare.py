@@ -81,6 +81,28 @@ def test_report_of_a_comparison_and_of_a_run(comparison):
     assert "data:image/png;base64," in html_run.read_text()
 
 
+def test_the_test_split_is_scored_once_by_the_run(comparison, base, tmp_path, monkeypatch):
+    import shutil
+    from dataclasses import replace
+
+    from lqer.data.dataset import load_experiment
+    from lqer.eval import evaluate, predictions
+
+    run = shutil.copytree(comparison / "runs" / "cnn-seed0", tmp_path / "run")
+    (run / "predictions.csv").unlink()
+    marked = [
+        replace(r, prob=0.25) for r in predictions.read_predictions(run / "test_predictions.csv")
+    ]
+    predictions.write_predictions(run / "test_predictions.csv", marked)
+    scored = []
+    score = evaluate.predict_proba
+    monkeypatch.setattr(evaluate, "predict_proba", lambda *a: scored.append(a) or score(*a))
+    data = load_experiment(base.data, 0)
+    [pred] = compare.run_predictions(run, "cnn", 0, data, "cpu")
+    assert len(scored) == 1 and len(scored[0][1]) == len(data["val"])  # validation alone
+    assert pred.test_probs.tolist() == [0.25] * len(data["test"])
+
+
 def test_unknown_model_is_a_user_error(tmp_path):
     app = typer.Typer()
     register(app)

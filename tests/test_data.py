@@ -226,3 +226,20 @@ def test_split_file_with_a_misspelt_split_stops_the_experiment(tiny_dataset):
     csv = write_split_file(tiny_dataset / "split.csv", rows)
     with pytest.raises(LqerError, match="'tset'"):
         load_experiment(DataConfig(split_file=str(csv), image_size=16))
+
+
+def test_a_shared_cache_decodes_each_file_once(datasets_dir, monkeypatch):
+    from lqer.data import dataset
+
+    calls = []
+    decode_one = dataset._decode
+    monkeypatch.setattr(dataset, "_decode", lambda *args: calls.append(args) or decode_one(*args))
+    cfg = DataConfig(root=str(datasets_dir / "A-DSSS"), fold=0, image_size=16, limit=30)
+    cache = {}
+    first, again = load_experiment(cfg, 0, cache), load_experiment(cfg, 0, cache)
+    assert len(calls) == len({args[0] for args in calls}) == len(cache)
+    assert all(torch.equal(first[k].images, again[k].images) for k in first)
+    other = load_experiment(cfg, 1, cache)  # another seed: only the files seed 0 did not pick
+    assert len(calls) == len({args[0] for args in calls}) == len(cache)
+    fresh = load_experiment(cfg, 1)
+    assert all(torch.equal(other[k].images, fresh[k].images) for k in other)

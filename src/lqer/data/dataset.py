@@ -67,20 +67,29 @@ def _decode(path: Path, size: int, max_pixels: int) -> torch.Tensor:
     return image.round().clamp(0, 255).to(torch.uint8)[0]
 
 
+Decoded = dict[tuple[str, int, int], torch.Tensor | str]  # (path, size, max_pixels) -> image
+
+
 def decode(
     items: list[tuple[Path, int]],
     image_size: int,
     skip_bad: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     where: str = "",
+    cache: Decoded | None = None,
 ) -> ImageSet:
-    """Decode and resize every image; list every bad file unless `skip_bad`."""
+    """Decode and resize every image; list every bad file unless `skip_bad`. A `cache` shared
+    between calls decodes a file once however many sets it is in (a comparison's seeds)."""
+    cache = {} if cache is None else cache
 
     def work(item):
-        try:
-            return _decode(item[0], image_size, max_pixels)
-        except BadImage as e:
-            return str(e)
+        key = (str(item[0]), image_size, max_pixels)
+        if key not in cache:
+            try:
+                cache[key] = _decode(item[0], image_size, max_pixels)
+            except BadImage as e:
+                cache[key] = str(e)
+        return cache[key]
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         decoded = list(pool.map(work, items))
@@ -144,8 +153,11 @@ def _limit(items: list[tuple[Path, int]], limit: int | None, seed: int) -> list[
     return [items[i] for i in keep]
 
 
-def load_experiment(cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
-    """The `train`, `val` and (if configured) `test` sets of an experiment."""
+def load_experiment(
+    cfg: DataConfig, seed: int = 0, cache: Decoded | None = None
+) -> dict[str, ImageSet]:
+    """The `train`, `val` and (if configured) `test` sets of an experiment; see `decode` for
+    `cache`."""
     if cfg.split_file:
         groups = read_split_file(cfg.split_file)
         sources = {name: groups.get(name) for name in SPLITS}
@@ -161,7 +173,8 @@ def load_experiment(cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
     for name, items in sources.items():
         if items:
             items = _limit(items, cfg.limit, seed)
-            sets[name] = decode(items, cfg.image_size, cfg.skip_bad, cfg.max_pixels, describe[name])
+            where = describe[name]
+            sets[name] = decode(items, cfg.image_size, cfg.skip_bad, cfg.max_pixels, where, cache)
     check_both_classes(sets["train"], f"the training split{describe['train']}")
     if "val" not in sets:
         sets["train"], sets["val"] = hold_out(sets["train"], cfg.val_fraction, seed)

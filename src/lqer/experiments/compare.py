@@ -34,6 +34,7 @@ import torch
 import yaml
 
 from lqer.config import ExperimentConfig
+from lqer.data.dataset import ImageSet, load_experiment
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
 from lqer.io import atomic_path, write_text
@@ -114,8 +115,9 @@ def _comparable(values: dict) -> dict:
     return values
 
 
-def ensure_trained(cfg: ExperimentConfig) -> str:
-    """Train the run unless it finished before; resume it if it stopped. Returns what happened."""
+def ensure_trained(cfg: ExperimentConfig, data: dict[str, ImageSet]) -> str:
+    """Train the run on `data` unless it finished before; resume it if it stopped. Returns what
+    happened."""
     from lqer.train.loop import fit
 
     run = Path(cfg.out_dir)
@@ -126,7 +128,7 @@ def ensure_trained(cfg: ExperimentConfig) -> str:
     if (run / "best.pt").exists() and (run / "test_predictions.csv").exists():
         return "reused"
     resume = (run / "last.pt").exists()
-    fit(cfg, resume=resume)
+    fit(cfg, resume=resume, data=data)
     return "resumed" if resume else "trained"
 
 
@@ -172,6 +174,17 @@ def read_predictions(path: Path, seed: int) -> Predictions:
     )
 
 
+def run_test_rows(run: Path, test: ImageSet) -> list[predictions.Prediction] | None:
+    """The run's own scores of best.pt on the test split, which training wrote, if they are of
+    this test split: so that the split is scored once."""
+    path = run / "test_predictions.csv"
+    if not path.exists():
+        return None
+    rows = predictions.read_predictions(path)
+    scored = [r.file for r in rows if r.label != predictions.SKIPPED]
+    return rows if scored == test.paths else None
+
+
 def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -> list[Predictions]:
     """Predictions of best.pt on val and test, plus its test-time q ablations; cached as
     predictions*.csv in the run folder."""
@@ -182,21 +195,21 @@ def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -
     files = variant_files(run, model)
     missing = [a for a, path in files.items() if not path.exists()]
     if missing:
-        net, cfg, _ = load_checkpoint(run / "best.pt")
+        net, _, _ = load_checkpoint(run / "best.pt")
         dev = pick_device(device)
         net.to(dev)
-        val, test, size = data["val"], data["test"], cfg.data.image_size
         for ablation in missing:
             net.q_ablation = ablation or "none"
             torch.manual_seed(seed)  # the shuffle ablation's permutations
             name = variant_name(model, ablation)
-            rows = [
-                row
-                for split, part in (("val", val), ("test", test))
-                for row in predictions.prediction_rows(
-                    part, predict_proba(net, part.images, size, dev), name, split
-                )
-            ]
+            rows = []
+            for split in ("val", "test"):
+                part = data[split]
+                scored = run_test_rows(run, part) if (ablation, split) == (None, "test") else None
+                if scored is None:
+                    probs = predict_proba(net, part.images, part.size, dev)
+                    scored = predictions.prediction_rows(part, probs, name, split)
+                rows += scored
             predictions.write_predictions(files[ablation], rows)
     return load_run(run, model, seed)
 
@@ -209,9 +222,7 @@ def train_all(
     device: str = "auto",
 ) -> tuple[list[Predictions], list[dict], dict]:
     """Train (or reuse) every run; a failure is recorded with its error and the rest go on."""
-    from lqer.data.dataset import load_experiment
-
-    predictions, status, data_info = [], [], {}
+    predictions, status, data_info, decoded = [], [], {}, {}
     for seed in seeds:
         data = None
         for model in models:
@@ -219,12 +230,12 @@ def train_all(
             run = Path(cfg.out_dir)
             record = {"model": model, "seed": seed, "run": str(run.relative_to(out))}
             try:
-                record["status"] = ensure_trained(cfg)
-                if data is None:
-                    data = load_experiment(cfg.data, seed)
+                if data is None:  # each file decoded once for all seeds, each seed's sets once
+                    data = load_experiment(base.data, seed, decoded)
                     if "test" not in data:
                         raise LqerError("the data configuration gives no test images")
                     data_info[str(seed)] = data_summary(data)
+                record["status"] = ensure_trained(cfg, data)
                 predictions += run_predictions(run, model, seed, data, device)
             except Exception as e:  # noqa: BLE001 - reported in the results, never swallowed
                 record.update(status="failed", error=f"{type(e).__name__}: {e}")
