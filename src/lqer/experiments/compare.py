@@ -37,6 +37,7 @@ from lqer.config import ExperimentConfig
 from lqer.data.dataset import ImageSet, load_experiment
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
+from lqer.experiments.tables import markdown_table
 from lqer.io import atomic_path, write_text
 from lqer.models import MODELS
 
@@ -382,37 +383,41 @@ def fmt_cell(mean: float, sd: float, low: float, high: float) -> str:
     return f"{mean:.3f}{spread}{interval}"
 
 
-def markdown_tables(summary: list[dict], delong: list[dict], contrast: list[dict]) -> str:
-    """Metrics per rule (mean ± sd [95% bootstrap interval]) and the DeLong comparison."""
+def summary_table(summary: list[dict], rule: str) -> tuple[list[str], list[list]]:
+    """Header and rows of the metrics under one rule: mean ± sd [95% bootstrap interval]."""
     cells = {(r["model"], r["rule"], r["metric"]): r for r in summary}
-    models = list(dict.fromkeys(r["model"] for r in summary))
+    rows = []
+    for model in dict.fromkeys(r["model"] for r in summary):
+        row = [cells.get((model, rule, m)) for m in METRICS]
+        if row[0] is not None:
+            text = [fmt_cell(c["mean"], c["sd"], c["low"], c["high"]) for c in row]
+            rows.append([model, row[0]["n_seeds"], *text])
+    return ["model", "seeds", *(m.upper() for m in METRICS)], rows
+
+
+def contrast_table(contrast: list[dict]) -> tuple[list[str], list[list]]:
+    """Header and rows of the paired DeLong comparison of the reference with each model."""
+    header = [
+        "model", "seeds", f"AUC({REFERENCE}) - AUC(model) [95% bootstrap]",
+        "seeds with p < 0.05", "DeLong p per seed",
+    ]  # fmt: skip
+    rows = [
+        [c["model"], c["n_seeds"], fmt_cell(c["auc_difference"], np.nan, c["low"], c["high"]),
+         c["seeds_p_below_0.05"], c["p_values"]]
+        for c in contrast
+    ]  # fmt: skip
+    return header, rows
+
+
+def markdown_tables(summary: list[dict], contrast: list[dict]) -> str:
+    """Metrics per rule and the DeLong comparison, for results.md."""
     lines = []
     for rule in dict.fromkeys(r["rule"] for r in summary):
         lines += [f"**Test split, threshold: {rule}**", ""]
-        lines.append("| model | seeds | " + " | ".join(m.upper() for m in METRICS) + " |")
-        lines.append("|---" * (len(METRICS) + 2) + "|")
-        for model in models:
-            row = [cells.get((model, rule, m)) for m in METRICS]
-            if row[0] is None:
-                continue
-            text = [fmt_cell(c["mean"], c["sd"], c["low"], c["high"]) for c in row]
-            lines.append(f"| {model} | {row[0]['n_seeds']} | " + " | ".join(text) + " |")
-        lines.append("")
+        lines += [*markdown_table(*summary_table(summary, rule)), ""]
     if contrast:
-        lines += [
-            f"**Paired DeLong test, {REFERENCE} against each model (test split)**",
-            "",
-            "| model | seeds | AUC(lqer) - AUC(model) [95% bootstrap] | seeds with p < 0.05 "
-            "| DeLong p per seed |",
-            "|---|---|---|---|---|",
-        ]
-        for c in contrast:
-            lines.append(
-                f"| {c['model']} | {c['n_seeds']} | "
-                f"{fmt_cell(c['auc_difference'], float('nan'), c['low'], c['high'])} | "
-                f"{c['seeds_p_below_0.05']} | {c['p_values']} |"
-            )
-        lines.append("")
+        lines += [f"**Paired DeLong test, {REFERENCE} against each model (test split)**", ""]
+        lines += [*markdown_table(*contrast_table(contrast)), ""]
     return "\n".join(lines)
 
 
@@ -464,5 +469,5 @@ def compare(
     write_csv(out / "contrasts.csv", contrast)
     failed = [r for r in status if r["status"] == "failed"]
     notes = [f"- FAILED: {r['model']} seed {r['seed']}: {r['error']}" for r in failed]
-    write_text(out / "results.md", markdown_tables(summary, delong, contrast) + "\n".join(notes))
+    write_text(out / "results.md", markdown_tables(summary, contrast) + "\n".join(notes))
     return out

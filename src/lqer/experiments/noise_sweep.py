@@ -19,6 +19,7 @@ from lqer.errors import LqerError
 from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.figures import LINES, STYLE, save
 from lqer.eval.metrics import binary_metrics
+from lqer.experiments import tables
 from lqer.io import atomic_path, write_text
 from lqer.quantum import Noise, executing
 from lqer.quantum.layer import quantum_layers
@@ -107,11 +108,8 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 
 
 def markdown_table(rows: list[dict], title: str) -> str:
-    lines = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    cells = [[f"{v:.4f}" if isinstance(v, float) else v for v in row.values()] for row in rows]
+    return "\n".join([f"# {title}", "", *tables.markdown_table(COLUMNS, cells)]) + "\n"
 
 
 def plot(rows: list[dict], stem: str | Path, title: str) -> list[Path]:

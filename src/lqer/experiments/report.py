@@ -21,6 +21,7 @@ import numpy as np
 from lqer.errors import LqerError
 from lqer.eval import figures, metrics
 from lqer.experiments import compare
+from lqer.experiments.tables import markdown_table
 from lqer.io import write_text
 from lqer.models import MODELS
 
@@ -85,11 +86,7 @@ def to_markdown(report: Report, root: Path) -> str:
         elif kind == "pre":
             lines += ["```", args[0].rstrip(), "```", ""]
         elif kind == "table":
-            header, rows = args
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|---" * len(header) + "|")
-            lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-            lines.append("")
+            lines += [*markdown_table(*args), ""]
         elif kind == "figure":
             png, caption = args
             lines += [f"![{caption}]({png.relative_to(root).as_posix()})", "", f"*{caption}*", ""]
@@ -251,20 +248,12 @@ def run_figures(
 
 
 def metric_tables(report: Report, summary: list[dict]) -> None:
-    models = list(dict.fromkeys(r["model"] for r in summary))
-    cells = {(r["model"], r["rule"], r["metric"]): r for r in summary}
     for rule in dict.fromkeys(r["rule"] for r in summary):
         report.text(
             f"Test split; decision threshold {rule}. Cells: mean ± sd over seeds "
             "[95% bootstrap interval of the seed mean]."
         )
-        rows = []
-        for model in models:
-            row = [cells.get((model, rule, m)) for m in compare.METRICS]
-            if row[0] is not None:
-                text = [compare.fmt_cell(c["mean"], c["sd"], c["low"], c["high"]) for c in row]
-                rows.append([model, row[0]["n_seeds"], *text])
-        report.table(["model", "seeds", *(m.upper() for m in compare.METRICS)], rows)
+        report.table(*compare.summary_table(summary, rule))
 
 
 def comparison_report(folder: Path, fig_dir: Path) -> Report:
@@ -302,22 +291,10 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     metric_tables(report, summary)
     if contrasts:
         report.text(
-            "Paired DeLong test of lqer against each model on the test split; the interval is "
-            "the bootstrap interval of the seed-mean AUC difference."
+            f"Paired DeLong test of {compare.REFERENCE} against each model on the test split; "
+            "the interval is the bootstrap interval of the seed-mean AUC difference."
         )
-        report.table(
-            ["model", "seeds", "AUC(lqer) - AUC(model)", "seeds with p < 0.05", "p per seed"],
-            [
-                [
-                    c["model"],
-                    c["n_seeds"],
-                    compare.fmt_cell(c["auc_difference"], np.nan, c["low"], c["high"]),
-                    c["seeds_p_below_0.05"],
-                    c["p_values"],
-                ]
-                for c in contrasts
-            ],
-        )
+        report.table(*compare.contrast_table(contrasts))
     add_reference_rows(report)
 
     report.heading("Figures")
