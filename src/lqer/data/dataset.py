@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lqer.config import DataConfig
 from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, load_gray
@@ -26,6 +25,7 @@ from lqer.data.layout import (
     split_folder,
     split_folders,
 )
+from lqer.data.transforms import resize
 from lqer.errors import LqerError
 
 
@@ -61,10 +61,7 @@ class ImageSet:
 
 
 def _decode(path: Path, size: int, max_pixels: int) -> torch.Tensor:
-    image = torch.from_numpy(load_gray(path, max_pixels)).float()[None, None]
-    if image.shape[-2:] != (size, size):
-        image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
-    return image.round().clamp(0, 255).to(torch.uint8)[0]
+    return resize(torch.from_numpy(load_gray(path, max_pixels))[None, None], size)[0]
 
 
 Decoded = dict[tuple[str, int, int], torch.Tensor | str]  # (path, size, max_pixels) -> image

@@ -14,16 +14,17 @@ Images trained from a pack went through 64 px: at other sizes they are resized f
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from lqer.config import DataConfig
 from lqer.data.dataset import ImageSet, check_both_classes, decode, hold_out, stratified_indices
 from lqer.data.layout import list_folder, split_folders
+from lqer.data.transforms import resize
 from lqer.errors import LqerError
 from lqer.io import atomic_path
 
@@ -73,17 +74,6 @@ def read_pack(pack: str | Path, split: str) -> ImageSet:
     return ImageSet(images, labels, [r["path"] for r in rows])
 
 
-def resized(data: ImageSet, size: int, chunk: int = 1024) -> ImageSet:
-    if size == PATCH:
-        return data
-    parts = [
-        F.interpolate(data.images[i : i + chunk].float(), size=(size, size), mode="bilinear",
-                      antialias=True).round().clamp(0, 255).to(torch.uint8)
-        for i in range(0, len(data), chunk)
-    ]  # fmt: skip
-    return ImageSet(torch.cat(parts), data.labels, data.paths)
-
-
 def load_packed_experiment(pack: str | Path, cfg: DataConfig, seed: int = 0) -> dict[str, ImageSet]:
     """`load_experiment` for a pack: the splits `cfg` names, at `cfg.image_size`."""
     names = split_folders(cfg)
@@ -93,7 +83,7 @@ def load_packed_experiment(pack: str | Path, cfg: DataConfig, seed: int = 0) -> 
             data = read_pack(pack, split)
             if cfg.limit is not None and cfg.limit < len(data):
                 data = data.subset(stratified_indices(data.labels, cfg.limit / len(data), seed))
-            sets[name] = resized(data, cfg.image_size)
+            sets[name] = replace(data, images=resize(data.images, cfg.image_size))
     if "val" not in sets:
         sets["train"], sets["val"] = hold_out(sets["train"], cfg.val_fraction, seed)
     for name, data in sets.items():
