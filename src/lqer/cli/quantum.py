@@ -98,15 +98,7 @@ def noise_sweep(
     images = load_folder(data, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
     check_both_classes(images, str(data))
     rows = sweep.noise_sweep(
-        model,
-        images.images,
-        images.labels.numpy(),
-        cfg.data.image_size,
-        points,
-        pick_device(device),
-        threshold,
-        seed,
-        progress=True,
+        model, images, points, pick_device(device), threshold, seed, progress=True
     )
     title = f"{checkpoint} on {data} (n={len(images.labels)})"
     paths = sweep.write_outputs(rows, out or checkpoint.parent / "noise_sweep", title)

@@ -66,7 +66,7 @@ def score_images(
     model, cfg, _ = load_checkpoint(checkpoint)
     dev = pick_device(device)
     data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where)
-    probs = predict_proba(model.to(dev), data.images, cfg.data.image_size, dev)
+    probs = predict_proba(model.to(dev), data.images, data.size, dev)
     return data, probs, cfg.model.name
 
 

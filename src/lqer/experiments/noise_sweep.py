@@ -15,6 +15,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from torch import nn
 
+from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
 from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.figures import LINES, STYLE, save
@@ -64,9 +65,7 @@ def _head_probabilities(
 
 def noise_sweep(
     model: nn.Module,
-    images: torch.Tensor,
-    labels: np.ndarray,
-    image_size: int,
+    data: ImageSet,
     points: Sequence[SweepPoint],
     device: torch.device | str = "cpu",
     threshold: float = 0.5,
@@ -82,7 +81,8 @@ def noise_sweep(
 
     device = torch.device(device)
     model = model.to(device).eval()
-    features = predict_logits(model.backbone, images, image_size, device, batch_size)
+    features = predict_logits(model.backbone, data.images, data.size, device, batch_size)
+    labels = data.labels.numpy()
     rows = []
     for point in tqdm(points, desc="noise sweep", disable=not progress):
         settings = dict(backend="native", noise=point.noise, shots=point.shots, seed=seed)
