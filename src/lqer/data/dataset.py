@@ -172,6 +172,14 @@ def load_experiment(
             items = _limit(items, cfg.limit, seed)
             where = describe[name]
             sets[name] = decode(items, cfg.image_size, cfg.skip_bad, cfg.max_pixels, where, cache)
+    return with_validation(sets, cfg, seed, describe)
+
+
+def with_validation(
+    sets: dict[str, ImageSet], cfg: DataConfig, seed: int, describe: dict[str, str]
+) -> dict[str, ImageSet]:
+    """Hold validation out of `train` where no split gives it, and check that every split
+    holds both classes; the tail of every experiment loader (images or a pack)."""
     check_both_classes(sets["train"], f"the training split{describe['train']}")
     if "val" not in sets:
         sets["train"], sets["val"] = hold_out(sets["train"], cfg.val_fraction, seed)

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from lqer.config import DataConfig
-from lqer.data.dataset import ImageSet, check_both_classes, decode, hold_out, stratified_indices
+from lqer.data.dataset import ImageSet, decode, stratified_indices, with_validation
 from lqer.data.layout import list_folder, split_folders
 from lqer.data.transforms import resize
 from lqer.errors import LqerError
@@ -84,8 +84,5 @@ def load_packed_experiment(pack: str | Path, cfg: DataConfig, seed: int = 0) -> 
             if cfg.limit is not None and cfg.limit < len(data):
                 data = data.subset(stratified_indices(data.labels, cfg.limit / len(data), seed))
             sets[name] = replace(data, images=resize(data.images, cfg.image_size))
-    if "val" not in sets:
-        sets["train"], sets["val"] = hold_out(sets["train"], cfg.val_fraction, seed)
-    for name, data in sets.items():
-        check_both_classes(data, f"split {names.get(name) or 'val'} of {pack}")
-    return sets
+    describe = {name: f" {split!r} of {pack}" for name, split in names.items() if split}
+    return with_validation(sets, cfg, seed, describe)
