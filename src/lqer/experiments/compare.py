@@ -4,12 +4,15 @@ compare them on the test split with intervals and paired tests.
 Honesty rules built in: the decision threshold is chosen on the validation split only (the
 highest one that reaches the target sensitivity) and then applied to the test split; metrics
 at 0.5 are reported too. Finished runs are reused, unfinished ones resumed, and a run that
-fails is recorded and skipped, not fatal.
+fails is recorded and skipped, not fatal. The data is decoded once, and the test split scored
+once: a run's own test_predictions.csv is its model's test predictions.
 
 Layout of a comparison folder:
     comparison.json      what was asked for, data fingerprints, device, status of every run
     config.yaml          the shared base configuration
-    runs/<model>-seed<k>/          each run (lqer.train.loop.fit) + predictions*.csv (val, test)
+    runs/<model>-seed<k>/          each run (lqer.train.loop.fit) + predictions*.csv (val, test),
+                                   one per variant: the model, and its q ablations if it has
+                                   a circuit
     results.csv          per run, rule and metric: value and 95% bootstrap interval
     summary.csv          per model, rule and metric: mean, sd over seeds, 95% bootstrap interval
     delong.csv           paired DeLong test of `lqer` against every other model, per seed
