@@ -62,3 +62,26 @@ def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
     weights.WEIGHTS["lqer-padsd"].__dict__.pop("meta", None)
     with pytest.raises(LqerError, match="not in this installation"):
         load_checkpoint("lqer-padsd")
+
+
+def test_cli_uses_the_stored_threshold_unless_told(shipped, monkeypatch, capsys):
+    from test_train import run_cli
+
+    run, (tensors, info), data = shipped
+    monkeypatch.setattr(weights, "FOLDER", tensors.parent)
+    monkeypatch.setitem(weights.WEIGHTS, "tiny", weights.Weights("tiny", "a test model"))
+    stored = json.loads(info.read_text())["threshold"]["value"]
+    out = tensors.parent.parent / "eval.json"
+    code, text, err = run_cli(monkeypatch, capsys, "evaluate", "--checkpoint", "tiny", "--data",
+                              data / "validation", "--out", out, "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert f"threshold {stored:.4g} (stored with tiny: sensitivity >= 0.90" in text
+    assert json.loads(out.read_text())["threshold"] == pytest.approx(stored)
+    preds = tensors.parent.parent / "p.csv"
+    code, text, err = run_cli(monkeypatch, capsys, "predict", data / "validation", "--checkpoint",
+                              "tiny", "--out", preds, "--threshold", "0.3")  # fmt: skip
+    assert code == 0, err
+    assert "threshold 0.3 (as asked)" in text
+    code, text, err = run_cli(monkeypatch, capsys, "predict", data / "validation", "--checkpoint",
+                              run / "best.pt", "--out", preds.with_name("q.csv"))  # fmt: skip
+    assert "threshold 0.5 (" in text and "stores none; the default" in text

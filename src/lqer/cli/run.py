@@ -91,11 +91,20 @@ def _print_test_metrics(run: Path) -> None:
     typer.echo(f"run folder: {run}")
 
 
+CheckpointOpt = Annotated[
+    Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(help="Decision threshold [default: the checkpoint's stored one, else 0.5]."),
+]
+
+
 def evaluate(
-    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt file.")],
+    checkpoint: CheckpointOpt,
     data: Annotated[Path, typer.Option(help="A folder with positive/ and negative/.")],
     out: Annotated[Path | None, typer.Option(help="JSON file for the metrics.")] = None,
-    threshold: float = 0.5,
+    threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
 ):
@@ -106,6 +115,7 @@ def evaluate(
     out = out or default_eval_path(checkpoint, data)
     metrics = evaluate_checkpoint(checkpoint, data, out, device, skip_bad, threshold)
     typer.echo(format_table(metrics, f"{checkpoint} on {data}"))
+    typer.echo(f"threshold {metrics['threshold']:.4g} ({metrics['threshold_source']})")
     if metrics["skipped"]:
         typer.echo(f"skipped {metrics['skipped']} bad image(s)")
     typer.echo(f"metrics written to {out}")
@@ -113,20 +123,20 @@ def evaluate(
 
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
-    checkpoint: Annotated[Path, typer.Option(help="A best.pt or last.pt file.")],
+    checkpoint: CheckpointOpt,
     out: Annotated[Path, typer.Option(help="CSV file for the predictions.")] = Path(
         "predictions.csv"
     ),
-    threshold: float = 0.5,
+    threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
 ):
     """Write the probability of stenosis of each image to a CSV file."""
     from lqer.eval.evaluate import predict_files
 
-    data = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
+    data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
     skipped = f", skipped {data.skipped} bad image(s)" if data.skipped else ""
-    typer.echo(f"wrote {len(data)} predictions to {out}{skipped}")
+    typer.echo(f"wrote {len(data)} predictions to {out}{skipped}; {chosen}")
 
 
 def demo(

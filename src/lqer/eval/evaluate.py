@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +55,40 @@ def predict_proba(model, images, image_size, device="cpu", batch_size=256) -> np
     return probabilities(predict_logits(model, images, image_size, device, batch_size))
 
 
+@dataclass(frozen=True)
+class Decision:
+    threshold: float
+    why: str  # where the threshold came from, for the user
+
+    def __str__(self) -> str:
+        return f"threshold {self.threshold:.4g} ({self.why})"
+
+
+def decision(checkpoint: str | Path, info: dict, threshold: float | None) -> Decision:
+    """The threshold asked for, else the one stored with the checkpoint, else 0.5."""
+    if threshold is not None:
+        return Decision(threshold, "as asked")
+    stored = info.get("threshold")
+    if isinstance(stored, dict) and "value" in stored:
+        return Decision(float(stored["value"]), f"stored with {checkpoint}: {stored['rule']}")
+    return Decision(0.5, f"{checkpoint} stores none; the default")
+
+
 def score_images(
     checkpoint: str | Path,
     items: list[tuple[Path, int]],
     device: str = "auto",
     skip_bad: bool = False,
     where: str = "",
-) -> tuple[ImageSet, np.ndarray, str]:
-    """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities
-    and its model's name."""
-    model, cfg, _ = load_checkpoint(checkpoint)
+    threshold: float | None = None,
+) -> tuple[ImageSet, np.ndarray, str, Decision]:
+    """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities,
+    its model's name and the decision threshold to use."""
+    model, cfg, info = load_checkpoint(checkpoint)
     dev = pick_device(device)
     data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where)
     probs = predict_proba(model.to(dev), data.images, data.size, dev)
-    return data, probs, cfg.model.name
+    return data, probs, cfg.model.name, decision(checkpoint, info, threshold)
 
 
 def default_eval_path(checkpoint: str | Path, data_dir: str | Path) -> Path:
@@ -91,16 +112,20 @@ def evaluate_checkpoint(
     out: str | Path | None = None,
     device: str = "auto",
     skip_bad: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
 ) -> dict:
-    """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`."""
+    """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`.
+    Without `threshold`, the checkpoint's stored one decides (see `decision`)."""
     if out is not None:
         check_output_file(out, "--out")
     items = list_folder(data_dir)
-    data, probs, _ = score_images(checkpoint, items, device, skip_bad, f" in {data_dir}")
+    data, probs, _, chosen = score_images(
+        checkpoint, items, device, skip_bad, f" in {data_dir}", threshold
+    )
     check_both_classes(data, str(data_dir))
-    metrics = binary_metrics(data.labels.numpy(), probs, threshold)
+    metrics = binary_metrics(data.labels.numpy(), probs, chosen.threshold)
     metrics.update(
+        threshold_source=chosen.why,
         checkpoint=str(checkpoint),
         data=str(Path(data_dir).resolve()),
         skipped=data.skipped,
@@ -132,11 +157,11 @@ def predict_files(
     out: str | Path,
     device: str = "auto",
     skip_bad: bool = False,
-    threshold: float = 0.5,
-) -> ImageSet:
+    threshold: float | None = None,
+) -> tuple[ImageSet, Decision]:
     """Write the predictions file for images of unknown label, skipped ones included."""
     check_output_file(out, "--out")
     items = [(f, -1) for f in collect_images(paths)]
-    data, probs, model = score_images(checkpoint, items, device, skip_bad)
-    write_predictions(out, prediction_rows(data, probs, model, threshold=threshold))
-    return data
+    data, probs, model, chosen = score_images(checkpoint, items, device, skip_bad, "", threshold)
+    write_predictions(out, prediction_rows(data, probs, model, threshold=chosen.threshold))
+    return data, chosen
