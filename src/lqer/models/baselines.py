@@ -1,20 +1,8 @@
-"""The paper's baselines and the ablations that test whether LQER's circuit matters.
-
-Every model is a `Model`, so one training loop and one recipe train them all:
-
-- `cnn`: a small classical CNN.
-- `qcnn`: a pure quantum CNN (quanvolution): each 2x2 patch of a downsampled image is encoded
-  into the same 4-qubit circuit and simulator as LQER; the Z expectations form 4 feature maps,
-  read out by a linear classifier.
-- `lqer-classical`: LQER with projection + circuit replaced by a classical layer with exactly
-  as many parameters.
-- `lqer-separable`: LQER without entangling gates.
-- `lqer-frozen`: LQER with the circuit frozen at its random initial weights.
-- `lqer-dressed` and `classical-dressed`: the classifier reads the head's n outputs only
-  (512 -> n -> circuit or classical layer of equal size -> classifier), so the circuit
-  cannot be bypassed as it can in the fusion [f, q].
-
-The test-time ablation (q set to zeros or shuffled across the batch) is `LQER.q_ablation`.
+"""Builders of the paper's baselines and of the ablations that test whether LQER's circuit
+matters. What each model is, and what comparing it with LQER tests, is written once, in
+`lqer.models.registry`. Every model is a `Model`, so one training loop and one recipe train
+them all; the test-time ablation of q (zeros, or shuffled across the batch) is
+`Classifier.q_ablation`.
 """
 
 from __future__ import annotations
