@@ -15,7 +15,10 @@ from lqer.eval.evaluate import predict_proba
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.weights import export
 
-LICENCE = "MIT (code and weights); trained on P-ADSD, see MODEL_CARD.md for the data's terms"
+LICENCE = (
+    "weights MIT, like the code; trained on P-ADSD, which derives from ADSD (CC BY 4.0): "
+    "credit Danilov et al. 2021 and Ovalle-Magallanes et al. 2022 (MODEL_CARD.md)"
+)
 
 
 def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
