@@ -134,3 +134,144 @@ def test_verdict_follows_the_numbers():
     assert "no measurable difference" in tiny  # significant, but below the AUC margin
     used = report.circuit_verdict([contrast("lqer (q=zeros)", 0.05, 0.02, 0.08)])
     assert "does not use q" not in used
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+
+def tiny_base(root, *extra):
+    return load_config(None, [
+        f"data.root={root}", "data.image_size=16", "train.epochs=1", "train.batch_size=16",
+        "train.progress=false", "train.device=cpu", "train.lr_backbone=1e-3",
+        "train.lr_head=1e-2", *extra,
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A finished comparison on the tiny synthetic set: lqer (three variants) and cnn, seed 0."""
+    from conftest import make_tiny_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    base = tiny_base(make_tiny_dataset(root / "data"))
+    return base, compare.compare(base, root / "comparison", ["lqer", "cnn"], seeds=[0], n_boot=50)
+
+
+def copy_of(tiny, tmp_path):
+    import shutil
+
+    return shutil.copytree(tiny[1], tmp_path / "comparison")
+
+
+def never(*args, **kwargs):
+    raise AssertionError("called although every run had finished")
+
+
+def test_a_finished_run_is_reused_from_its_files_without_checkpoints(tiny, tmp_path, monkeypatch):
+    import lqer.train.loop
+
+    base, out = tiny[0], copy_of(tiny, tmp_path)
+    ignored = [*out.rglob("*.pt"), *out.rglob("test_predictions.csv")]  # not committed
+    assert {p.name for p in ignored} == {"best.pt", "last.pt", "test_predictions.csv"}
+    for path in ignored:
+        path.unlink()
+    before = (out / "summary.csv").read_text()
+    monkeypatch.setattr(lqer.train.loop, "fit", never)  # no training
+    monkeypatch.setattr(compare, "load_experiment", never)  # and no decoding
+    compare.compare(base, out, ["lqer", "cnn"], seeds=[0], n_boot=50)
+    manifest = json.loads((out / "comparison.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["reused", "reused"]
+    assert manifest["data"]["0"]["splits"]["test"]["n"] == 24  # kept from the first call
+    assert (out / "summary.csv").read_text() == before
+
+
+def test_saved_results_without_a_variant_or_a_checkpoint_are_a_clear_error(tiny, tmp_path):
+    base, out = tiny[0], copy_of(tiny, tmp_path)
+    run = out / "runs" / "lqer-seed0"
+    for path in [*run.glob("*.pt"), run / "predictions_q-shuffle.csv"]:
+        path.unlink()
+    cfg = compare.run_config(base, "lqer", 0, out)
+    with pytest.raises(LqerError) as error:
+        compare.ensure_trained(cfg, never)
+    message = str(error.value)
+    assert "\n" not in message and str(run) in message and "predictions_q-shuffle.csv" in message
+    compare.compare(base, out, ["lqer", "cnn"], seeds=[0], n_boot=50)
+    runs = json.loads((out / "comparison.json").read_text())["runs"]
+    assert runs[0]["status"] == "failed" and "predictions_q-shuffle.csv" in runs[0]["error"]
+    assert not runs[0]["in_tables"] and runs[1]["in_tables"]  # cnn alone
+    assert {r["model"] for r in compare.read_csv(out / "summary.csv")} == {"cnn"}
+
+
+def test_pieces_run_apart_merge_into_one_comparison(tiny, tmp_path):
+    base, out = tiny[0], copy_of(tiny, tmp_path)
+    compare.compare(base, out, ["cnn"], seeds=[1], n_boot=50)  # another day: a second seed
+    manifest = json.loads((out / "comparison.json").read_text())
+    assert manifest["models"] == ["cnn"] and manifest["seeds"] == [1]  # what was asked
+    assert manifest["tables"] == {"models": ["lqer", "cnn"], "seeds": [0, 1]}
+    found = {(r["model"], r["seed"]): (r["status"], r["asked"]) for r in manifest["runs"]}
+    assert found == {
+        ("cnn", 1): ("trained", True), ("lqer", 0): ("reused", False),
+        ("cnn", 0): ("reused", False),
+    }  # fmt: skip
+    assert set(manifest["data"]) == {"0", "1"}
+    summary = compare.read_csv(out / "summary.csv")
+    seeds = {r["model"]: r["n_seeds"] for r in summary}
+    assert seeds == {"lqer": 1, "lqer (q=zeros)": 1, "lqer (q=shuffle)": 1, "cnn": 2}
+    results = compare.read_csv(out / "results.csv")
+    assert {r["seed"] for r in results if r["model"] == "cnn"} == {0, 1}
+    assert len(compare.read_csv(out / "delong.csv")) == 3  # seed 0 alone has lqer
+
+
+def test_folds_are_comparisons_of_their_own(tmp_path):
+    from conftest import make_tiny_dataset
+
+    for k in (0, 1):
+        make_tiny_dataset(tmp_path / "data" / f"fold{k}")
+    app = typer.Typer()
+    register(app)
+    args = ["compare", "--out", str(tmp_path / "out"), "--models", "cnn", "--seeds", "0",
+            "--folds", "0,1", "--n-boot", "50"]  # fmt: skip
+    sets = [f"data.root={tmp_path / 'data'}", "data.image_size=16", "train.epochs=1",
+            "train.batch_size=16", "train.progress=false", "train.device=cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, *(x for s in sets for x in ("--set", s))])
+    assert result.exit_code == 0, result.output
+    for k in (0, 1):
+        folder = tmp_path / "out" / f"fold{k}"
+        assert load_config(folder / "config.yaml").data.fold == k
+        assert load_config(folder / "runs" / "cnn-seed0" / "config.yaml").data.fold == k
+        assert (folder / "results.md").exists()
+    assert str(tmp_path / "out" / "fold1" / "results.md") in result.output
+    rows = compare.summary_rows("A-DSSS", [tmp_path / "out" / "fold0", tmp_path / "out" / "fold1"])
+    assert [(r["model"], r["seeds"], r["n_test"]) for r in rows] == [("cnn", 2, 24)]
+
+
+def test_summary_rows_have_the_published_columns_and_match_the_tables(tiny):
+    rows = compare.summary_rows("tiny", [tiny[1]])
+    assert all(tuple(r) == compare.SUMMARY_COLUMNS for r in rows)
+    assert compare.SUMMARY_COLUMNS == (
+        "dataset", "model", "seeds", "n_train", "n_test", "auc_mean", "auc_sd", "auc_low",
+        "auc_high", "accuracy_mean", "f1_mean", "delong_p_vs_lqer",
+    )  # fmt: skip
+    by_model = {r["model"]: r for r in rows}
+    assert list(by_model) == ["lqer", "lqer (q=zeros)", "lqer (q=shuffle)", "cnn"]
+    assert (
+        by_model["lqer"]["delong_p_vs_lqer"] == "" and 0 <= by_model["cnn"]["delong_p_vs_lqer"] <= 1
+    )
+    assert by_model["cnn"]["n_test"] == 24 and by_model["cnn"]["n_train"] > 0
+    chosen = compare.rules(0.9)[0]
+    tables = {
+        (r["model"], r["metric"]): r
+        for r in compare.read_csv(tiny[1] / "summary.csv")
+        if r["rule"] == chosen
+    }
+    for model, row in by_model.items():
+        assert row["auc_mean"] == pytest.approx(tables[model, "auc"]["mean"], abs=1e-4)
+        assert row["auc_low"] == pytest.approx(tables[model, "auc"]["low"], abs=1e-4)
+        assert row["f1_mean"] == pytest.approx(tables[model, "f1"]["mean"], abs=1e-4)
+
+
+def test_stouffer_pools_the_seeds_z_values():
+    z, p = compare.stouffer([1.0, 1.0, 1.0, 1.0])
+    assert z == pytest.approx(2.0) and p == pytest.approx(0.0455, abs=1e-4)
+    assert compare.stouffer([1.5, -1.5]) == (0.0, 1.0)
+

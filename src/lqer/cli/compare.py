@@ -30,6 +30,13 @@ def compare_command(
         typer.Option(help=f"Comma-separated, of {', '.join(MODELS)} (default: every one)."),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2,3,4",
+    folds: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated folds, e.g. 0,1,2,3,4: one comparison per fold k, "
+            "in OUT/fold<k> with data.fold=k."
+        ),
+    ] = None,
     target_sensitivity: Annotated[
         float, typer.Option(help="Choose the threshold on validation to reach this sensitivity.")
     ] = 0.90,
@@ -38,17 +45,30 @@ def compare_command(
         list[str] | None, typer.Option("--set", help="Override, e.g. data.image_size=64.")
     ] = None,
 ) -> None:
-    """Train models x seeds with one recipe and compare them on the test split."""
+    """Train models x seeds with one recipe and compare them on the test split.
+
+    Finished runs in OUT are reused from their files (no checkpoint needed) and stopped ones
+    resumed; the tables hold every finished run in OUT with this configuration, not only those
+    named now, so pieces run on different days merge into one comparison.
+    """
     from lqer.config import load_config
-    from lqer.experiments.compare import DEFAULT_MODELS, compare
+    from lqer.experiments.compare import DEFAULT_MODELS, compare, compare_folds
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else DEFAULT_MODELS
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         raise LqerError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     base = load_config(config, set_ or [])
-    folder = compare(base, out, names, _ints(seeds, "--seeds"), target_sensitivity, n_boot)
-    typer.echo(f"results in {folder / 'results.md'}")
+    options = dict(
+        models=names, seeds=_ints(seeds, "--seeds"), target_sensitivity=target_sensitivity,
+        n_boot=n_boot,
+    )  # fmt: skip
+    if folds is None:
+        folders = [compare(base, out, **options)]
+    else:
+        folders = compare_folds(base, out, _ints(folds, "--folds"), **options)
+    for folder in folders:
+        typer.echo(f"results in {folder / 'results.md'}")
 
 
 def report_command(

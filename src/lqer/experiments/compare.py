@@ -3,12 +3,19 @@ compare them on the test split with intervals and paired tests.
 
 Honesty rules built in: the decision threshold is chosen on the validation split only (the
 highest one that reaches the target sensitivity) and then applied to the test split; metrics
-at 0.5 are reported too. Finished runs are reused, unfinished ones resumed, and a run that
-fails is recorded and skipped, not fatal. The data is decoded once, and the test split scored
-once: a run's own test_predictions.csv is its model's test predictions.
+at 0.5 are reported too. A run that fails is recorded and skipped, not fatal. The data is
+decoded once, and only when a run needs it; the test split is scored once: a run's own
+test_predictions.csv is its model's test predictions.
+
+A finished run is its small files, not its checkpoint: it is reused when its config.yaml
+matches and every variant's predictions file covers val and test, so a folder committed
+without its *.pt files is reused on another machine. A run that stopped (last.pt) resumes.
+The tables are built from every finished run in the folder that matches the base
+configuration, not only those named in this call, so pieces run on different days merge.
 
 Layout of a comparison folder:
-    comparison.json      what was asked for, data fingerprints, device, status of every run
+    comparison.json      what this call asked for, data fingerprints, device, the status of
+                         every run (asked or found) and which runs the tables hold
     config.yaml          the shared base configuration
     runs/<model>-seed<k>/          each run (lqer.train.loop.fit) + predictions*.csv (val, test),
                                    one per variant: the model, and its q ablations if it has
@@ -16,7 +23,8 @@ Layout of a comparison folder:
     results.csv          per run, rule and metric: value and 95% bootstrap interval
     summary.csv          per model, rule and metric: mean, sd over seeds, 95% bootstrap interval
     delong.csv           paired DeLong test of `lqer` against every other model, per seed
-    contrasts.csv        per model: AUC(lqer) - AUC(model), pooled over seeds, with interval
+    contrasts.csv        per model: AUC(lqer) - AUC(model), pooled over seeds, with interval,
+                         and one DeLong test pooled over seeds (Stouffer)
     results.md           the same as tables
 """
 
@@ -24,19 +32,21 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from scipy.stats import norm
 
-from lqer.config import ExperimentConfig
+from lqer.config import DataConfig, ExperimentConfig, load_config
 from lqer.data.dataset import ImageSet, load_experiment
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
@@ -119,21 +129,83 @@ def _comparable(values: dict) -> dict:
     return values
 
 
-def ensure_trained(cfg: ExperimentConfig, data: dict[str, ImageSet]) -> str:
-    """Train the run on `data` unless it finished before; resume it if it stopped. Returns what
-    happened."""
+def _matches(saved: dict, cfg: ExperimentConfig) -> bool:
+    return _comparable(saved) == _comparable(cfg.to_dict())
+
+
+def _saved_config(folder: Path) -> dict | None:
+    path = folder / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def missing_artifacts(run: Path, model: str) -> list[str]:
+    """What the run lacks to count as finished: a predictions file per variant, each covering
+    the validation and the test split. Empty: the run is reused without its checkpoint."""
+    missing = []
+    for path in variant_files(run, model).values():
+        if not path.exists():
+            missing.append(path.name)
+            continue
+        rows = predictions.read_predictions(path)
+        splits = {r.split for r in rows if r.label != predictions.SKIPPED}
+        missing += [f"{path.name}'s {s} rows" for s in ("val", "test") if s not in splits]
+    return missing
+
+
+def ensure_trained(cfg: ExperimentConfig, data: Callable[[], dict[str, ImageSet]]) -> str:
+    """Reuse the run if it finished (its files suffice, no checkpoint needed) or trained
+    (best.pt scores what is missing), resume it if it stopped, else train it on `data()`.
+    Returns what happened."""
     from lqer.train.loop import fit
 
     run = Path(cfg.out_dir)
-    if (run / "config.yaml").exists():
-        saved = yaml.safe_load((run / "config.yaml").read_text())
-        if _comparable(saved) != _comparable(cfg.to_dict()):
-            raise LqerError(f"{run} holds a run with another configuration; move it away")
-    if (run / "best.pt").exists() and (run / "test_predictions.csv").exists():
-        return "reused"
+    saved = _saved_config(run)  # none: the run has not started
     resume = (run / "last.pt").exists()
-    fit(cfg, resume=resume, data=data)
+    if saved is not None:
+        if not _matches(saved, cfg):
+            raise LqerError(f"{run} holds a run with another configuration; move it away")
+        missing = missing_artifacts(run, cfg.model.name)
+        if not missing or ((run / "best.pt").exists() and (run / "test_predictions.csv").exists()):
+            return "reused"
+        kept = (run / "test_metrics.json").exists() or any(run.glob("predictions*.csv"))
+        if kept and not resume and not (run / "best.pt").exists():
+            raise LqerError(
+                f"{run}: its saved results lack {', '.join(missing)}, and it has no checkpoint "
+                "to score them from; restore them, or delete the folder to train it again"
+            )
+    fit(cfg, resume=resume, data=data())
     return "resumed" if resume else "trained"
+
+
+def folder_runs(out: Path, base: ExperimentConfig) -> list[dict]:
+    """Every run folder of the comparison, in table order, with why it is left out of the
+    tables (None: finished, with the base configuration)."""
+    found = []
+    for config in (out / "runs").glob("*/config.yaml"):
+        run = config.parent
+        record = {"model": "?", "seed": -1, "run": str(run.relative_to(out))}
+        try:
+            saved = yaml.safe_load(config.read_text())
+            record.update(model=saved["model"]["name"], seed=int(saved["train"]["seed"]))
+            expected = run_config(base, record["model"], record["seed"], out)
+            if Path(expected.out_dir).name != run.name:
+                reason = f"named other than {Path(expected.out_dir).name}"
+            elif not _matches(saved, expected):
+                reason = "another configuration"
+            else:
+                missing = missing_artifacts(run, record["model"])
+                reason = f"unfinished: lacks {', '.join(missing)}" if missing else None
+        except (LqerError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+            reason = f"unreadable: {type(e).__name__}: {e}"
+        found.append({**record, "left_out": reason})
+    rank = {m: i for i, m in enumerate(dict.fromkeys([REFERENCE, *MODELS]))}
+    return sorted(found, key=lambda r: (r["seed"], rank.get(r["model"], len(rank)), r["model"]))
+
+
+def table_predictions(out: Path, runs: list[dict]) -> list[Predictions]:
+    """The predictions of every run the tables hold."""
+    kept = [r for r in runs if r["left_out"] is None]
+    return [p for r in kept for p in load_run(out / r["run"], r["model"], r["seed"])]
 
 
 def data_summary(data: dict) -> dict:
@@ -218,52 +290,64 @@ def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -
     return load_run(run, model, seed)
 
 
+def seed_data(cfg: DataConfig, seed: int, decoded: dict, info: dict) -> dict[str, ImageSet]:
+    """One seed's sets from the shared decode cache; their fingerprints go into `info`."""
+    data = load_experiment(cfg, seed, decoded)
+    if "test" not in data:
+        raise LqerError("the data configuration gives no test images")
+    info[str(seed)] = data_summary(data)
+    return data
+
+
 def train_all(
     base: ExperimentConfig,
     models: Sequence[str],
     seeds: Sequence[int],
     out: Path,
     device: str = "auto",
-) -> tuple[list[Predictions], list[dict], dict]:
-    """Train (or reuse) every run; a failure is recorded with its error and the rest go on."""
-    predictions, status, data_info, decoded = [], [], {}, {}
+) -> tuple[list[dict], dict]:
+    """Train, resume or reuse every asked run, and score what it lacks; a failure is recorded
+    with its error and the rest go on. Returns each run's record and the data fingerprints of
+    the seeds whose data was decoded (a seed whose runs all finished is not decoded)."""
+    status, data_info, decoded = [], {}, {}
     for seed in seeds:
-        data = None
+        data = functools.cache(functools.partial(seed_data, base.data, seed, decoded, data_info))
         for model in models:
             cfg = run_config(base, model, seed, out)
             run = Path(cfg.out_dir)
             record = {"model": model, "seed": seed, "run": str(run.relative_to(out))}
             try:
-                if data is None:  # each file decoded once for all seeds, each seed's sets once
-                    data = load_experiment(base.data, seed, decoded)
-                    if "test" not in data:
-                        raise LqerError("the data configuration gives no test images")
-                    data_info[str(seed)] = data_summary(data)
                 record["status"] = ensure_trained(cfg, data)
-                predictions += run_predictions(run, model, seed, data, device)
+                if missing_artifacts(run, model):
+                    run_predictions(run, model, seed, data(), device)
             except Exception as e:  # noqa: BLE001 - reported in the results, never swallowed
                 record.update(status="failed", error=f"{type(e).__name__}: {e}")
                 run.mkdir(parents=True, exist_ok=True)
                 write_text(run / "error.txt", traceback.format_exc())
                 print(f"{model} seed {seed}: FAILED ({record['error']})")
             status.append(record)
-    return predictions, status, data_info
+    return status, data_info
 
 
 # ----------------------------------------------------------------------------- statistics
 
 
 def evaluate(
-    predictions: list[Predictions], target_sensitivity: float, n_boot: int, boot_seed: int = 0
+    predictions: list[Predictions],
+    target_sensitivity: float,
+    n_boot: int,
+    boot_seed: int = 0,
+    fixed: bool = True,
 ) -> tuple[list[dict], dict]:
-    """Per run and rule: threshold (from validation), metric values and bootstrap draws."""
+    """Per run and rule: threshold (from validation), metric values and bootstrap draws; the
+    rule "fixed at 0.5" too unless `fixed` is False."""
     rows, draws = [], {}
     chosen, half = rules(target_sensitivity)
     for pred in predictions:
         val_threshold = metrics.threshold_for_sensitivity(
             pred.val_labels, pred.val_probs, target_sensitivity
         )
-        for rule, threshold in ((chosen, val_threshold), (half, 0.5)):
+        for rule, threshold in ((chosen, val_threshold), (half, 0.5))[: 2 if fixed else 1]:
             scores = metrics.all_metrics(threshold)
             boot = metrics.bootstrap_draws(
                 scores, pred.test_labels, pred.test_probs, n_boot, boot_seed
@@ -328,9 +412,17 @@ def delong_rows(predictions: list[Predictions]) -> list[dict]:
     return out
 
 
+def stouffer(z: Sequence[float]) -> tuple[float, float]:
+    """One test pooled over seeds: Stouffer's z = sum(z_i) / sqrt(k) of the per-seed DeLong z
+    values, and its two-sided p. It assumes independent tests; seeds scored on one test set
+    are positively correlated, so this p tends to be smaller than an exact pooled test's."""
+    pooled = float(np.sum(z) / np.sqrt(len(z)))
+    return pooled, float(2 * norm.sf(abs(pooled)))
+
+
 def contrasts(delong: list[dict], draws: dict, rule: str) -> list[dict]:
     """AUC(reference) - AUC(model), averaged over the seeds both finished, with the percentile
-    interval of the same average over paired bootstrap resamples."""
+    interval of the same average over paired bootstrap resamples, and the pooled DeLong test."""
     by_model = defaultdict(list)
     for row in delong:
         by_model[row["model"]].append(row)
@@ -342,12 +434,14 @@ def contrasts(delong: list[dict], draws: dict, rule: str) -> list[dict]:
             axis=0,
         )
         low, high = metrics.percentile_interval(diffs)
+        z, p = stouffer([r["z"] for r in rows])
         out.append({
             "model": model, "n_seeds": len(rows),
             "auc_difference": float(np.mean([r["difference"] for r in rows])),
             "low": low, "high": high,
             "seeds_p_below_0.05": sum(r["p"] < 0.05 for r in rows),
             "p_values": " ".join(f"{r['p']:.3g}" for r in rows),
+            "z_pooled": z, "p_pooled": p,
         })  # fmt: skip
     return out
 
@@ -402,11 +496,11 @@ def contrast_table(contrast: list[dict]) -> tuple[list[str], list[list]]:
     """Header and rows of the paired DeLong comparison of the reference with each model."""
     header = [
         "model", "seeds", f"AUC({REFERENCE}) - AUC(model) [95% bootstrap]",
-        "seeds with p < 0.05", "DeLong p per seed",
+        "seeds with p < 0.05", "DeLong p per seed", "pooled p (Stouffer)",
     ]  # fmt: skip
     rows = [
         [c["model"], c["n_seeds"], fmt_cell(c["auc_difference"], np.nan, c["low"], c["high"]),
-         c["seeds_p_below_0.05"], c["p_values"]]
+         c["seeds_p_below_0.05"], c["p_values"], f"{c.get('p_pooled', np.nan):.3g}"]
         for c in contrast
     ]  # fmt: skip
     return header, rows
@@ -430,6 +524,16 @@ def device_description(device: str = "auto") -> str:
     return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def previous_manifest(out: Path, base: ExperimentConfig) -> dict:
+    """The comparison.json of an earlier call with the same base configuration, if any: its
+    data fingerprints and devices still describe the runs it made."""
+    saved = _saved_config(out)
+    path = out / "comparison.json"
+    if saved is None or not path.exists() or not _matches(saved, base):
+        return {}
+    return json.loads(path.read_text())
+
+
 def compare(
     base: ExperimentConfig,
     out_dir: str | Path,
@@ -438,7 +542,9 @@ def compare(
     target_sensitivity: float = 0.90,
     n_boot: int = 2000,
 ) -> Path:
-    """Run the comparison and write its tables; returns the comparison folder."""
+    """Train or reuse the asked runs, then write the tables of every finished run in the
+    folder that matches `base` (not only those asked now, so that pieces merge); returns the
+    comparison folder."""
     if not models or not seeds:
         raise LqerError("--models and --seeds must name at least one model and one seed")
     if not 0 < target_sensitivity <= 1:
@@ -448,12 +554,19 @@ def compare(
     if REFERENCE in models:
         models = [REFERENCE, *(m for m in models if m != REFERENCE)]
     out = Path(out_dir)
+    before = previous_manifest(out, base)
     base.save(out / "config.yaml")
-    predictions, status, data_info = train_all(base, models, seeds, out, base.train.device)
+    status, data_info = train_all(base, models, seeds, out, base.train.device)
+    runs = folder_runs(out, base)
+    predictions = table_predictions(out, runs)
     rows, draws = evaluate(predictions, target_sensitivity, n_boot)
     summary = summarise(rows, draws)
     delong = delong_rows(predictions)
     contrast = contrasts(delong, draws, rules(target_sensitivity)[0])
+    data_info = {**before.get("data", {}), **data_info}
+    device = device_description(base.train.device)
+    trained = any(r["status"] in ("trained", "resumed") for r in status)
+    devices = [*before.get("devices", []), *([device] if trained or not before else [])]
     manifest = {
         "models": list(models),
         "seeds": list(seeds),
@@ -461,9 +574,14 @@ def compare(
         "n_boot": n_boot,
         "rules": list(rules(target_sensitivity)),
         "test_split": base.data.split_file or base.data.test_split,
-        "data": data_info,
-        "device": device_description(base.train.device),
-        "runs": status,
+        "data": dict(sorted(data_info.items(), key=lambda item: int(item[0]))),
+        "device": device,
+        "devices": list(dict.fromkeys(devices)),
+        "tables": {
+            "models": list(dict.fromkeys(r["model"] for r in runs if r["left_out"] is None)),
+            "seeds": sorted({r["seed"] for r in runs if r["left_out"] is None}),
+        },
+        "runs": run_records(status, runs),
     }
     write_text(out / "comparison.json", json.dumps(manifest, indent=2) + "\n")
     write_csv(out / "results.csv", rows)
@@ -473,4 +591,83 @@ def compare(
     failed = [r for r in status if r["status"] == "failed"]
     notes = [f"- FAILED: {r['model']} seed {r['seed']}: {r['error']}" for r in failed]
     write_text(out / "results.md", markdown_tables(summary, contrast) + "\n".join(notes))
+    return out
+
+
+def run_records(status: list[dict], runs: list[dict]) -> list[dict]:
+    """The asked runs' records, then those of the runs found in the folder; each says whether
+    it was asked now and whether the tables hold it."""
+    held = {(r["model"], r["seed"]) for r in runs if r["left_out"] is None}
+    records = [{**r, "asked": True, "in_tables": (r["model"], r["seed"]) in held} for r in status]
+    asked = {(r["model"], r["seed"]) for r in status}
+    for r in runs:
+        if (r["model"], r["seed"]) not in asked:
+            found = {"status": "reused"} if r["left_out"] is None else {
+                "status": "left out", "reason": r["left_out"]}  # fmt: skip
+            records.append({"model": r["model"], "seed": r["seed"], "run": r["run"], **found,
+                            "asked": False, "in_tables": r["left_out"] is None})  # fmt: skip
+    return records
+
+
+def compare_folds(
+    base: ExperimentConfig, out_dir: str | Path, folds: Sequence[int], **options
+) -> list[Path]:
+    """One comparison per fold k, in `out_dir`/fold<k> with data.fold=k (A-DSSS's folds);
+    `options` as for `compare`."""
+    if not folds:
+        raise LqerError("--folds must name at least one fold")
+    return [
+        compare(base.replace(data=base.data.replace(fold=k)), Path(out_dir) / f"fold{k}", **options)
+        for k in dict.fromkeys(folds)
+    ]
+
+
+# ----------------------------------------------------------------------------- results/summary.csv
+
+SUMMARY_COLUMNS = (
+    "dataset", "model", "seeds", "n_train", "n_test", "auc_mean", "auc_sd", "auc_low",
+    "auc_high", "accuracy_mean", "f1_mean", "delong_p_vs_lqer",
+)  # fmt: skip
+
+
+def summary_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
+    """One row per model (and test-time variant) of `dataset`, pooling every run the
+    comparison folders' tables hold (A-DSSS: one folder per fold, so folds x seeds).
+
+    AUC: mean, sd and the 95% bootstrap interval of the mean over runs; accuracy and F1 at
+    the threshold chosen on validation for the comparison's target sensitivity; the p value
+    is Stouffer's pooling of the per-run paired DeLong tests against lqer (see `stouffer`).
+    n_train and n_test: images of one run's training and test split, averaged over runs.
+    """
+    preds, n_train, settings = [], defaultdict(list), set()
+    for folder in map(Path, folders):
+        manifest = json.loads((folder / "comparison.json").read_text())
+        settings.add((manifest["target_sensitivity"], manifest["n_boot"]))
+        runs = folder_runs(folder, load_config(folder / "config.yaml"))
+        for p in table_predictions(folder, runs):
+            preds.append(dataclasses.replace(p, seed=(folder.name, p.seed)))
+            train = manifest["data"].get(str(p.seed), {}).get("splits", {}).get("train", {})
+            n_train[p.name] += [train["n"]] if "n" in train else []
+    if len(settings) > 1:
+        raise LqerError(f"{dataset}: its comparisons differ in target sensitivity or n_boot")
+    if not preds:
+        return []
+    [(target, n_boot)] = settings
+    rows, draws = evaluate(preds, target, n_boot, fixed=False)
+    cells = {(r["model"], r["metric"]): r for r in summarise(rows, draws)}
+    delong = contrasts(delong_rows(preds), draws, rules(target)[0])
+    pooled = {c["model"]: c["p_pooled"] for c in delong}
+    out = []
+    for model in dict.fromkeys(p.name for p in preds):
+        auc = cells[model, "auc"]
+        n_test = np.mean([len(p.test_labels) for p in preds if p.name == model])
+        out.append({
+            "dataset": dataset, "model": model, "seeds": auc["n_seeds"],
+            "n_train": round(np.mean(n_train[model])) if n_train[model] else "",
+            "n_test": round(n_test),
+            **{f"auc_{k}": round(auc[k], 4) for k in ("mean", "sd", "low", "high")},
+            "accuracy_mean": round(cells[model, "accuracy"]["mean"], 4),
+            "f1_mean": round(cells[model, "f1"]["mean"], 4),
+            "delong_p_vs_lqer": float(f"{pooled[model]:.3g}") if model in pooled else "",
+        })  # fmt: skip
     return out

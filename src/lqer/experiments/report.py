@@ -261,6 +261,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     summary = compare.read_csv(folder / "summary.csv")
     contrasts = compare.read_csv(folder / "contrasts.csv")
     chosen = manifest["rules"][0]
+    held = manifest.get("tables", manifest)  # what the tables hold; older files: what was asked
     report = Report(f"LQER comparison: {folder.name}")
 
     report.heading("Does the circuit make a difference?")
@@ -268,9 +269,9 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     report.heading("Configuration")
     report.text(
         "The base configuration below is shared by every run; each run sets its own model.name, "
-        "train.seed and out_dir. "
-        f"Models: {', '.join(manifest['models'])}. "
-        f"Seeds: {', '.join(map(str, manifest['seeds']))}. "
+        "train.seed and out_dir. The tables hold every finished run of the folder. "
+        f"Models: {', '.join(held['models'])}. "
+        f"Seeds: {', '.join(map(str, held['seeds']))}. "
         f"Test split: {manifest['test_split']}. Threshold {chosen}, and fixed at 0.5. "
         f"{manifest['n_boot']} stratified bootstrap resamples of the test split."
     )
@@ -310,7 +311,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
             f"Fig. 1: test accuracy (threshold {chosen}) and AUC, mean over seeds with "
             "95% bootstrap intervals; dashed line at 0.90.",
         )
-    ok = [r for r in manifest["runs"] if r["status"] != "failed"]
+    ok = [r for r in manifest["runs"] if r.get("in_tables", r["status"] != "failed")]
     if ok:
         seed = ok[0]["seed"]
         preds = {}
@@ -334,14 +335,16 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
 
     report.heading("Runs")
     report.table(
-        ["model", "seed", "status", "folder", "error"],
+        ["model", "seed", "status", "asked in the last call", "folder", "error"],
         [
-            [r["model"], r["seed"], r["status"], r["run"], r.get("error", "")]
+            [r["model"], r["seed"], r["status"], "yes" if r.get("asked", True) else "no",
+             r["run"], r.get("error", r.get("reason", ""))]
             for r in manifest["runs"]
         ],
-    )
+    )  # fmt: skip
     report.heading("Software and device")
-    report.text(f"Comparison ran on {manifest['device']}.")
+    devices = manifest.get("devices") or [manifest["device"]]
+    report.text(f"Comparison ran on {'; '.join(devices)}.")
     report.table(["package", "version"], software_rows())
     return report
 
@@ -352,7 +355,7 @@ def run_report(run: Path, fig_dir: Path, target_sensitivity: float = 0.90) -> Re
     from lqer.data.dataset import load_experiment
 
     cfg = load_config(run / "config.yaml")
-    if not (run / "best.pt").exists():
+    if not (run / "best.pt").exists() and compare.missing_artifacts(run, cfg.model.name):
         raise LqerError(f"{run} has no best.pt: the run has not finished an epoch")
     seed = cfg.train.seed
     data = load_experiment(cfg.data, seed)
