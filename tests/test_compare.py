@@ -275,3 +275,42 @@ def test_stouffer_pools_the_seeds_z_values():
     assert z == pytest.approx(2.0) and p == pytest.approx(0.0455, abs=1e-4)
     assert compare.stouffer([1.5, -1.5]) == (0.0, 1.0)
 
+
+def test_collect_writes_results_summary_csv(tiny, tmp_path):
+    import importlib.util
+    import shutil
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("collect", REPO / "results" / "collect.py")
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+    shutil.copytree(tiny[1], tmp_path / "grid" / "padsd")
+    rows = collect.collect(tmp_path)
+    lines = (tmp_path / "summary.csv").read_text().splitlines()
+    assert lines[0] == ",".join(compare.SUMMARY_COLUMNS)
+    assert len(lines) == 1 + len(rows) == 5 and all(r["dataset"] == "P-ADSD" for r in rows)
+
+
+def test_grid_sh_runs_one_piece(tmp_path):
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    env = {**os.environ, "DRY_RUN": "1"}
+    run = subprocess.run(
+        ["bash", "results/grid.sh", "padsd", "lqer,resnet18", "0,1"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    [call, report_call] = run.stdout.splitlines()
+    assert call.startswith(
+        "+ lqer compare --config configs/padsd.yaml --out results/grid/padsd "
+        "--models lqer,resnet18 --seeds 0,1 --set model.weights=none"
+    )
+    assert "--set train.epochs=10" in call and report_call == "+ lqer report results/grid/padsd"
+    folds = subprocess.run(
+        ["bash", "results/grid.sh", "adsss", "cnn", "0", "0,1"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert folds[0].endswith("--folds 0,1") and folds[2] == "+ lqer report results/grid/adsss/fold1"
