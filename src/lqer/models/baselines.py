@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lqer.errors import LqerError
-from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
+from lqer.models.backbone import FEATURE_DIM
 from lqer.models.base import Model
-from lqer.models.lqer import Classifier, lqer
+from lqer.models.lqer import Classifier, lqer, on_resnet18
 from lqer.quantum import ANSATZES, Circuit, QuantumLayer
 from lqer.quantum.layer import quantum_layer
 
@@ -139,9 +139,7 @@ class ClassicalHead(nn.Module):
 
 def lqer_classical(cfg: ModelConfig, fuse: bool = True) -> Classifier:
     circuit = quantum_layer(cfg.quantum).circuit
-    head = ClassicalHead(FEATURE_DIM, circuit)
-    backbone = resnet18_backbone(cfg.weights)
-    return Classifier(backbone, head, circuit.n_qubits, dropout=cfg.dropout, fuse=fuse)
+    return on_resnet18(cfg, ClassicalHead(FEATURE_DIM, circuit), circuit.n_qubits, fuse)
 
 
 def classical_dressed(cfg: ModelConfig) -> Classifier:

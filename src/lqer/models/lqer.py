@@ -78,11 +78,15 @@ class Classifier(Model):
         return self.classifier(self.dropout(features))
 
 
+def on_resnet18(cfg: ModelConfig, head: nn.Module | None, head_dim: int, fuse: bool = True):
+    """ResNet18 features, `head` and the classifier: the frame of every ResNet18 model."""
+    backbone = resnet18_backbone(cfg.weights)
+    return Classifier(backbone, head, head_dim, dropout=cfg.dropout, fuse=fuse)
+
+
 def lqer(cfg: ModelConfig, fuse: bool = True) -> Classifier:
     quantum = quantum_layer(cfg.quantum)
-    head = QuantumHead(FEATURE_DIM, quantum)
-    backbone = resnet18_backbone(cfg.weights)
-    return Classifier(backbone, head, quantum.out_features, dropout=cfg.dropout, fuse=fuse)
+    return on_resnet18(cfg, QuantumHead(FEATURE_DIM, quantum), quantum.out_features, fuse)
 
 
 def lqer_dressed(cfg: ModelConfig) -> Classifier:
@@ -90,4 +94,4 @@ def lqer_dressed(cfg: ModelConfig) -> Classifier:
 
 
 def resnet18_classifier(cfg: ModelConfig) -> Classifier:
-    return Classifier(resnet18_backbone(cfg.weights), None, dropout=cfg.dropout)
+    return on_resnet18(cfg, None, 0)
