@@ -250,12 +250,16 @@ def gate_inputs(circuit: Circuit, uploads: torch.Tensor) -> torch.Tensor:
     return padded[:, upload[:, None], inputs].prod(-1)
 
 
+def z_signs(n: int) -> torch.Tensor:
+    """(2^n, n) Pauli-Z eigenvalue of each wire in each basis state, wire 0 the top bit."""
+    index = torch.arange(2**n)[:, None]
+    return 1.0 - 2.0 * ((index >> (n - 1 - torch.arange(n)[None, :])) & 1).double()
+
+
 def readout_matrix(circuit: Circuit) -> torch.Tensor:
     """(2^n, m) real matrix R: the readout of basis-state probabilities p is p @ R, since each
     readout is a diagonal observable. z: <Z_i>; zz: <Z_i Z_j> for i < j; probs: p itself."""
-    n = circuit.n_qubits
-    index = torch.arange(2**n)[:, None]
-    z = 1.0 - 2.0 * ((index >> (n - 1 - torch.arange(n)[None, :])) & 1).double()
+    n, z = circuit.n_qubits, z_signs(circuit.n_qubits)
     if circuit.readout == "z":
         return z
     if circuit.readout == "zz":

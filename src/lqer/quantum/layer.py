@@ -150,10 +150,7 @@ class QuantumLayer(nn.Module):
 
 def quantum_layer(cfg: QuantumConfig) -> QuantumLayer:
     """The layer that a configuration describes, with freshly initialised weights."""
-    circuit = Circuit(
-        cfg.n_qubits, cfg.n_layers, cfg.encoding, cfg.rotation, cfg.entangler,
-        cfg.ansatz, cfg.gate, cfg.readout,
-    )  # fmt: skip
+    circuit = Circuit(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(Circuit)})
     noise = Noise(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
     return QuantumLayer(circuit, Execution(cfg.backend, cfg.grad, cfg.shots, noise, cfg.seed))
 

@@ -42,6 +42,7 @@ from lqer.quantum.ansatz import (
     gate_inputs,
     input_sources,
     readout_matrix,
+    z_signs,
 )
 from lqer.quantum.gates import complex_dtype
 
@@ -381,7 +382,7 @@ def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables
         shifted_kron.append(table.to(device))
         shifted_index.append(_gather_index(table, layers, (1 + r.count) * n * 4).to(device))
         order += [w * k + r.first + j for w in range(n) for j in range(r.count)]
-    z_signs = readout_matrix(Circuit(n_qubits=n)).to(device, dtype)
+    signs = z_signs(n).to(device, dtype)
     return Tables(
         plan=p,
         constants=tuple(c.to(device, complex_dtype(dtype)) for c in constants),
@@ -391,8 +392,8 @@ def tables(circuit: Circuit, device: torch.device, dtype: torch.dtype) -> Tables
         plain_kron=plain.to(device),
         plain_index=_gather_index(plain, layers, n * 4).to(device),
         weight_order=None if order == list(range(n * k)) else torch.tensor(order, device=device),
-        eigen_phase=(-z_signs.T / 2),
-        angle_gradient=(z_signs / 2),
+        eigen_phase=(-signs.T / 2),
+        angle_gradient=(signs / 2),
     )
 
 
