@@ -85,3 +85,17 @@ def test_cli_uses_the_stored_threshold_unless_told(shipped, monkeypatch, capsys)
     code, text, err = run_cli(monkeypatch, capsys, "predict", data / "validation", "--checkpoint",
                               run / "best.pt", "--out", preds.with_name("q.csv"))  # fmt: skip
     assert "threshold 0.5 (" in text and "stores none; the default" in text
+
+
+def test_best_f1_threshold_is_the_best_score_as_threshold():
+    import numpy as np
+
+    from lqer.eval.metrics import binary_metrics
+    from lqer.experiments.ship import best_f1_threshold
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    probs = np.clip(np.round(rng.random(200) * 20) / 20 + 0.3 * labels * rng.random(200), 0, 1)
+    f1 = {t: binary_metrics(labels, probs, t)["f1"] for t in np.unique(probs)}
+    best = max(f1.values())
+    assert best_f1_threshold(labels, probs) == min(t for t, v in f1.items() if v == best)
