@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from lqer.cli.compare import register
 from lqer.config import load_config
 from lqer.errors import LqerError
+from lqer.eval import metrics
 from lqer.experiments import compare, report
 from lqer.models import MODELS
 
@@ -271,9 +272,9 @@ def test_summary_rows_have_the_published_columns_and_match_the_tables(tiny):
 
 
 def test_stouffer_pools_the_seeds_z_values():
-    z, p = compare.stouffer([1.0, 1.0, 1.0, 1.0])
+    z, p = metrics.stouffer([1.0, 1.0, 1.0, 1.0])
     assert z == pytest.approx(2.0) and p == pytest.approx(0.0455, abs=1e-4)
-    assert compare.stouffer([1.5, -1.5]) == (0.0, 1.0)
+    assert metrics.stouffer([1.5, -1.5]) == (0.0, 1.0)
 
 
 def test_collect_writes_results_summary_csv(tiny, tmp_path):

@@ -10,7 +10,7 @@ few thousand resamples costs a few array operations. A sample is called positive
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -266,3 +266,11 @@ def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) 
         z, p, half = diff / sd, 2 * norm.sf(abs(diff / sd)), norm.ppf(0.975) * sd
     low, high = float(diff - half), float(diff + half)
     return DeLongResult(float(aucs[0]), float(aucs[1]), float(z), float(p), low, high)
+
+
+def stouffer(z: Sequence[float]) -> tuple[float, float]:
+    """One test pooled over seeds: Stouffer's z = sum(z_i) / sqrt(k) of the per-seed DeLong z
+    values, and its two-sided p. It assumes independent tests; seeds scored on one test set
+    are positively correlated, so this p tends to be smaller than an exact pooled test's."""
+    pooled = float(np.sum(z) / np.sqrt(len(z)))
+    return pooled, float(2 * norm.sf(abs(pooled)))

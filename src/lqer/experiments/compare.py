@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from scipy.stats import norm
 
 from lqer.config import DataConfig, ExperimentConfig, load_config
 from lqer.data.dataset import ImageSet, load_experiment
@@ -412,14 +411,6 @@ def delong_rows(predictions: list[Predictions]) -> list[dict]:
     return out
 
 
-def stouffer(z: Sequence[float]) -> tuple[float, float]:
-    """One test pooled over seeds: Stouffer's z = sum(z_i) / sqrt(k) of the per-seed DeLong z
-    values, and its two-sided p. It assumes independent tests; seeds scored on one test set
-    are positively correlated, so this p tends to be smaller than an exact pooled test's."""
-    pooled = float(np.sum(z) / np.sqrt(len(z)))
-    return pooled, float(2 * norm.sf(abs(pooled)))
-
-
 def contrasts(delong: list[dict], draws: dict, rule: str) -> list[dict]:
     """AUC(reference) - AUC(model), averaged over the seeds both finished, with the percentile
     interval of the same average over paired bootstrap resamples, and the pooled DeLong test."""
@@ -434,7 +425,7 @@ def contrasts(delong: list[dict], draws: dict, rule: str) -> list[dict]:
             axis=0,
         )
         low, high = metrics.percentile_interval(diffs)
-        z, p = stouffer([r["z"] for r in rows])
+        z, p = metrics.stouffer([r["z"] for r in rows])
         out.append({
             "model": model, "n_seeds": len(rows),
             "auc_difference": float(np.mean([r["difference"] for r in rows])),
@@ -636,7 +627,8 @@ def summary_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
 
     AUC: mean, sd and the 95% bootstrap interval of the mean over runs; accuracy and F1 at
     the threshold chosen on validation for the comparison's target sensitivity; the p value
-    is Stouffer's pooling of the per-run paired DeLong tests against lqer (see `stouffer`).
+    is Stouffer's pooling of the per-run paired DeLong tests against lqer
+    (`lqer.eval.metrics.stouffer`).
     n_train and n_test: images of one run's training and test split, averaged over runs.
     """
     preds, n_train, settings = [], defaultdict(list), set()
