@@ -11,6 +11,7 @@ from lqer.config import ExperimentConfig, from_dict
 from lqer.errors import LqerError
 from lqer.io import atomic_path
 from lqer.models import Model, build_model
+from lqer.models.weights import shipped
 
 FORMAT = "lqer-checkpoint"
 VERSION = 1
@@ -56,8 +57,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_checkpoint(path: str | Path) -> tuple[Model, ExperimentConfig, dict[str, Any]]:
     """The model (eval mode, CPU), its configuration and the rest of the checkpoint. `path`
     may also name shipped weights (`lqer models`), whose metadata is then the rest."""
-    from lqer.models.weights import shipped  # weights import this module's neighbours
-
     entry = shipped(path)
     if entry is not None:
         return entry.load()
