@@ -144,14 +144,28 @@ def _is_constant(layer: GateLayer) -> bool:
     return all(isinstance(p, Fixed) for g in layer for p in g.params)
 
 
-def _layer_matrix(layer: GateLayer, rows: torch.Tensor, columns, n: int) -> torch.Tensor:
-    """(b, 2^n, 2^n) matrix of one gate layer, its parameters read from `rows` (b, columns)
-    at `columns` (one tuple per gate); the gates of one kind are computed together."""
-    mats = [None] * len(layer)
+@functools.lru_cache(maxsize=256)
+def _kind_groups(
+    circuit: Circuit, index: int
+) -> tuple[tuple[str, tuple[int, ...], torch.Tensor], ...]:
+    """Gate layer `index`'s gates by kind: (kind, their places in the layer, the
+    `_parameter_table` columns of their parameters (g, n_params)), made once per circuit."""
+    layer, columns = circuit.layers[index], _parameter_columns(circuit)[index]
+    groups = []
     for kind in dict.fromkeys(g.kind for g in layer):
-        members = [i for i, g in enumerate(layer) if g.kind == kind]
-        index = torch.tensor([columns[i] for i in members], dtype=torch.long)
-        group = gates.matrix(kind, rows[:, index.view(len(members), -1)])  # (b, g, 2^k, 2^k)
+        members = tuple(i for i, g in enumerate(layer) if g.kind == kind)
+        table = torch.tensor([columns[i] for i in members], dtype=torch.long)
+        groups.append((kind, members, table.view(len(members), -1)))
+    return tuple(groups)
+
+
+def _layer_matrix(circuit: Circuit, index: int, rows: torch.Tensor) -> torch.Tensor:
+    """(b, 2^n, 2^n) matrix of gate layer `index`, its parameters read from `rows`
+    (b, columns); the gates of one kind are computed together."""
+    layer, n = circuit.layers[index], circuit.n_qubits
+    mats = [None] * len(layer)
+    for kind, members, columns in _kind_groups(circuit, index):
+        group = gates.matrix(kind, rows[:, columns.to(rows.device)])  # (b, g, 2^k, 2^k)
         if len(members) == n == len(layer) and all(layer[i].wires == (i,) for i in members):
             return kron(group)  # the commonest layer: one kind on every wire, in order
         for j, i in enumerate(members):
@@ -175,24 +189,19 @@ def _constant_layer(
 ) -> torch.Tensor:
     inputs = torch.zeros(1, len(input_sources(circuit)), dtype=torch.float64)
     rows = _parameter_table(circuit, inputs, torch.zeros(circuit.weight_shape).double())
-    columns = _parameter_columns(circuit)[index]
-    matrix = _layer_matrix(circuit.layers[index], rows, columns, circuit.n_qubits)
-    return matrix.to(device, complex_dtype(dtype))
+    return _layer_matrix(circuit, index, rows).to(device, complex_dtype(dtype))
 
 
 def layer_unitaries(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> list:
     """The (b, 2^n, 2^n) matrix of every gate layer, b = B where it encodes data, else 1."""
     table = _parameter_table(circuit, gate_angles(circuit, angles), weights)
     out = []
-    for index, (layer, columns) in enumerate(
-        zip(circuit.layers, _parameter_columns(circuit), strict=True)
-    ):
+    for index, layer in enumerate(circuit.layers):
         if _is_constant(layer):
             out.append(_constant_layer(circuit, index, weights.device, weights.dtype))
             continue
         encodes = any(isinstance(p, Input) for g in layer for p in g.params)
-        rows = table if encodes else table[:1]
-        out.append(_layer_matrix(layer, rows, columns, circuit.n_qubits))
+        out.append(_layer_matrix(circuit, index, table if encodes else table[:1]))
     return out
 
 
