@@ -58,6 +58,37 @@ def test_classical_head_has_the_parameter_count_of_projection_plus_circuit(rotat
     assert q.shape == (5, 4) and (q.abs() < 1).all()
 
 
+@pytest.mark.parametrize("name", ["lqer-dressed", "classical-dressed", "lqer", "lqer-classical"])
+def test_projection_norm_auto_is_batch_for_dressed_heads_only(name):
+    head = build_model(ModelConfig(name=name)).head
+    dressed = name.endswith("dressed")
+    assert isinstance(head.norm, torch.nn.BatchNorm1d if dressed else torch.nn.Identity)
+    chosen = build_model(ModelConfig(name=name, projection_norm="none" if dressed else "batch"))
+    assert isinstance(chosen.head.norm, torch.nn.Identity if dressed else torch.nn.BatchNorm1d)
+
+
+def test_dressed_twins_keep_equal_parameter_counts_with_the_norm():
+    counts = {name: n_params(build_model(ModelConfig(name=name)).head)
+              for name in ("lqer-dressed", "classical-dressed")}  # fmt: skip
+    assert counts["lqer-dressed"] == counts["classical-dressed"] == 512 * 4 + 4 + 24 + 8
+
+
+@pytest.mark.parametrize("make", [lambda: QuantumHead(512, QuantumLayer(Circuit(4, 2)), "batch"),
+                                  lambda: ClassicalHead(512, Circuit(4, 2), "batch")])  # fmt: skip
+def test_batch_norm_keeps_tanh_out_of_saturation_when_features_grow(make):
+    # Features 50x their initial scale, as a backbone trained from scratch gives them: without
+    # the norm most of tanh(z) sits at +-1, where its gradient is about 0.
+    torch.manual_seed(0)
+    features = 50 * torch.rand(256, 512)
+    head = make()
+    saturated = {}
+    for norm in ("none", "batch"):
+        z = head.projection(features)
+        z = head.norm(z) if norm == "batch" else z
+        saturated[norm] = (torch.tanh(z).abs() > 0.99).float().mean().item()
+    assert saturated["none"] > 0.5 and saturated["batch"] < 0.05
+
+
 def test_separable_circuit_has_no_entangler():
     model = build_model(ModelConfig(name="lqer-separable"))
     assert model.head.quantum.circuit.entangler == "none"

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from lqer.cli.compare import register
@@ -184,6 +185,23 @@ def test_a_finished_run_is_reused_from_its_files_without_checkpoints(tiny, tmp_p
     assert [r["status"] for r in manifest["runs"]] == ["reused", "reused"]
     assert manifest["data"]["0"]["splits"]["test"]["n"] == 24  # kept from the first call
     assert (out / "summary.csv").read_text() == before
+
+
+def test_a_run_saved_before_a_setting_existed_is_reused(tiny, tmp_path, monkeypatch):
+    import lqer.train.loop
+
+    base, out = tiny[0], copy_of(tiny, tmp_path)
+    for config in out.glob("runs/*/config.yaml"):  # as written by an lqer without the setting
+        saved = yaml.safe_load(config.read_text())
+        del saved["model"]["projection_norm"]
+        config.write_text(yaml.safe_dump(saved))
+    monkeypatch.setattr(lqer.train.loop, "fit", never)
+    compare.compare(base, out, ["lqer", "cnn"], seeds=[0], n_boot=50)
+    manifest = json.loads((out / "comparison.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["reused", "reused"]
+    # a saved setting that differs is another configuration, and trains again
+    other = base.replace(model=base.model.replace(projection_norm="batch"))
+    assert not compare._matches(saved, other.replace(out_dir=saved["out_dir"]))
 
 
 def test_saved_results_without_a_variant_or_a_checkpoint_are_a_clear_error(tiny, tmp_path):

@@ -221,6 +221,9 @@ class ModelConfig(Section):
     dropout: Annotated[
         Float, Field(ge=0, lt=1, description="a probability; 1 would drop every feature")
     ] = 0.0
+    # what the projection z = W f + b passes through before tanh: none, batch (BatchNorm1d),
+    # or auto: none where q is fused with f (the paper), batch for the dressed models
+    projection_norm: Literal["auto", "none", "batch"] = "auto"
     quantum: QuantumConfig = Field(default_factory=QuantumConfig)
 
 

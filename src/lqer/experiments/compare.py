@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import yaml
 
-from lqer.config import DataConfig, ExperimentConfig, load_config
+from lqer.config import DataConfig, ExperimentConfig, from_dict, load_config
 from lqer.data.dataset import ImageSet, load_experiment
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
@@ -129,6 +129,12 @@ def _comparable(values: dict) -> dict:
 
 
 def _matches(saved: dict, cfg: ExperimentConfig) -> bool:
+    """Whether a saved run used `cfg`. The saved file is read with today's defaults, so a run
+    saved before a setting was added matches the setting's default."""
+    try:
+        saved = from_dict(saved).to_dict()
+    except LqerError:  # a run of an lqer whose settings this one does not know
+        return False
     return _comparable(saved) == _comparable(cfg.to_dict())
 
 

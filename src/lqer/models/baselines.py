@@ -17,7 +17,7 @@ from torch import nn
 from lqer.errors import LqerError
 from lqer.models.backbone import FEATURE_DIM
 from lqer.models.base import Model
-from lqer.models.lqer import Classifier, lqer, on_resnet18
+from lqer.models.lqer import Classifier, lqer, norm_for, on_resnet18, projection_norm
 from lqer.quantum import ANSATZES, Circuit, QuantumLayer
 from lqer.quantum.layer import quantum_layer
 
@@ -127,19 +127,21 @@ class RingLayers(nn.Module):
 class ClassicalHead(nn.Module):
     """f -> q with the parameter count of QuantumHead: the same projection, then RingLayers."""
 
-    def __init__(self, in_features: int, circuit: Circuit):
+    def __init__(self, in_features: int, circuit: Circuit, norm: str = "none"):
         super().__init__()
         n_layers, n, k = circuit.weight_shape
         self.projection = nn.Linear(in_features, n)
+        self.norm = projection_norm(norm, n)
         self.layers = RingLayers(n_layers, n, k)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(torch.tanh(self.projection(features)))
+        return self.layers(torch.tanh(self.norm(self.projection(features))))
 
 
 def lqer_classical(cfg: ModelConfig, fuse: bool = True) -> Classifier:
     circuit = quantum_layer(cfg.quantum).circuit
-    return on_resnet18(cfg, ClassicalHead(FEATURE_DIM, circuit), circuit.n_qubits, fuse)
+    head = ClassicalHead(FEATURE_DIM, circuit, norm_for(cfg, fuse))
+    return on_resnet18(cfg, head, circuit.n_qubits, fuse)
 
 
 def classical_dressed(cfg: ModelConfig) -> Classifier:

@@ -17,17 +17,25 @@ if TYPE_CHECKING:  # the configuration reads its model names from lqer.models
     from lqer.config import ModelConfig
 
 
-class QuantumHead(nn.Module):
-    """f (B, 512) -> q (B, m): z = W f + b, angles = pi * tanh(z), q = the circuit's readout
-    (by default <Z> of each qubit)."""
+def projection_norm(name: str, n: int) -> nn.Module:
+    """What z passes through before tanh. Batch norm keeps z near unit scale; without it the
+    backbone's features grow while training from scratch, tanh saturates, every angle is
+    about +-pi and its gradient about 0 (results/dressed/README.md)."""
+    return nn.BatchNorm1d(n) if name == "batch" else nn.Identity()
 
-    def __init__(self, in_features: int, quantum: QuantumLayer):
+
+class QuantumHead(nn.Module):
+    """f (B, 512) -> q (B, m): z = norm(W f + b), angles = pi * tanh(z), q = the circuit's
+    readout (by default <Z> of each qubit). The paper's head has no norm."""
+
+    def __init__(self, in_features: int, quantum: QuantumLayer, norm: str = "none"):
         super().__init__()
         self.projection = nn.Linear(in_features, quantum.circuit.n_qubits)
+        self.norm = projection_norm(norm, quantum.circuit.n_qubits)
         self.quantum = quantum
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        angles = math.pi * torch.tanh(self.projection(features))
+        angles = math.pi * torch.tanh(self.norm(self.projection(features)))
         return self.quantum(angles)
 
 
@@ -84,9 +92,18 @@ def on_resnet18(cfg: ModelConfig, head: nn.Module | None, head_dim: int, fuse: b
     return Classifier(backbone, head, head_dim, dropout=cfg.dropout, fuse=fuse)
 
 
+def norm_for(cfg: ModelConfig, fuse: bool) -> str:
+    """`model.projection_norm`, where "auto" is the paper's none when q is fused with f and
+    batch for a dressed head, which does not train without it (results/dressed/)."""
+    if cfg.projection_norm == "auto":
+        return "none" if fuse else "batch"
+    return cfg.projection_norm
+
+
 def lqer(cfg: ModelConfig, fuse: bool = True) -> Classifier:
     quantum = quantum_layer(cfg.quantum)
-    return on_resnet18(cfg, QuantumHead(FEATURE_DIM, quantum), quantum.out_features, fuse)
+    head = QuantumHead(FEATURE_DIM, quantum, norm_for(cfg, fuse))
+    return on_resnet18(cfg, head, quantum.out_features, fuse)
 
 
 def lqer_dressed(cfg: ModelConfig) -> Classifier:
