@@ -46,9 +46,9 @@ def tiny_dataset(tmp_path) -> Path:
     return make_tiny_dataset(tmp_path / "data")
 
 
-def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None):
-    """A multi-frame X-ray angiography DICOM file of (N, H, W) unsigned frames; `path` may be
-    a file object."""
+def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None, **tags):
+    """A multi-frame X-ray angiography DICOM file of (N, H, W) integer frames, with any further
+    `tags` (e.g. WindowCenter=...); `path` may be a file object."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.1"  # X-ray angiography
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -68,8 +68,10 @@ def write_dicom(path, frames, photometric="MONOCHROME2", bits_stored=None):
         allocated,
         stored,
         stored - 1,
-        0,
+        int(np.issubdtype(frames.dtype, np.signedinteger)),
     )
+    for name, value in tags.items():
+        setattr(ds, name, value)
     ds.PixelData = frames.tobytes()
     ds.save_as(path, enforce_file_format=True)
 

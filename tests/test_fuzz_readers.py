@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lqer.data.annotations import check_boxes, read_coco, read_voc, read_yolo
-from lqer.data.frames import list_frames, read_dicom, read_frames
+from lqer.data.dicom import read_dicom
+from lqer.data.frames import list_frames, read_frames
 from lqer.data.images import BadImage, load_gray
 from lqer.data.patches import plan_patches
 from lqer.errors import LqerError

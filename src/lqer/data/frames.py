@@ -17,17 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lqer.data.images import (
-    DEFAULT_MAX_PIXELS,
-    IMAGE_SUFFIXES,
-    BadImage,
-    bit_depth,
-    load_gray,
-    to_uint8_gray,
-)
+from lqer.data.dicom import DICOM_SUFFIXES, frame_count, is_dicom, read_dicom
+from lqer.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, BadImage, load_gray
 from lqer.errors import LqerError
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
 FRAME_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
 
 
@@ -40,32 +33,14 @@ class FrameRef:
     index: int = 0
 
 
-def is_dicom(path: Path) -> bool:
-    return path.suffix.lower() in DICOM_SUFFIXES
-
-
-def _dicom_frame_count(path: Path) -> int:
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        return _number_of_frames(ds)
-    except BadImage:
-        raise
-    except Exception as e:  # pydicom raises several unrelated types for broken files
-        raise BadImage(f"not a readable DICOM file ({_first_line(e)})") from None
-
-
-def _number_of_frames(ds) -> int:
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if frames < 1:
-        raise BadImage(f"NumberOfFrames is {frames}")
-    return frames
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def frame_refs(path: Path) -> list[FrameRef]:
+    """The frames of one image or DICOM file, or raise BadImage."""
+    if not is_dicom(path):
+        return [FrameRef(path.stem, path)]
+    count = frame_count(path)
+    if count == 1:
+        return [FrameRef(path.stem, path)]
+    return [FrameRef(f"{path.stem}_{k + 1:04d}", path, k) for k in range(count)]
 
 
 def list_frames(folder: str | Path) -> list[FrameRef]:
@@ -79,52 +54,15 @@ def list_frames(folder: str | Path) -> list[FrameRef]:
             continue
         if not path.is_file():
             continue
-        if is_dicom(path):
-            try:
-                count = _dicom_frame_count(path)
-            except BadImage as e:
-                raise LqerError(f"{path}: {e}") from None
-            refs = [FrameRef(f"{path.stem}_{k + 1:04d}", path, k) for k in range(count)]
-            if count == 1:
-                refs = [FrameRef(path.stem, path)]
-        else:
-            refs = [FrameRef(path.stem, path)]
+        try:
+            refs = frame_refs(path)
+        except BadImage as e:
+            raise LqerError(f"{path}: {e}") from None
         for ref in refs:
             if ref.id in frames:
                 raise LqerError(f"two frames share the id {ref.id}: {frames[ref.id].path}, {path}")
             frames[ref.id] = ref
     return sorted(frames.values(), key=lambda ref: ref.id)
-
-
-def read_dicom(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """All frames of a DICOM file as an (F, H, W) uint8 array, MONOCHROME1 inverted.
-
-    Every frame is scaled by the same bit depth, BitsStored where the values fit in it (see
-    `images.bit_depth`), so that the brightness of a sequence does not jump between frames.
-    """
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path)
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        _number_of_frames(ds)
-        if rows * cols > max_pixels:
-            raise BadImage(f"{cols}x{rows} pixels is over the limit of {max_pixels}")
-        pixels = np.asarray(ds.pixel_array)
-        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-        stored = int(getattr(ds, "BitsStored", 0) or 0)
-        inverted = getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1"
-    except BadImage:
-        raise
-    except Exception as e:  # missing decoders, truncated data, bad tags
-        raise BadImage(f"cannot decode DICOM pixels ({_first_line(e)})") from None
-    if pixels.ndim == (2 if samples == 1 else 3):  # one frame; pydicom may find more
-        pixels = pixels[None]
-    if pixels.ndim not in (3, 4) or not pixels.size:
-        raise BadImage(f"unexpected pixel array shape {pixels.shape}")
-    bits = bit_depth(pixels, stored) if np.issubdtype(pixels.dtype, np.integer) else None
-    out = np.stack([to_uint8_gray(frame, bits) for frame in pixels])
-    return 255 - out if inverted else out
 
 
 def read_frames(
