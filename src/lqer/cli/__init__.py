@@ -19,9 +19,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from lqer.cli import compare, data, models, quantum, run
+    from lqer.cli import apply, compare, data, models, quantum, run
 
     run.register(app)
+    apply.register(app)
     models.register(app)
     quantum.register(app)
     compare.register(app)

@@ -65,6 +65,25 @@ def list_frames(folder: str | Path) -> list[FrameRef]:
     return sorted(frames.values(), key=lambda ref: ref.id)
 
 
+def collect_frames(paths: Sequence[str | Path]) -> list[FrameRef]:
+    """The frames of the named files and of every image or DICOM file under the named folders,
+    in the order given (each folder sorted by frame id)."""
+    refs: list[FrameRef] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            refs += list_frames(path)
+        elif path.is_file():
+            try:
+                refs += frame_refs(path)
+            except BadImage as e:
+                raise LqerError(f"{path}: {e}") from None
+        else:
+            raise LqerError(f"no such file or folder: {path}")
+    if not refs:
+        raise LqerError(f"no images found in {', '.join(map(str, paths))}")
+    return refs
+
+
 def read_frames(
     refs: list[FrameRef], max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Iterator[tuple[FrameRef, np.ndarray]]:

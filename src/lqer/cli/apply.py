@@ -1,0 +1,70 @@
+"""`lqer scan`: a trained model applied to whole frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lqer.cli.run import CheckpointOpt, DeviceOpt, ThresholdOpt
+from lqer.errors import LqerError
+
+
+def number_list(text: str | None, option: str, kind=int) -> list | None:
+    """'1,3,5-7' -> [1, 3, 5, 6, 7] (ranges for integers only)."""
+    if text is None:
+        return None
+    values = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            first, dash, last = part.partition("-") if kind is int else (part, "", "")
+            values += list(range(int(first), int(last) + 1)) if dash else [kind(first)]
+    except ValueError:
+        raise LqerError(f"{option}: expected numbers like 1,3,5-7, got {text!r}") from None
+    if not values:
+        raise LqerError(f"{option}: no numbers in {text!r}")
+    return values
+
+
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Frames: images, DICOM files, folders.")],
+    checkpoint: CheckpointOpt,
+    out: Annotated[Path, typer.Option(help="Folder for heatmaps, overlays and boxes.")] = Path(
+        "scan"
+    ),
+    sizes: Annotated[str, typer.Option(help="Window sides in frame pixels, e.g. 48,64.")] = "48,64",
+    stride: Annotated[
+        float, typer.Option(help="Step between windows, a fraction of the side.")
+    ] = 0.25,
+    frames: Annotated[str | None, typer.Option(help="DICOM frames to scan, e.g. 1,5-9.")] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="Labelled boxes to score the scan against.")
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="voc, yolo or coco.")] = "voc",
+    threshold: ThresholdOpt = None,
+    device: DeviceOpt = "auto",
+):
+    """Slide windows over whole frames: heatmap, overlay and candidate boxes per frame."""
+    from lqer.eval.scan import ScanConfig, scan_files
+
+    cfg = ScanConfig(tuple(number_list(sizes, "--sizes")), stride)
+    summary = scan_files(checkpoint, paths, out, cfg, number_list(frames, "--frames"),
+                         annotations, format_, threshold, device)  # fmt: skip
+    typer.echo(
+        f"scanned {summary['frames']} frame(s) at {summary['frames_per_second']} frames/s; "
+        f"{summary['candidates_above_threshold']} candidate(s) at threshold "
+        f"{summary['threshold']:.4g} ({summary['threshold_source']})"
+    )
+    if "boxes" in summary:
+        typer.echo(
+            f"labelled stenoses: {summary['found']} of {summary['boxes']} found, "
+            f"{summary['fp_per_frame']:.2f} false positives per frame"
+        )
+    for warning in summary["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"written to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(scan)

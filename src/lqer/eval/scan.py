@@ -1,0 +1,359 @@
+"""Scan whole frames with a patch classifier: sliding windows, a heatmap, candidate boxes.
+
+Geometry follows the training patches (`lqer.data.patches`): a positive patch is a square of
+twice the stenosis box's longer side, centred on it. So a window of side s that scores high
+says "a stenosis of about s/2 lies at my centre", and its candidate box is its central s/2
+square. Windows of each size step by `stride` times their side; the heatmap at a pixel is the
+mean score of the windows whose central square covers it. Candidates are the central squares,
+thinned by non-maximum suppression (torchvision.ops.nms) across all sizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torchvision.ops import box_iou, nms
+from tqdm import tqdm
+
+from lqer.data.annotations import Box, read_yolo
+from lqer.data.frames import FrameRef, collect_frames, read_frames
+from lqer.data.patches import PatchSummary, load_boxes
+from lqer.data.transforms import resize
+from lqer.device import pick_device
+from lqer.errors import LqerError
+from lqer.eval.evaluate import decision, predict_proba
+from lqer.io import atomic_path, check_output_folder, write_text
+from lqer.models.checkpoint import load_checkpoint
+
+# P-ADSD's patches are 32-166 px with median 52 (ADSD stenosis boxes of 15-30 px)
+DEFAULT_SIZES = (48, 64)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    sizes: tuple[int, ...] = DEFAULT_SIZES  # window sides, in frame pixels
+    stride: float = 0.25  # step between windows, as a fraction of their side
+    nms_iou: float = 0.2  # candidates overlapping more than this keep only the best
+    min_score: float = 0.05  # candidates below this are dropped (the FROC curve starts here)
+    max_boxes: int = 50  # per frame, best first
+    batch_size: int = 512
+
+    def __post_init__(self):
+        if not self.sizes or min(self.sizes) < 8:
+            raise LqerError(f"--sizes: window sides must be at least 8 px, got {self.sizes}")
+        if not 0 < self.stride <= 1:
+            raise LqerError(f"--stride must lie in (0, 1], got {self.stride}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+
+@dataclass
+class FrameScan:
+    source: str  # the file's name, never a tag of its content
+    frame: int  # 0-based frame index inside the file
+    id: str
+    heatmap: np.ndarray  # (H, W) float32, mean window score
+    detections: list[Detection] = field(default_factory=list)  # best first
+
+    def rows(self) -> list[dict]:
+        return [{"source": self.source, "frame": self.frame, **asdict(d)} for d in self.detections]
+
+
+def window_origins(length: int, size: int, stride: int) -> list[int]:
+    """Window starts along one axis: every `stride` px, plus one flush with the far edge."""
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] != length - size:
+        starts.append(length - size)
+    return starts
+
+
+def windows(height: int, width: int, size: int, stride: float) -> torch.Tensor:
+    """(N, 2) top-left corners (x, y) of the windows of one size that tile the frame."""
+    step = max(1, round(stride * size))
+    ys, xs = window_origins(height, size, step), window_origins(width, size, step)
+    grid = torch.cartesian_prod(torch.tensor(xs), torch.tensor(ys))
+    return grid
+
+
+def crops(frame: torch.Tensor, corners: torch.Tensor, size: int, out: int) -> torch.Tensor:
+    """(N, 1, out, out) uint8 windows of `frame` (H, W), resized as training patches were."""
+    patches = frame.unfold(0, size, 1).unfold(1, size, 1)  # (H-s+1, W-s+1, s, s), a view
+    picked = patches[corners[:, 1], corners[:, 0]].unsqueeze(1)
+    return resize(picked.contiguous(), out)
+
+
+def scan_frame(
+    model: torch.nn.Module,
+    frame: np.ndarray,
+    image_size: int,
+    cfg: ScanConfig = ScanConfig(),
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, list[Detection]]:
+    """Heatmap and candidates (best first) of one (H, W) uint8 frame."""
+    height, width = frame.shape
+    if min(height, width) < max(cfg.sizes):
+        raise LqerError(
+            f"a {width}x{height} frame is smaller than the {max(cfg.sizes)} px window (--sizes)"
+        )
+    image = torch.from_numpy(np.ascontiguousarray(frame))
+    heat = torch.zeros(height, width, dtype=torch.float64)
+    count = torch.zeros(height, width, dtype=torch.float64)
+    boxes, scores = [], []
+    for size in cfg.sizes:
+        corners = windows(height, width, size, cfg.stride)
+        probs = torch.cat([
+            torch.from_numpy(predict_proba(
+                model, crops(image, part, size, image_size), image_size, device, cfg.batch_size
+            ))
+            for part in corners.split(cfg.batch_size * 4)
+        ]).double()  # fmt: skip
+        half, quarter = size // 2, size // 4
+        for (x, y), p in zip(corners.tolist(), probs.tolist(), strict=True):
+            heat[y + quarter : y + quarter + half, x + quarter : x + quarter + half] += p
+            count[y + quarter : y + quarter + half, x + quarter : x + quarter + half] += 1
+        centre = corners + quarter
+        boxes.append(torch.cat([centre, centre + half], dim=1).double())
+        scores.append(probs)
+    heatmap = (heat / count.clamp(min=1)).float().numpy()
+    return heatmap, suppress(torch.cat(boxes), torch.cat(scores), cfg)
+
+
+def suppress(boxes: torch.Tensor, scores: torch.Tensor, cfg: ScanConfig) -> list[Detection]:
+    """Non-maximum suppression of (N, 4) xyxy boxes, best first."""
+    keep = scores >= cfg.min_score
+    boxes, scores = boxes[keep], scores[keep]
+    order = nms(boxes, scores, cfg.nms_iou)[: cfg.max_boxes]
+    return [
+        Detection(int(x0), int(y0), int(x1 - x0), int(y1 - y0), round(float(scores[i]), 6))
+        for i in order.tolist()
+        for x0, y0, x1, y1 in [boxes[i].tolist()]
+    ]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def hits(detection: Detection, box: Box) -> bool:
+    """A candidate finds a stenosis when either's centre lies inside the other."""
+    cx, cy = detection.centre
+    bx, by = box.centre
+    inside = box.xmin <= cx <= box.xmax and box.ymin <= cy <= box.ymax
+    return inside or (detection.x <= bx <= detection.x + detection.w and
+                      detection.y <= by <= detection.y + detection.h)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Score:
+    threshold: float
+    boxes: int
+    found: int
+    false_positives: int
+    frames: int
+
+    @property
+    def sensitivity(self) -> float:
+        return self.found / self.boxes if self.boxes else float("nan")
+
+    @property
+    def fp_per_frame(self) -> float:
+        return self.false_positives / self.frames if self.frames else float("nan")
+
+
+def score_at(scans: dict[str, FrameScan], truth: dict[str, list[Box]], threshold: float) -> Score:
+    """Stenoses found and false candidates among those scoring at least `threshold`."""
+    found = false = boxes = 0
+    for key, boxes_here in truth.items():
+        kept = [d for d in scans[key].detections if d.score >= threshold]
+        found += sum(any(hits(d, b) for d in kept) for b in boxes_here)
+        false += sum(not any(hits(d, b) for b in boxes_here) for d in kept)
+        boxes += len(boxes_here)
+    return Score(threshold, boxes, found, false, len(truth))
+
+
+def froc(scans: dict[str, FrameScan], truth: dict[str, list[Box]]) -> list[Score]:
+    """Sensitivity against false positives per frame, one point per distinct candidate score."""
+    scores = sorted({d.score for key in truth for d in scans[key].detections}, reverse=True)
+    return [score_at(scans, truth, t) for t in scores]
+
+
+def box_report(scans: dict[str, FrameScan], truth: dict[str, list[Box]], threshold: float):
+    """One row per labelled box: hit or miss at `threshold`, the best candidate's score."""
+    rows = []
+    for key, boxes_here in sorted(truth.items()):
+        detections = scans[key].detections
+        for box in boxes_here:
+            finding = [d for d in detections if hits(d, box)]
+            best = max((d.score for d in finding), default=None)
+            iou = 0.0
+            if finding:
+                ours = torch.tensor([[d.x, d.y, d.x + d.w, d.y + d.h] for d in finding])
+                theirs = torch.tensor([[box.xmin, box.ymin, box.xmax, box.ymax]])
+                iou = float(box_iou(ours.float(), theirs.float()).max())
+            rows.append({
+                "frame_id": key, "xmin": box.xmin, "ymin": box.ymin, "xmax": box.xmax,
+                "ymax": box.ymax, "hit": best is not None and best >= threshold,
+                "best_score": "" if best is None else round(best, 6), "best_iou": round(iou, 3),
+            })  # fmt: skip
+    return rows
+
+
+# ----------------------------------------------------------------------------- files
+
+MARKER = ".lqer-scan"  # marks a folder that lqer scan wrote, and may write again
+
+
+def prepare_out(out: Path) -> Path:
+    """The output folder: new, empty, or one that lqer scan wrote before."""
+    check_output_folder(out, "--out")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise LqerError(f"--out: {out} holds files that lqer scan did not write; name another")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+    return out
+
+
+def pick_frames(refs: list[FrameRef], frames: list[int] | None) -> list[FrameRef]:
+    """The asked frames (1-based, as DICOM numbers them) of every file; None: all."""
+    if frames is None:
+        return refs
+    picked = [ref for ref in refs if ref.index + 1 in frames]
+    if not picked:
+        raise LqerError(f"--frames: no file has frame {', '.join(map(str, frames))}")
+    return picked
+
+
+def overlay(frame: np.ndarray, heatmap: np.ndarray, boxes: dict[str, list]) -> Image.Image:
+    """The frame in gray, the heatmap over it (transparent where the score is low), boxes."""
+    from matplotlib import colormaps
+
+    gray = np.repeat(frame[..., None].astype(np.float32) / 255, 3, axis=2)
+    colour = colormaps["inferno"](heatmap)[..., :3]
+    alpha = 0.6 * heatmap[..., None]
+    image = Image.fromarray(np.round(255 * ((1 - alpha) * gray + alpha * colour)).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for colour_name, rectangles in boxes.items():
+        for x0, y0, x1, y1 in rectangles:
+            draw.rectangle([x0, y0, x1, y1], outline=colour_name, width=2)
+    return image
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def read_truth(annotations: Path, fmt: str, refs: list[FrameRef]) -> tuple[dict, list[str]]:
+    """Labelled boxes per frame id (YOLO files still unread), and warnings."""
+    summary = PatchSummary()
+    truth, _ = load_boxes(refs, annotations, fmt, summary)
+    return truth, summary.warnings
+
+
+def scan_files(
+    checkpoint: str | Path,
+    paths: list[str | Path],
+    out: str | Path,
+    cfg: ScanConfig = ScanConfig(),
+    frames: list[int] | None = None,
+    annotations: str | Path | None = None,
+    fmt: str = "voc",
+    threshold: float | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Scan every frame of `paths`; write heatmaps, overlays, candidates and, with
+    `annotations`, how the candidates score against the labelled boxes. Returns the summary."""
+    out = prepare_out(Path(out))
+    model, model_cfg, info = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    model = model.to(dev).eval()
+    chosen = decision(checkpoint, info, threshold)
+    refs = pick_frames(collect_frames(paths), frames)
+    if len({ref.id for ref in refs}) < len(refs):
+        raise LqerError("two inputs give frames of the same id; scan them apart (--out)")
+    truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
+    scans: dict[str, FrameScan] = {}
+    started = time.perf_counter()
+    for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
+        heatmap, found = scan_frame(model, image, model_cfg.data.image_size, cfg, dev)
+        scan = FrameScan(ref.path.name, ref.index, ref.id, heatmap, found)
+        if isinstance(truth.get(ref.id), Path):  # YOLO boxes are fractions of the frame size
+            truth[ref.id] = read_yolo(truth[ref.id], image.shape[1], image.shape[0])
+        save_png(Image.fromarray(np.round(heatmap * 255).astype(np.uint8)),
+                 out / f"{ref.id}_heatmap.png")  # fmt: skip
+        kept = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in found if d.score >= chosen.threshold]
+        labelled = [(b.xmin, b.ymin, b.xmax, b.ymax) for b in truth.get(ref.id, [])]
+        save_png(overlay(image, heatmap, {"cyan": labelled, "lime": kept}),
+                 out / f"{ref.id}_overlay.png")  # fmt: skip
+        scan.heatmap = None  # written; keep memory flat over long cine runs
+        scans[ref.id] = scan
+    seconds = time.perf_counter() - started
+    rows = [{**r, "above_threshold": r["score"] >= chosen.threshold}
+            for s in scans.values() for r in s.rows()]  # fmt: skip
+    write_rows(out / "boxes.csv", rows, ["source", "frame", "x", "y", "w", "h", "score",
+                                         "above_threshold"])  # fmt: skip
+    write_text(out / "boxes.json", json.dumps(rows, indent=1) + "\n")
+    summary = {
+        "checkpoint": str(checkpoint), "frames": len(scans), "seconds": round(seconds, 2),
+        "frames_per_second": round(len(scans) / seconds, 3) if seconds else None,
+        "threshold": chosen.threshold, "threshold_source": chosen.why,
+        "candidates_above_threshold": sum(r["above_threshold"] for r in rows),
+        "sizes": list(cfg.sizes), "stride": cfg.stride, "warnings": warnings,
+    }  # fmt: skip
+    truth = {k: v for k, v in truth.items() if k in scans}
+    if truth:
+        summary.update(score_files(out, scans, truth, chosen.threshold))
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def score_files(out: Path, scans: dict, truth: dict, threshold: float) -> dict:
+    at = score_at(scans, truth, threshold)
+    write_rows(out / "hits.csv", box_report(scans, truth, threshold))
+    curve = froc(scans, truth)
+    write_rows(out / "froc.csv", [{"threshold": s.threshold, "sensitivity": s.sensitivity,
+                                   "fp_per_frame": s.fp_per_frame} for s in curve])  # fmt: skip
+    plot_froc(curve, at, out / "froc.png")
+    return {"boxes": at.boxes, "found": at.found, "missed": at.boxes - at.found,
+            "sensitivity": at.sensitivity, "false_positives": at.false_positives,
+            "fp_per_frame": at.fp_per_frame}  # fmt: skip
+
+
+def plot_froc(curve: list[Score], at: Score, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 3.5), layout="constrained")
+    ax = fig.subplots()
+    ax.step([s.fp_per_frame for s in curve], [s.sensitivity for s in curve], where="post")
+    ax.plot([at.fp_per_frame], [at.sensitivity], "o", label=f"threshold {at.threshold:.3g}")
+    ax.set(xlabel="false positives per frame", ylabel="sensitivity", ylim=(0, 1.02),
+           title="FROC")  # fmt: skip
+    ax.legend(loc="lower right")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def write_rows(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    columns = columns or (list(rows[0]) if rows else [])
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
