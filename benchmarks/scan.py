@@ -1,0 +1,94 @@
+"""Frames per second of `lqer scan` on a 512x512 frame, on the CPU and on a GPU where present.
+
+For each stride it times, in the same run:
+  scan   `scan_frame` on a real ADSD frame: cut and resize every window, the model, heatmap
+         and suppression;
+  model  the model alone on the same number of ready windows (the baseline: what the
+         windows cost before any overhead);
+and prints frames/s, windows per frame, and scan / model (the overhead of everything but the
+model). The target of issue 13 is 1 frame/s on the 2-core CPU and 30 frames/s on a GPU.
+
+    python benchmarks/scan.py                   # the shipped model, strides 0.25 and 0.5
+    python benchmarks/scan.py --threads 1 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from lqer.data.images import load_gray
+from lqer.eval.evaluate import predict_proba
+from lqer.eval.scan import ScanConfig, crops, scan_frame, windows
+from lqer.models.checkpoint import load_checkpoint
+
+FRAME = Path(__file__).resolve().parents[2] / "shared/datasets/ADSD-sample/images/14_002_5_0016.bmp"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def timed(rounds: int, fn, *args) -> float:
+    """The median of `rounds` timings of fn(*args), after one warm-up call."""
+    fn(*args)
+    times = []
+    for _ in range(rounds):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn(*args)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="lqer-padsd")
+    parser.add_argument("--frame", type=Path, default=FRAME)
+    parser.add_argument("--strides", type=float, nargs="+", default=[0.25, 0.5])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    frame = load_gray(args.frame)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"frame {args.frame.name} {frame.shape[1]}x{frame.shape[0]}; CPU {cpu_name()}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    for name in devices:
+        model, cfg, _ = load_checkpoint(args.checkpoint)
+        model = model.to(name).eval()
+        size = cfg.data.image_size
+        label = torch.cuda.get_device_name() if name == "cuda" else "cpu"
+        print(f"\n{label}: {args.checkpoint}, windows resized to {size} px")
+        print(
+            f"  {'stride':>6} {'windows':>8} {'scan fps':>9} {'model fps':>10} {'scan/model':>11}"
+        )
+        for stride in args.strides:
+            scan = ScanConfig(stride=stride)
+            ready = torch.cat([
+                crops(torch.from_numpy(frame), windows(*frame.shape, s, stride), s, size)
+                for s in scan.sizes
+            ])  # fmt: skip
+            with torch.inference_mode():
+                t_scan = timed(args.rounds, scan_frame, model, frame, size, scan, name)
+                t_model = timed(args.rounds, predict_proba, model, ready, size, name, 512)
+            print(f"  {stride:>6} {len(ready):>8} {1 / t_scan:>9.2f} {1 / t_model:>10.2f} "
+                  f"{t_scan / t_model:>11.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
