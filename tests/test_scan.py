@@ -140,7 +140,7 @@ def test_scan_command_scores_real_frames_against_their_boxes(two_frames):
     assert "did not write" in str(result.exception)
 
 
-def test_scanning_a_dicom_run_leaks_no_patient_data(datasets_dir, tmp_path):
+def test_scan_and_explain_of_a_dicom_run_leak_no_patient_data(datasets_dir, tmp_path):
     frame = load_gray(datasets_dir / "ADSD-sample/images/14_002_5_0016.bmp")[::2, ::2]
     secrets = {"PatientName": "Doe^Jane", "PatientID": "PID-93817", "AccessionNumber": "ACC-55121",
                "PatientBirthDate": "19470312", "InstitutionName": "St Elsewhere Hospital",
@@ -154,7 +154,12 @@ def test_scanning_a_dicom_run_leaks_no_patient_data(datasets_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == [
         "run_0002_heatmap.png", "run_0002_overlay.png"]  # fmt: skip
-    texts = [result.output] + [p.read_bytes().decode("latin-1") for p in out.rglob("*")
-                               if p.is_file()]  # fmt: skip
+    explained = RUNNER.invoke(app, ["explain", str(tmp_path / "run.dcm"), "--checkpoint",
+                                    "lqer-padsd", "--out", str(tmp_path / "explain")])  # fmt: skip
+    assert explained.exit_code == 0, explained.output
+    assert (tmp_path / "explain" / "run_0001_gradcam.png").is_file()
+    texts = [result.output, explained.output] + [p.read_bytes().decode("latin-1")
+                                                 for p in tmp_path.rglob("*")
+                                                 if p.is_file() and p.suffix != ".dcm"]  # fmt: skip
     values = [v for v in secrets.values()] + ["Doe", "Jane", "Elsewhere"]
     assert not [v for v in values for text in texts if v in text]

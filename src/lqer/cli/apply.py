@@ -1,4 +1,4 @@
-"""`lqer scan`: a trained model applied to whole frames."""
+"""`lqer scan` and `lqer explain`: a trained model applied to whole frames, and where it looked."""
 
 from __future__ import annotations
 
@@ -66,5 +66,26 @@ def scan(
     typer.echo(f"written to {out}")
 
 
+def explain(
+    paths: Annotated[list[Path], typer.Argument(help="Patches: images, DICOM files, folders.")],
+    checkpoint: CheckpointOpt,
+    out: Annotated[Path, typer.Option(help="Folder for the overlays and explain.csv.")] = Path(
+        "explain"
+    ),
+    method: Annotated[
+        list[str] | None, typer.Option(help="gradcam or gradcam++ (repeatable); default both.")
+    ] = None,
+    threshold: ThresholdOpt = None,
+    device: DeviceOpt = "auto",
+):
+    """Grad-CAM and Grad-CAM++ overlays: where the model looked for stenosis in each patch."""
+    from lqer.eval.explain import METHODS, explain_files
+
+    rows = explain_files(checkpoint, paths, out, tuple(method or METHODS), threshold, device)
+    positive = sum(r["label"] == "stenosis" for r in rows)
+    typer.echo(f"explained {len(rows)} image(s), {positive} called stenosis; written to {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(scan)
+    app.command()(explain)

@@ -1,0 +1,132 @@
+"""Where a patch classifier looked: Grad-CAM and Grad-CAM++ from pytorch-grad-cam.
+
+The target is the log-odds of stenosis, logit 1 - logit 0: for a two-logit binary model the
+gradient of one logit alone also rewards evidence against the other class. The layer is the
+deepest convolutional block whose map is still at least `MIN_CELLS` wide at the model's input
+size: at 32 px ResNet18's last stage is 1x1, which no map can be read from.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+from tqdm import tqdm
+
+from lqer.data.frames import collect_frames, read_frames
+from lqer.data.transforms import eval_transform, resize
+from lqer.device import pick_device
+from lqer.errors import LqerError
+from lqer.eval.evaluate import decision, predict_proba
+from lqer.io import atomic_path, check_output_folder
+from lqer.models.checkpoint import load_checkpoint
+
+METHODS = ("gradcam", "gradcam++")
+MIN_CELLS = 4
+MARKER = ".lqer-explain"
+
+
+def log_odds(output: torch.Tensor) -> torch.Tensor:
+    return output[..., 1] - output[..., 0]
+
+
+def target_layer(model: nn.Module, image_size: int) -> nn.Module:
+    """The last block or convolution, in forward order, whose output is >= MIN_CELLS wide."""
+    sizes: dict[nn.Module, int] = {}
+
+    def record(module, _, output) -> None:  # a hook that returned a value would replace output
+        sizes[module] = min(output.shape[-2:])
+
+    kinds = BasicBlock | Bottleneck | nn.Conv2d
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, kinds)]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, 3, image_size, image_size))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    wide = [m for m, cells in sizes.items() if cells >= MIN_CELLS]
+    if not wide:
+        raise LqerError(
+            f"no layer of this model has a {MIN_CELLS}x{MIN_CELLS} map at {image_size} px"
+        )
+    return wide[-1]
+
+
+def cam_maps(
+    model: nn.Module, images: torch.Tensor, image_size: int, method: str = "gradcam"
+) -> np.ndarray:
+    """(N, S, S) maps in [0, 1] for uint8 images (N, 1, S, S) at the model's input size."""
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+
+    if method not in METHODS:
+        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    cam_class = GradCAM if method == "gradcam" else GradCAMPlusPlus
+    device = next(model.parameters()).device
+    x = eval_transform(image_size)(images.to(device))
+    model.eval()
+    with cam_class(model=model, target_layers=[target_layer(model, image_size)]) as cam:
+        return cam(input_tensor=x, targets=[log_odds] * len(x))
+
+
+def overlay(patch: np.ndarray, cam: np.ndarray) -> Image.Image:
+    """The patch in gray with the map over it in colour, at the patch's own size."""
+    from matplotlib import colormaps
+
+    height, width = patch.shape
+    big = Image.fromarray(np.round(cam * 255).astype(np.uint8)).resize((width, height))
+    heat = np.asarray(big, dtype=np.float32) / 255
+    gray = np.repeat(patch[..., None].astype(np.float32) / 255, 3, axis=2)
+    colour = colormaps["jet"](heat)[..., :3]
+    return Image.fromarray(np.round(255 * (0.55 * gray + 0.45 * colour)).astype(np.uint8))
+
+
+def explain_files(
+    checkpoint: str | Path,
+    paths: list[str | Path],
+    out: str | Path,
+    methods: tuple[str, ...] = METHODS,
+    threshold: float | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[dict]:
+    """Write an overlay per image and method, and explain.csv: probability and decision."""
+    out = Path(out)
+    check_output_folder(out, "--out")
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise LqerError(f"--out: {out} holds files that lqer explain did not write; name another")
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {bad[0]!r}")
+    model, cfg, info = load_checkpoint(checkpoint)
+    model = model.to(pick_device(device))
+    size = cfg.data.image_size
+    chosen = decision(checkpoint, info, threshold)
+    refs = collect_frames(paths)
+    if len({ref.id for ref in refs}) < len(refs):
+        raise LqerError("two inputs give images of the same name; explain them apart (--out)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+    rows = []
+    for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
+        small = resize(torch.from_numpy(image)[None, None], size)
+        prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
+        for method in methods:
+            picture = overlay(image, cam_maps(model, small, size, method)[0])
+            with atomic_path(out / f"{ref.id}_{method}.png") as tmp:
+                picture.save(tmp, format="PNG")
+        label = "stenosis" if prob >= chosen.threshold else "no stenosis"
+        rows.append({"source": ref.path.name, "frame": ref.index, "id": ref.id,
+                     "prob_stenosis": round(prob, 7), "label": label})  # fmt: skip
+    with atomic_path(out / "explain.csv") as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
