@@ -1,4 +1,5 @@
-"""`lqer scan` and `lqer explain`: a trained model applied to whole frames, and where it looked."""
+"""`lqer scan`, `explain` and `export`: a trained model on whole frames, where it looked, and
+outside Python."""
 
 from __future__ import annotations
 
@@ -86,6 +87,26 @@ def explain(
     typer.echo(f"explained {len(rows)} image(s), {positive} called stenosis; written to {out}")
 
 
+def export(
+    checkpoint: CheckpointOpt,
+    out: Annotated[Path, typer.Option(help="The .onnx file to write.")] = Path("model.onnx"),
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Labelled patches for the parity check [default: the bundled ones]."),
+    ] = None,
+):
+    """Export the whole model, circuit included, to ONNX; fails unless ONNX Runtime matches
+    PyTorch within 1e-4 on real patches."""
+    from lqer.eval.export import export_onnx
+
+    result = export_onnx(checkpoint, out, data)
+    typer.echo(
+        f"wrote {result['out']} (opset {result['opset']}); ONNX Runtime matches PyTorch on "
+        f"{result['patches']} patches within {result['max_difference']:.1e} in probability"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(scan)
     app.command()(explain)
+    app.command()(export)

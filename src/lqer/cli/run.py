@@ -123,7 +123,13 @@ def evaluate(
 
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
-    checkpoint: CheckpointOpt,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models)."),
+    ] = None,
+    onnx: Annotated[
+        Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="CSV file for the predictions.")] = Path(
         "predictions.csv"
     ),
@@ -132,9 +138,16 @@ def predict(
     skip_bad: SkipBadOpt = False,
 ):
     """Write the probability of stenosis of each image to a CSV file."""
-    from lqer.eval.evaluate import predict_files
+    if (checkpoint is None) == (onnx is None):
+        raise LqerError("give one of --checkpoint and --onnx")
+    if onnx is not None:
+        from lqer.eval.export import predict_onnx_files
 
-    data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
+        data, chosen = predict_onnx_files(onnx, paths, out, skip_bad, threshold)
+    else:
+        from lqer.eval.evaluate import predict_files
+
+        data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
     skipped = f", skipped {data.skipped} bad image(s)" if data.skipped else ""
     typer.echo(f"wrote {len(data)} predictions to {out}{skipped}; {chosen}")
 
