@@ -6,7 +6,9 @@ For each stride it times, in the same run:
   model  the model alone on the same number of ready windows (the baseline: what the
          windows cost before any overhead);
 and prints frames/s, windows per frame, and scan / model (the overhead of everything but the
-model). The target of issue 13 is 1 frame/s on the 2-core CPU and 30 frames/s on a GPU.
+model), in PyTorch on each device and, on the CPU, with the model exported to ONNX Runtime
+(`lqer scan --onnx`). The target of issue 13 is 1 frame/s on the 2-core CPU and 30 frames/s
+on a GPU.
 
     python benchmarks/scan.py                   # the shipped model, strides 0.25 and 0.5
     python benchmarks/scan.py --threads 1 --rounds 5
@@ -16,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from lqer.data.images import load_gray
-from lqer.eval.evaluate import predict_proba
-from lqer.eval.scan import ScanConfig, crops, scan_frame, windows
+from lqer.eval.export import OnnxModel, export_onnx
+from lqer.eval.scan import ScanConfig, crops, scan_frame, torch_scorer, windows
 from lqer.models.checkpoint import load_checkpoint
 
 FRAME = Path(__file__).resolve().parents[2] / "shared/datasets/ADSD-sample/images/14_002_5_0016.bmp"
@@ -68,24 +71,25 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"frame {args.frame.name} {frame.shape[1]}x{frame.shape[0]}; CPU {cpu_name()}, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
-    for name in devices:
-        model, cfg, _ = load_checkpoint(args.checkpoint)
-        model = model.to(name).eval()
-        size = cfg.data.image_size
-        label = torch.cuda.get_device_name() if name == "cuda" else "cpu"
+    model, cfg, _ = load_checkpoint(args.checkpoint)
+    size = cfg.data.image_size
+    engines = [(torch.cuda.get_device_name() if name == "cuda" else "cpu, pytorch",
+                torch_scorer(model.to(name).eval(), size, name)) for name in devices]  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        export_onnx(args.checkpoint, Path(folder) / "m.onnx")
+        engines.append(("cpu, onnx runtime", OnnxModel(Path(folder) / "m.onnx").predict))
+    for label, score in engines:
         print(f"\n{label}: {args.checkpoint}, windows resized to {size} px")
-        print(
-            f"  {'stride':>6} {'windows':>8} {'scan fps':>9} {'model fps':>10} {'scan/model':>11}"
-        )
+        print(f"  {'stride':>6} {'windows':>8} {'scan fps':>9} {'model fps':>10} "
+              f"{'scan/model':>11}")  # fmt: skip
         for stride in args.strides:
             scan = ScanConfig(stride=stride)
             ready = torch.cat([
                 crops(torch.from_numpy(frame), windows(*frame.shape, s, stride), s, size)
                 for s in scan.sizes
             ])  # fmt: skip
-            with torch.inference_mode():
-                t_scan = timed(args.rounds, scan_frame, model, frame, size, scan, name)
-                t_model = timed(args.rounds, predict_proba, model, ready, size, name, 512)
+            t_scan = timed(args.rounds, scan_frame, score, frame, size, scan)
+            t_model = timed(args.rounds, score, ready)
             print(f"  {stride:>6} {len(ready):>8} {1 / t_scan:>9.2f} {1 / t_model:>10.2f} "
                   f"{t_scan / t_model:>11.2f}")  # fmt: skip
 

@@ -94,3 +94,17 @@ def test_a_file_that_is_not_an_lqer_export_is_a_clear_error(tmp_path):
     assert "not a loadable ONNX model" in str(result.exception)
     result = RUNNER.invoke(app, ["predict", str(export.SAMPLE)], standalone_mode=False)
     assert "give one of --checkpoint and --onnx" in str(result.exception)
+
+
+def test_scan_with_onnx_runtime_finds_what_pytorch_finds(exported, datasets_dir):
+    from lqer.data.images import load_gray
+    from lqer.eval.scan import ScanConfig, scan_frame, torch_scorer
+    from lqer.models.checkpoint import load_checkpoint
+
+    frame = load_gray(datasets_dir / "ADSD-sample/images/14_002_5_0016.bmp")[:160, 120:280]
+    model, cfg, _ = load_checkpoint("lqer-padsd")
+    scan = ScanConfig(stride=0.5)
+    heat_pt, found_pt = scan_frame(torch_scorer(model, 32), frame, 32, scan)
+    heat_ox, found_ox = scan_frame(export.OnnxModel(exported[0]).predict, frame, 32, scan)
+    assert abs(heat_pt - heat_ox).max() < 1e-4
+    assert [(d.x, d.y) for d in found_pt] == [(d.x, d.y) for d in found_ox]

@@ -25,6 +25,7 @@ from lqer.eval.scan import (
     scan_frame,
     score_at,
     suppress,
+    torch_scorer,
     windows,
 )
 from lqer.models.checkpoint import load_checkpoint
@@ -105,7 +106,7 @@ def test_scoring_counts_hits_misses_and_false_positives():
 def test_a_frame_smaller_than_the_window_is_a_clear_error(shipped_model):
     model, size = shipped_model
     with pytest.raises(Exception, match="smaller than the 64 px window"):
-        scan_frame(model, np.zeros((40, 80), np.uint8), size)
+        scan_frame(torch_scorer(model, size), np.zeros((40, 80), np.uint8), size)
 
 
 def test_scan_command_scores_real_frames_against_their_boxes(two_frames):

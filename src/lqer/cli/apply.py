@@ -30,7 +30,13 @@ def number_list(text: str | None, option: str, kind=int) -> list | None:
 
 def scan(
     paths: Annotated[list[Path], typer.Argument(help="Frames: images, DICOM files, folders.")],
-    checkpoint: CheckpointOpt,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models)."),
+    ] = None,
+    onnx: Annotated[
+        Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for heatmaps, overlays and boxes.")] = Path(
         "scan"
     ),
@@ -49,9 +55,11 @@ def scan(
     """Slide windows over whole frames: heatmap, overlay and candidate boxes per frame."""
     from lqer.eval.scan import ScanConfig, scan_files
 
+    if (checkpoint is None) == (onnx is None):
+        raise LqerError("give one of --checkpoint and --onnx")
     cfg = ScanConfig(tuple(number_list(sizes, "--sizes")), stride)
     summary = scan_files(checkpoint, paths, out, cfg, number_list(frames, "--frames"),
-                         annotations, format_, threshold, device)  # fmt: skip
+                         annotations, format_, threshold, device, onnx=onnx)  # fmt: skip
     typer.echo(
         f"scanned {summary['frames']} frame(s) at {summary['frames_per_second']} frames/s; "
         f"{summary['candidates_above_threshold']} candidate(s) at threshold "

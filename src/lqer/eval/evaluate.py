@@ -40,7 +40,10 @@ def predict_logits(
     out = []
     for start in range(0, len(images), batch_size):
         x = prepare(images[start : start + batch_size].to(device, non_blocking=True))
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        with (
+            torch.no_grad(),
+            torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"),
+        ):
             out.append(model(x).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 2)

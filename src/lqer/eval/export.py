@@ -140,6 +140,12 @@ class OnnxModel:
         return np.concatenate(parts).astype(np.float64) if parts else np.empty(0)
 
 
+def onnx_decision(session: OnnxModel, threshold: float | None) -> Decision:
+    if threshold is not None:
+        return Decision(threshold, "as asked")
+    return Decision(session.threshold, f"from {session.path}, {session.threshold_source}")
+
+
 def predict_onnx_files(
     onnx_path: str | Path,
     paths: list[str | Path],
@@ -150,10 +156,7 @@ def predict_onnx_files(
     """`predict_files` with an exported model in ONNX Runtime instead of a checkpoint."""
     check_output_file(out, "--out")
     session = OnnxModel(onnx_path)
-    if threshold is None:
-        chosen = Decision(session.threshold, f"from {onnx_path}, {session.threshold_source}")
-    else:
-        chosen = Decision(threshold, "as asked")
+    chosen = onnx_decision(session, threshold)
     items = [(f, -1) for f in collect_images(paths)]
     data = decode(items, session.image_size, skip_bad)
     probs = session.predict(data.images)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from lqer.data.patches import PatchSummary, load_boxes
 from lqer.data.transforms import resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
-from lqer.eval.evaluate import decision, predict_proba
+from lqer.eval.evaluate import Decision, decision, predict_proba
 from lqer.io import atomic_path, check_output_folder, write_text
 from lqer.models.checkpoint import load_checkpoint
 
@@ -100,14 +101,18 @@ def crops(frame: torch.Tensor, corners: torch.Tensor, size: int, out: int) -> to
     return resize(picked.contiguous(), out)
 
 
+Scorer = Callable[[torch.Tensor], np.ndarray]  # uint8 windows (N, 1, S, S) -> probabilities
+
+
+def torch_scorer(model: torch.nn.Module, image_size: int, device="cpu", batch_size=512) -> Scorer:
+    return lambda windows: predict_proba(model, windows, image_size, device, batch_size)
+
+
 def scan_frame(
-    model: torch.nn.Module,
-    frame: np.ndarray,
-    image_size: int,
-    cfg: ScanConfig = ScanConfig(),
-    device: str | torch.device = "cpu",
+    score: Scorer, frame: np.ndarray, image_size: int, cfg: ScanConfig = ScanConfig()
 ) -> tuple[np.ndarray, list[Detection]]:
-    """Heatmap and candidates (best first) of one (H, W) uint8 frame."""
+    """Heatmap and candidates (best first) of one (H, W) uint8 frame; `score` is the model,
+    in PyTorch (`torch_scorer`) or ONNX Runtime (`OnnxModel.predict`)."""
     height, width = frame.shape
     if min(height, width) < max(cfg.sizes):
         raise LqerError(
@@ -120,9 +125,7 @@ def scan_frame(
     for size in cfg.sizes:
         corners = windows(height, width, size, cfg.stride)
         probs = torch.cat([
-            torch.from_numpy(predict_proba(
-                model, crops(image, part, size, image_size), image_size, device, cfg.batch_size
-            ))
+            torch.from_numpy(score(crops(image, part, size, image_size)))
             for part in corners.split(cfg.batch_size * 4)
         ]).double()  # fmt: skip
         half, quarter = size // 2, size // 4
@@ -267,8 +270,21 @@ def read_truth(annotations: Path, fmt: str, refs: list[FrameRef]) -> tuple[dict,
     return truth, summary.warnings
 
 
+def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: str):
+    """The scorer, input size and decision threshold of a checkpoint or an ONNX export."""
+    if onnx is not None:
+        from lqer.eval.export import OnnxModel, onnx_decision
+
+        session = OnnxModel(onnx)
+        return session.predict, session.image_size, onnx_decision(session, threshold=None)
+    model, model_cfg, info = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    size = model_cfg.data.image_size
+    return torch_scorer(model.to(dev).eval(), size, dev), size, decision(checkpoint, info, None)
+
+
 def scan_files(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     paths: list[str | Path],
     out: str | Path,
     cfg: ScanConfig = ScanConfig(),
@@ -278,14 +294,15 @@ def scan_files(
     threshold: float | None = None,
     device: str = "auto",
     progress: bool = True,
+    onnx: str | Path | None = None,
 ) -> dict:
-    """Scan every frame of `paths`; write heatmaps, overlays, candidates and, with
-    `annotations`, how the candidates score against the labelled boxes. Returns the summary."""
+    """Scan every frame of `paths` with a checkpoint or an ONNX export (`onnx`); write
+    heatmaps, overlays, candidates and, with `annotations`, how the candidates score against
+    the labelled boxes. Returns the summary."""
     out = prepare_out(Path(out))
-    model, model_cfg, info = load_checkpoint(checkpoint)
-    dev = pick_device(device)
-    model = model.to(dev).eval()
-    chosen = decision(checkpoint, info, threshold)
+    score, image_size, chosen = scorer_for(checkpoint, onnx, device)
+    if threshold is not None:
+        chosen = Decision(threshold, "as asked")
     refs = pick_frames(collect_frames(paths), frames)
     if len({ref.id for ref in refs}) < len(refs):
         raise LqerError("two inputs give frames of the same id; scan them apart (--out)")
@@ -293,7 +310,7 @@ def scan_files(
     scans: dict[str, FrameScan] = {}
     started = time.perf_counter()
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
-        heatmap, found = scan_frame(model, image, model_cfg.data.image_size, cfg, dev)
+        heatmap, found = scan_frame(score, image, image_size, cfg)
         scan = FrameScan(ref.path.name, ref.index, ref.id, heatmap, found)
         if isinstance(truth.get(ref.id), Path):  # YOLO boxes are fractions of the frame size
             truth[ref.id] = read_yolo(truth[ref.id], image.shape[1], image.shape[0])
@@ -312,7 +329,7 @@ def scan_files(
                                          "above_threshold"])  # fmt: skip
     write_text(out / "boxes.json", json.dumps(rows, indent=1) + "\n")
     summary = {
-        "checkpoint": str(checkpoint), "frames": len(scans), "seconds": round(seconds, 2),
+        "model": str(onnx or checkpoint), "frames": len(scans), "seconds": round(seconds, 2),
         "frames_per_second": round(len(scans) / seconds, 3) if seconds else None,
         "threshold": chosen.threshold, "threshold_source": chosen.why,
         "candidates_above_threshold": sum(r["above_threshold"] for r in rows),
