@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lqer.cli.run import CheckpointOpt, DeviceOpt, ThresholdOpt
+from lqer.cli.run import CheckpointOpt, DeviceOpt, OnnxOpt, OrCheckpointOpt, ThresholdOpt
 from lqer.errors import LqerError
 
 
@@ -30,13 +30,8 @@ def number_list(text: str | None, option: str, kind=int) -> list | None:
 
 def scan(
     paths: Annotated[list[Path], typer.Argument(help="Frames: images, DICOM files, folders.")],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models)."),
-    ] = None,
-    onnx: Annotated[
-        Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
-    ] = None,
+    checkpoint: OrCheckpointOpt = None,
+    onnx: OnnxOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for heatmaps, overlays and boxes.")] = Path(
         "scan"
     ),

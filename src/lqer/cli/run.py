@@ -94,6 +94,12 @@ def _print_test_metrics(run: Path) -> None:
 CheckpointOpt = Annotated[
     Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
 ]
+OrCheckpointOpt = Annotated[  # where --onnx may be given instead
+    Path | None, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
+]
+OnnxOpt = Annotated[
+    Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
+]
 ThresholdOpt = Annotated[
     float | None,
     typer.Option(help="Decision threshold [default: the checkpoint's stored one, else 0.5]."),
@@ -123,13 +129,8 @@ def evaluate(
 
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models)."),
-    ] = None,
-    onnx: Annotated[
-        Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
-    ] = None,
+    checkpoint: OrCheckpointOpt = None,
+    onnx: OnnxOpt = None,
     out: Annotated[Path, typer.Option(help="CSV file for the predictions.")] = Path(
         "predictions.csv"
     ),
