@@ -164,3 +164,11 @@ def test_scan_and_explain_of_a_dicom_run_leak_no_patient_data(datasets_dir, tmp_
                                                  if p.is_file() and p.suffix != ".dcm"]  # fmt: skip
     values = [v for v in secrets.values()] + ["Doe", "Jane", "Elsewhere"]
     assert not [v for v in values for text in texts if v in text]
+
+
+def test_bad_input_leaves_no_output_folder(tmp_path):
+    out = tmp_path / "scan"
+    args = ["scan", str(tmp_path / "missing.png"), "--checkpoint", "lqer-padsd", "--out", str(out)]
+    result = RUNNER.invoke(app, args, standalone_mode=False)
+    assert "no such file or folder" in str(result.exception)
+    assert not out.exists()

@@ -299,7 +299,7 @@ def scan_files(
     """Scan every frame of `paths` with a checkpoint or an ONNX export (`onnx`); write
     heatmaps, overlays, candidates and, with `annotations`, how the candidates score against
     the labelled boxes. Returns the summary."""
-    out = prepare_out(Path(out))
+    check_output_folder(out, "--out")
     score, image_size, chosen = scorer_for(checkpoint, onnx, device)
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
@@ -307,6 +307,7 @@ def scan_files(
     if len({ref.id for ref in refs}) < len(refs):
         raise LqerError("two inputs give frames of the same id; scan them apart (--out)")
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
+    out = prepare_out(Path(out))  # only once the inputs are known to be good
     scans: dict[str, FrameScan] = {}
     started = time.perf_counter()
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
