@@ -159,7 +159,13 @@ def test_scan_and_explain_of_a_dicom_run_leak_no_patient_data(datasets_dir, tmp_
                                     "lqer-padsd", "--out", str(tmp_path / "explain")])  # fmt: skip
     assert explained.exit_code == 0, explained.output
     assert (tmp_path / "explain" / "run_0001_gradcam.png").is_file()
-    texts = [result.output, explained.output] + [p.read_bytes().decode("latin-1")
+    predicted = RUNNER.invoke(app, ["predict", str(tmp_path / "run.dcm"), "--checkpoint",
+                                    "lqer-padsd", "--out", str(tmp_path / "p.csv")])  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    with open(tmp_path / "p.csv", newline="") as f:
+        files = [row["file"] for row in csv.DictReader(f)]
+    assert files == [f"{tmp_path / 'run.dcm'}#1", f"{tmp_path / 'run.dcm'}#2"]
+    texts = [result.output, explained.output, predicted.output] + [p.read_bytes().decode("latin-1")
                                                  for p in tmp_path.rglob("*")
                                                  if p.is_file() and p.suffix != ".dcm"]  # fmt: skip
     values = [v for v in secrets.values()] + ["Doe", "Jane", "Elsewhere"]

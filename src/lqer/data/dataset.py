@@ -7,6 +7,7 @@ device memory, never the disk.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 
 from lqer.config import DataConfig
+from lqer.data.dicom import read_dicom
+from lqer.data.frames import FrameRef
 from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, load_gray
 from lqer.data.layout import (
     SPLITS,
@@ -60,15 +63,41 @@ class ImageSet:
         return len(self) - positives, positives
 
 
-def _decode(path: Path, size: int, max_pixels: int) -> torch.Tensor:
-    return resize(torch.from_numpy(load_gray(path, max_pixels))[None, None], size)[0]
+Source = Path | FrameRef  # an image file, or one frame of a DICOM file
+
+
+def source_name(source: Source) -> str:
+    """The file, and for a frame of a multi-frame DICOM file its number: `run.dcm#3`."""
+    if isinstance(source, FrameRef):
+        return (
+            f"{source.path}#{source.index + 1}"
+            if source.id != source.path.stem
+            else str(source.path)
+        )
+    return str(source)
+
+
+@functools.lru_cache(maxsize=2)  # the frames of a cine run are decoded one after another
+def _dicom_frames(path: Path, max_pixels: int) -> np.ndarray:
+    return read_dicom(path, max_pixels)
+
+
+def _decode(source: Source, size: int, max_pixels: int) -> torch.Tensor:
+    if isinstance(source, FrameRef):
+        frames = _dicom_frames(source.path, max_pixels)
+        if source.index >= len(frames):
+            raise BadImage(f"frame {source.index + 1} missing, the file has {len(frames)}")
+        image = frames[source.index]
+    else:
+        image = load_gray(source, max_pixels)
+    return resize(torch.from_numpy(np.ascontiguousarray(image))[None, None], size)[0]
 
 
 Decoded = dict[tuple[str, int, int], torch.Tensor | str]  # (path, size, max_pixels) -> image
 
 
 def decode(
-    items: list[tuple[Path, int]],
+    items: list[tuple[Source, int]],
     image_size: int,
     skip_bad: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -80,7 +109,7 @@ def decode(
     cache = {} if cache is None else cache
 
     def work(item):
-        key = (str(item[0]), image_size, max_pixels)
+        key = (source_name(item[0]), image_size, max_pixels)
         if key not in cache:
             try:
                 cache[key] = _decode(item[0], image_size, max_pixels)
@@ -90,7 +119,8 @@ def decode(
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         decoded = list(pool.map(work, items))
-    bad = [(str(p), r) for (p, _), r in zip(items, decoded, strict=True) if isinstance(r, str)]
+    bad = [(source_name(p), r) for (p, _), r in zip(items, decoded, strict=True)
+           if isinstance(r, str)]  # fmt: skip
     if bad and not skip_bad:
         listing = "; ".join(f"{p} ({reason})" for p, reason in bad)
         raise LqerError(f"{len(bad)} bad image(s){where}, rerun with --skip-bad to skip: {listing}")
@@ -99,7 +129,7 @@ def decode(
         raise LqerError(f"no readable images{where}")
     images = torch.stack([r for _, r in good])
     labels = torch.tensor([label for (_, label), _ in good], dtype=torch.long)
-    return ImageSet(images, labels, [str(p) for (p, _), _ in good], bad=bad)
+    return ImageSet(images, labels, [source_name(p) for (p, _), _ in good], bad=bad)
 
 
 def check_both_classes(data: ImageSet, name: str) -> None:

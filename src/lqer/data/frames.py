@@ -43,6 +43,11 @@ def frame_refs(path: Path) -> list[FrameRef]:
     return [FrameRef(f"{path.stem}_{k + 1:04d}", path, k) for k in range(count)]
 
 
+def is_frame_file(path: Path) -> bool:
+    visible = not path.name.startswith(".")
+    return visible and path.suffix.lower() in FRAME_SUFFIXES and path.is_file()
+
+
 def list_frames(folder: str | Path) -> list[FrameRef]:
     """Every frame under `folder`, sorted by id; ids must be unique."""
     folder = Path(folder)
@@ -50,9 +55,7 @@ def list_frames(folder: str | Path) -> list[FrameRef]:
         raise LqerError(f"frame folder not found: {folder}")
     frames: dict[str, FrameRef] = {}
     for path in sorted(folder.rglob("*")):
-        if path.name.startswith(".") or path.suffix.lower() not in FRAME_SUFFIXES:
-            continue
-        if not path.is_file():
+        if not is_frame_file(path):
             continue
         try:
             refs = frame_refs(path)

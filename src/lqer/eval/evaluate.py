@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lqer.data.dataset import ImageSet, check_both_classes, decode
-from lqer.data.images import is_image
+from lqer.data.dataset import ImageSet, Source, check_both_classes, decode
+from lqer.data.dicom import is_dicom
+from lqer.data.frames import frame_refs, is_frame_file
+from lqer.data.images import BadImage
 from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
@@ -139,18 +141,25 @@ def evaluate_checkpoint(
     return metrics
 
 
-def collect_images(paths: list[str | Path]) -> list[Path]:
-    """Image files named directly or found (recursively) in the named folders."""
-    found = []
+def collect_images(paths: list[str | Path]) -> list[Source]:
+    """Image files, and each frame of DICOM files, named directly or found (recursively) in
+    the named folders."""
+    files = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if is_image(f))
+            files += sorted(f for f in p.rglob("*") if is_frame_file(f))
         elif p.is_file():
-            found.append(p)
+            files.append(p)
         else:
             raise LqerError(f"no such file or folder: {p}")
-    if not found:
+    if not files:
         raise LqerError(f"no images found in {', '.join(map(str, paths))}")
+    found: list[Source] = []
+    for f in files:
+        try:
+            found += frame_refs(f) if is_dicom(f) else [f]
+        except BadImage as e:
+            raise LqerError(f"{f}: {e}") from None
     return found
 
 
