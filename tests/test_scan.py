@@ -135,6 +135,22 @@ def test_scan_command_scores_real_frames_against_their_boxes(two_frames):
         curve = [(float(r["fp_per_frame"]), float(r["sensitivity"])) for r in csv.DictReader(f)]
     assert all(a <= b for (a, _), (b, _) in zip(curve, curve[1:], strict=False))  # FP grows
     assert (out / "froc.png").is_file()
+    # explaining the best windows scores them as the scan did
+    explain = two_frames / "explain"
+    result = RUNNER.invoke(app, ["explain", str(two_frames / "images"), "--checkpoint",
+                                 "lqer-padsd", "--boxes", str(out / "boxes.csv"), "--top", "2",
+                                 "--out", str(explain), "--method", "gradcam"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with open(explain / "explain.csv", newline="") as f:
+        explained = list(csv.DictReader(f))
+    assert len(explained) == 4
+    best = {}
+    for b in boxes:
+        best.setdefault((b["source"], b["frame"]), []).append(float(b["score"]))
+    for row in explained:
+        scores = sorted(best[(row["source"], row["frame"])], reverse=True)[:2]
+        assert min(abs(float(row["prob_stenosis"]) - s) for s in scores) < 1e-5
+        assert (explain / f"{row['id']}_gradcam.png").is_file()
     # a second scan into the same folder is fine (lqer wrote it); a foreign folder is not
     foreign = two_frames / "annotations"
     result = RUNNER.invoke(app, [*args[:5], str(foreign)], standalone_mode=False)

@@ -79,13 +79,19 @@ def explain(
     method: Annotated[
         list[str] | None, typer.Option(help="gradcam or gradcam++ (repeatable); default both.")
     ] = None,
+    boxes: Annotated[
+        Path | None, typer.Option(help="A scan's boxes.csv: explain its best windows per frame.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Windows per frame with --boxes.")] = 5,
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
 ):
-    """Grad-CAM and Grad-CAM++ overlays: where the model looked for stenosis in each patch."""
+    """Grad-CAM and Grad-CAM++ overlays: where the model looked for stenosis in each patch,
+    or in the best windows of a scan (--boxes)."""
     from lqer.eval.explain import METHODS, explain_files
 
-    rows = explain_files(checkpoint, paths, out, tuple(method or METHODS), threshold, device)
+    rows = explain_files(checkpoint, paths, out, tuple(method or METHODS), threshold, device,
+                         boxes=boxes, top=top)  # fmt: skip
     positive = sum(r["label"] == "stenosis" for r in rows)
     typer.echo(f"explained {len(rows)} image(s), {positive} called stenosis; written to {out}")
 

@@ -18,7 +18,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from tqdm import tqdm
 
-from lqer.data.frames import collect_frames, read_frames
+from lqer.data.frames import FrameRef, collect_frames, read_frames
 from lqer.data.transforms import eval_transform, resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
@@ -88,6 +88,33 @@ def overlay(patch: np.ndarray, cam: np.ndarray) -> Image.Image:
     return Image.fromarray(np.round(255 * (0.55 * gray + 0.45 * colour)).astype(np.uint8))
 
 
+def read_windows(boxes: Path, top: int) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
+    """The `top` best candidates per frame of a scan's boxes.csv, as windows (x, y, side): a
+    candidate is the central half of the window that found it (`lqer.eval.scan`)."""
+    try:
+        with open(boxes, newline="") as f:
+            rows = list(csv.DictReader(f))
+        found: dict[tuple[str, int], list] = {}
+        for r in sorted(rows, key=lambda r: -float(r["score"])):
+            side = 2 * int(r["w"])
+            corner = (int(r["x"]) - side // 4, int(r["y"]) - side // 4, side)
+            found.setdefault((r["source"], int(r["frame"])), []).append(corner)
+    except (OSError, KeyError, ValueError) as e:
+        raise LqerError(f"--boxes: {boxes} is not a boxes.csv of lqer scan ({e})") from None
+    return {key: windows[:top] for key, windows in found.items()}
+
+
+def pieces(ref: FrameRef, image: np.ndarray, windows: dict | None):
+    """(name, x, y, patch): the whole image, or the windows of its scan's best candidates."""
+    if windows is None:
+        yield ref.id, None, None, image
+        return
+    height, width = image.shape
+    for x, y, side in windows.get((ref.path.name, ref.index), []):
+        x, y = min(max(x, 0), width - side), min(max(y, 0), height - side)  # inside the frame
+        yield f"{ref.id}_x{x}_y{y}_s{side}", x, y, image[y : y + side, x : x + side]
+
+
 def explain_files(
     checkpoint: str | Path,
     paths: list[str | Path],
@@ -96,8 +123,11 @@ def explain_files(
     threshold: float | None = None,
     device: str = "auto",
     progress: bool = True,
+    boxes: str | Path | None = None,
+    top: int = 5,
 ) -> list[dict]:
-    """Write an overlay per image and method, and explain.csv: probability and decision."""
+    """Write an overlay per image (or, with a scan's `boxes`, per window of its `top`
+    candidates in each frame) and method, and explain.csv: probability and decision."""
     out = Path(out)
     check_output_folder(out, "--out")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
@@ -105,6 +135,7 @@ def explain_files(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {bad[0]!r}")
+    windows = read_windows(Path(boxes), top) if boxes else None
     model, cfg, info = load_checkpoint(checkpoint)
     model = model.to(pick_device(device))
     size = cfg.data.image_size
@@ -116,15 +147,20 @@ def explain_files(
     (out / MARKER).touch()
     rows = []
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
-        small = resize(torch.from_numpy(image)[None, None], size)
-        prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
-        for method in methods:
-            picture = overlay(image, cam_maps(model, small, size, method)[0])
-            with atomic_path(out / f"{ref.id}_{method}.png") as tmp:
-                picture.save(tmp, format="PNG")
-        label = "stenosis" if prob >= chosen.threshold else "no stenosis"
-        rows.append({"source": ref.path.name, "frame": ref.index, "id": ref.id,
-                     "prob_stenosis": round(prob, 7), "label": label})  # fmt: skip
+        for name, x, y, patch in pieces(ref, image, windows):
+            small = resize(torch.from_numpy(np.ascontiguousarray(patch))[None, None], size)
+            prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
+            for method in methods:
+                picture = overlay(patch, cam_maps(model, small, size, method)[0])
+                with atomic_path(out / f"{name}_{method}.png") as tmp:
+                    picture.save(tmp, format="PNG")
+            label = "stenosis" if prob >= chosen.threshold else "no stenosis"
+            rows.append({"source": ref.path.name, "frame": ref.index, "id": name,
+                         "x": "" if x is None else x, "y": "" if y is None else y,
+                         "side": patch.shape[0], "prob_stenosis": round(prob, 7),
+                         "label": label})  # fmt: skip
+    if not rows:
+        raise LqerError(f"--boxes: {boxes} has no candidate in these frames")
     with atomic_path(out / "explain.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

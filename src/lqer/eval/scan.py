@@ -47,8 +47,9 @@ class ScanConfig:
     batch_size: int = 512
 
     def __post_init__(self):
-        if not self.sizes or min(self.sizes) < 8:
-            raise LqerError(f"--sizes: window sides must be at least 8 px, got {self.sizes}")
+        if not self.sizes or min(self.sizes) < 8 or any(s % 2 for s in self.sizes):
+            # even, as the training patches are, so that a box's window is 2 x its side
+            raise LqerError(f"--sizes: window sides must be even and >= 8 px, got {self.sizes}")
         if not 0 < self.stride <= 1:
             raise LqerError(f"--stride must lie in (0, 1], got {self.stride}")
 
