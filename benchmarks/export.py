@@ -29,15 +29,16 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
-def rate(rounds: int, fn, images: torch.Tensor, *args) -> float:
-    """Patches per second of fn(images, *args): the median of `rounds` calls after a warm-up."""
-    fn(images, *args)
+def rate(rounds: int, n: int, fn, *args) -> float:
+    """n / seconds of fn(*args) that handles n patches: the median of `rounds` calls after a
+    warm-up."""
+    fn(*args)
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        fn(images, *args)
+        fn(*args)
         times.append(time.perf_counter() - start)
-    return len(images) / sorted(times)[len(times) // 2]
+    return n / sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -61,8 +62,9 @@ def main() -> None:
             images = torch.randint(0, 256, (max(batch, 512 // batch * batch), 1, size, size),
                                    dtype=torch.uint8)  # fmt: skip
             with torch.inference_mode():
-                ours = rate(args.rounds, predict_proba, model, images, size, "cpu", batch)
-            theirs = rate(args.rounds, session.predict, images, batch)
+                ours = rate(args.rounds, len(images), predict_proba, model, images, size, "cpu",
+                            batch)  # fmt: skip
+            theirs = rate(args.rounds, len(images), session.predict, images, batch)
             print(f"  {batch:>6} {ours:>10.0f} {theirs:>10.0f} {theirs / ours:>13.2f}")
 
 
