@@ -1,5 +1,5 @@
-"""`lqer scan`, `explain` and `export`: a trained model on whole frames, where it looked, and
-outside Python."""
+"""`lqer scan`, `explain`, `export` and `serve`: a trained model on whole frames, where it
+looked, outside Python, and behind a web page."""
 
 from __future__ import annotations
 
@@ -115,7 +115,22 @@ def export(
     )
 
 
+def serve(
+    checkpoint: Annotated[
+        Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
+    ] = Path("lqer-padsd"),
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+):
+    """A web page and JSON API for predict, scan and explain (docs at /docs)."""
+    from lqer.serve.app import serve as run_server
+
+    typer.echo(f"lqer serve: http://{host}:{port}/ (research use only, not a medical device)")
+    run_server(checkpoint, host, port)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(scan)
     app.command()(explain)
     app.command()(export)
+    app.command()(serve)
