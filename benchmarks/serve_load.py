@@ -90,10 +90,9 @@ def main() -> None:
             f"{f', every {args.scan_every}th a frame scan' if args.scan_every else ''}"
         )
         print(f"  errors {errors}; {args.requests / wall:.1f} requests/s")
-        print(
-            f"  latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms; one at a time "
-            f"{statistics.median(alone) * 1000:.0f} ms (p50/alone {p50 / statistics.median(alone):.1f}x)"
-        )
+        single = statistics.median(alone)
+        print(f"  latency p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms; one at a time "
+              f"{single * 1000:.0f} ms (p50 / one at a time {p50 / single:.1f}x)")  # fmt: skip
         print(f"  server peak memory {peak_memory_mib(server.pid):.0f} MiB")
     finally:
         server.terminate()
