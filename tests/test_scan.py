@@ -194,3 +194,32 @@ def test_bad_input_leaves_no_output_folder(tmp_path):
     result = RUNNER.invoke(app, args, standalone_mode=False)
     assert "no such file or folder" in str(result.exception)
     assert not out.exists()
+
+
+def test_yolo_and_coco_boxes_score_as_voc_boxes(two_frames):
+    from lqer.data.annotations import read_voc
+    from lqer.eval.scan import scan_files
+
+    yolo = two_frames / "yolo"
+    yolo.mkdir()
+    coco = {"images": [], "annotations": [], "categories": [{"id": 0, "name": "Stenosis"}]}
+    for k, xml in enumerate(sorted((two_frames / "annotations").glob("*.xml"))):
+        boxes = read_voc(xml)
+        (yolo / f"{xml.stem}.txt").write_text("\n".join(
+            f"0 {(b.xmin + b.xmax) / 1024} {(b.ymin + b.ymax) / 1024} {b.width / 512} "
+            f"{b.height / 512}" for b in boxes))  # fmt: skip
+        coco["images"].append({"id": k, "file_name": f"{xml.stem}.bmp", "width": 512,
+                               "height": 512})  # fmt: skip
+        coco["annotations"] += [{"id": len(coco["annotations"]) + i, "image_id": k,
+                                 "category_id": 0, "bbox": [b.xmin, b.ymin, b.width, b.height]}
+                                for i, b in enumerate(boxes)]  # fmt: skip
+    (two_frames / "coco.json").write_text(json.dumps(coco))
+    cfg = ScanConfig(sizes=(48,), stride=0.5)
+    found = {}
+    for fmt, where in (("voc", "annotations"), ("yolo", "yolo"), ("coco", "coco.json")):
+        summary = scan_files("lqer-padsd", [two_frames / "images"], two_frames / f"scan-{fmt}", cfg,
+                             annotations=two_frames / where, fmt=fmt, progress=False)  # fmt: skip
+        with open(two_frames / f"scan-{fmt}" / "hits.csv", newline="") as f:
+            rows = [(r["frame_id"], round(float(r["xmin"])), r["hit"]) for r in csv.DictReader(f)]
+        found[fmt] = (summary["boxes"], summary["false_positives"], rows)
+    assert found["voc"][0] == 3 and found["yolo"] == found["voc"] == found["coco"]
