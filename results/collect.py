@@ -9,6 +9,7 @@ results/README.md explains them. Prints the same rows as a Markdown table.
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -38,7 +39,37 @@ def collect(results: Path) -> list[dict]:
     return rows
 
 
+def cpu_time(results: Path) -> list[list]:
+    """Training minutes (the runs' summed epoch times, scoring the hold-out included) of every
+    run in the tables, per dataset and model; written to results/grid_time.md."""
+    rows = []
+    for dataset, names in DATASETS.items():
+        minutes: dict[str, list[float]] = {}
+        for folder in (results / "grid" / n for n in names):
+            manifest = folder / "comparison.json"
+            if not manifest.exists():
+                continue
+            for run in json.loads(manifest.read_text())["runs"]:
+                with open(folder / run["run"] / "history.csv", newline="") as f:
+                    spent = sum(float(r["epoch_time"]) for r in csv.DictReader(f)) / 60
+                if run.get("in_tables"):
+                    minutes.setdefault(run["model"], []).append(spent)
+        rows += [[dataset, model, len(m), f"{sum(m):.0f}", f"{sum(m) / len(m):.1f}"]
+                 for model, m in minutes.items()]  # fmt: skip
+    total = sum(float(r[3]) for r in rows)
+    lines = ["# CPU time of the grid (issue 12)", "",
+             "Training minutes of every run in the tables: the sum of its epochs, each epoch "
+             "training plus scoring the hold-out; testing is not included. One thread per run, "
+             "two runs side by side on the 2-core Intel Xeon with AVX-512 and AMX, so a run's "
+             "minutes are wall minutes of one core.", "",
+             *markdown_table(["dataset", "model", "runs", "minutes", "minutes per run"], rows),
+             "", f"Total: {total:.0f} core-minutes ({total / 60:.1f} core-hours)."]  # fmt: skip
+    (results / "grid_time.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
 def main() -> None:
+    cpu_time(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))
     rows = collect(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))
     print(
         "\n".join(markdown_table(SUMMARY_COLUMNS, [[r[c] for c in SUMMARY_COLUMNS] for r in rows]))
