@@ -96,3 +96,18 @@ def _probe(folder: Path, option: str) -> None:
         raise LqerError(f"{option}: cannot write to {folder} ({e.strerror})") from None
     os.close(fd)
     os.unlink(name)
+
+
+def check_own_folder(path: str | os.PathLike, marker: str, command: str) -> Path:
+    """Fail early unless `path` is new, empty, or marked by `marker` as written by `command`."""
+    path = check_output_folder(path, "--out")
+    if path.exists() and any(path.iterdir()) and not (path / marker).exists():
+        raise LqerError(f"--out: {path} holds files that {command} did not write; name another")
+    return path
+
+
+def claim_folder(path: Path, marker: str) -> Path:
+    """Create the folder and mark it, so that the same command may write into it again."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / marker).touch()
+    return path

@@ -23,7 +23,7 @@ from lqer.data.transforms import eval_transform, resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
-from lqer.io import atomic_path, check_output_folder
+from lqer.io import atomic_path, check_own_folder, claim_folder
 from lqer.models.checkpoint import load_checkpoint
 
 METHODS = ("gradcam", "gradcam++")
@@ -128,10 +128,7 @@ def explain_files(
 ) -> list[dict]:
     """Write an overlay per image (or, with a scan's `boxes`, per window of its `top`
     candidates in each frame) and method, and explain.csv: probability and decision."""
-    out = Path(out)
-    check_output_folder(out, "--out")
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise LqerError(f"--out: {out} holds files that lqer explain did not write; name another")
+    out = check_own_folder(out, MARKER, "lqer explain")
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {bad[0]!r}")
@@ -143,8 +140,7 @@ def explain_files(
     refs = collect_frames(paths)
     if len({ref.id for ref in refs}) < len(refs):
         raise LqerError("two inputs give images of the same name; explain them apart (--out)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).touch()
+    claim_folder(out, MARKER)
     rows = []
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
         for name, x, y, patch in pieces(ref, image, windows):

@@ -30,7 +30,7 @@ from lqer.data.transforms import resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision, predict_proba
-from lqer.io import atomic_path, check_output_folder, write_text
+from lqer.io import atomic_path, check_own_folder, claim_folder, write_text
 from lqer.models.checkpoint import load_checkpoint
 
 # P-ADSD's patches are 32-166 px with median 52 (ADSD stenosis boxes of 15-30 px)
@@ -224,16 +224,6 @@ def box_report(scans: dict[str, FrameScan], truth: dict[str, list[Box]], thresho
 MARKER = ".lqer-scan"  # marks a folder that lqer scan wrote, and may write again
 
 
-def prepare_out(out: Path) -> Path:
-    """The output folder: new, empty, or one that lqer scan wrote before."""
-    check_output_folder(out, "--out")
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise LqerError(f"--out: {out} holds files that lqer scan did not write; name another")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).touch()
-    return out
-
-
 def pick_frames(refs: list[FrameRef], frames: list[int] | None) -> list[FrameRef]:
     """The asked frames (1-based, as DICOM numbers them) of every file; None: all."""
     if frames is None:
@@ -300,7 +290,7 @@ def scan_files(
     """Scan every frame of `paths` with a checkpoint or an ONNX export (`onnx`); write
     heatmaps, overlays, candidates and, with `annotations`, how the candidates score against
     the labelled boxes. Returns the summary."""
-    check_output_folder(out, "--out")
+    out = check_own_folder(out, MARKER, "lqer scan")
     score, image_size, chosen = scorer_for(checkpoint, onnx, device)
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
@@ -308,7 +298,7 @@ def scan_files(
     if len({ref.id for ref in refs}) < len(refs):
         raise LqerError("two inputs give frames of the same id; scan them apart (--out)")
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
-    out = prepare_out(Path(out))  # only once the inputs are known to be good
+    claim_folder(out, MARKER)  # only once the inputs are known to be good
     scans: dict[str, FrameScan] = {}
     started = time.perf_counter()
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
