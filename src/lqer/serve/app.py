@@ -3,10 +3,12 @@
 Safe by default: uploads are limited in bytes and pixels, their type is decided by their
 first bytes, never by their name, and each lives only in a temporary folder of its request
 that is always removed. Only pixel data is read from DICOM, so no response can carry a
-patient's name, ids or dates. One lock serialises inference, so that concurrent requests
-queue instead of each holding a model's worth of activations.
+patient's name, ids or dates. Requests are handled one at a time (reading, decoding and
+inference), so that concurrent clients queue instead of each holding its frames and a
+model's worth of activations.
 """
 
+import asyncio
 import base64
 import io
 import tempfile
@@ -184,10 +186,17 @@ def create_app(service: Service):
     async def refused(request: Request, error: BadUpload):
         return JSONResponse({"error": str(error)}, status_code=error.status)
 
-    async def body(upload: UploadFile) -> bytes:
-        data = await upload.read(service.limits.upload_bytes + 1)
-        await upload.close()
-        return data
+    one_at_a_time = asyncio.Semaphore(1)  # a request's bytes, frames and activations
+
+    async def handle(work, upload: UploadFile, *args):
+        """Read the upload and run `work` on it, one request at a time, so that memory holds
+        one request's data however many clients wait."""
+        async with one_at_a_time:
+            try:
+                data = await upload.read(service.limits.upload_bytes + 1)
+            finally:
+                await upload.close()
+            return await run_in_threadpool(work, data, *args)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -203,15 +212,15 @@ def create_app(service: Service):
 
     @app.post("/api/predict")
     async def predict(file: Annotated[UploadFile, File()]):
-        return await run_in_threadpool(service.predict, await body(file))
+        return await handle(service.predict, file)
 
     @app.post("/api/explain")
     async def explain(file: Annotated[UploadFile, File()], frame: Frame = 0):
-        return await run_in_threadpool(service.explain, await body(file), frame)
+        return await handle(service.explain, file, frame)
 
     @app.post("/api/scan")
     async def scan(file: Annotated[UploadFile, File()], frame: Frame = 0):
-        return await run_in_threadpool(service.scan, await body(file), frame)
+        return await handle(service.scan, file, frame)
 
     return app
 
