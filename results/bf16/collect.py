@@ -33,7 +33,10 @@ def main() -> None:
         "LQER from scratch at 64 px (where training picks bf16 and channels_last on a CPU with "
         "AMX) and the same runs with `train.amp=false`, on a stratified 8,000-patch subset of "
         "P-ADSD train/: 6,800 to train, AUC on the 1,200 held out; the published validation/ "
-        f"split was not read. 5 epochs. CPU: {args.cpu}. Made by `bash results/bf16/run.sh`.",
+        f"split was not read. 5 epochs. CPU: {args.cpu}. Made by `bash results/bf16/run.sh`. "
+        "Seconds per epoch are not a speed comparison: other jobs shared the CPU and the runs "
+        "were paused now and then for benchmarks (`benchmarks/train_throughput.py` measures "
+        "speed).",
         "", "| precision | seed | best hold-out AUC | AUC per epoch | s per epoch |",
         "|---|---|---|---|---|",
     ]  # fmt: skip
