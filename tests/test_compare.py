@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -333,3 +335,18 @@ def test_grid_sh_runs_one_piece(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert folds[0].endswith("--folds 0,1") and folds[2] == "+ lqer report results/grid/adsss/fold1"
+
+
+def test_the_shuffle_ablation_mixes_classes_in_its_batches():
+    images = torch.cat([torch.zeros(256, 1, 4, 4), torch.ones(256, 1, 4, 4)]).to(torch.uint8)
+    batches = []
+
+    def score(x):  # records each batch of 128, as predict_proba would run them
+        for start in range(0, len(x), 128):
+            batches.append(x[start : start + 128].float().mean().item())
+        return x.float().mean((1, 2, 3)).numpy()
+
+    torch.manual_seed(0)
+    probs = compare.in_random_order(score, images)
+    np.testing.assert_array_equal(probs, images.float().mean((1, 2, 3)).numpy())  # in order
+    assert all(0.3 < share < 0.7 for share in batches)  # every batch holds both classes

@@ -57,7 +57,7 @@ DEFAULT_MODELS = tuple(MODELS)
 REFERENCE = "lqer"
 Q_ABLATIONS = {  # test-time ablations of a trained circuit model, and what each one tests
     "zeros": "setting q to zero at test time",
-    "shuffle": "shuffling q across the test batch",
+    "shuffle": "shuffling q across a batch of test patches in random order",
 }
 METRICS = metrics.NAMES
 IGNORED_KEYS = (  # may differ in a reused run without changing what it computes
@@ -266,6 +266,16 @@ def run_test_rows(run: Path, test: ImageSet) -> list[predictions.Prediction] | N
     return rows if scored == test.paths else None
 
 
+def in_random_order(score: Callable[[torch.Tensor], np.ndarray], images: torch.Tensor):
+    """score(images), computed on the images in a random order (torch's global generator)
+    and returned in theirs. A split comes in folder order, one class after the other, so
+    shuffling q within its batches would mostly swap q between patches of the same class."""
+    order = torch.randperm(len(images))
+    probs = np.empty(len(images))
+    probs[order.numpy()] = score(images[order])
+    return probs
+
+
 def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -> list[Predictions]:
     """Predictions of best.pt on val and test, plus its test-time q ablations; cached as
     predictions*.csv in the run folder."""
@@ -288,7 +298,12 @@ def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -
                 part = data[split]
                 scored = run_test_rows(run, part) if (ablation, split) == (None, "test") else None
                 if scored is None:
-                    probs = predict_proba(net, part.images, part.size, dev)
+
+                    def score(images, size=part.size):
+                        return predict_proba(net, images, size, dev)
+
+                    probs = (in_random_order(score, part.images) if ablation == "shuffle"
+                             else score(part.images))  # fmt: skip
                     scored = predictions.prediction_rows(part, probs, name, split)
                 rows += scored
             predictions.write_predictions(files[ablation], rows)
