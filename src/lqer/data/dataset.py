@@ -90,7 +90,12 @@ def _decode(source: Source, size: int, max_pixels: int) -> torch.Tensor:
         image = frames[source.index]
     else:
         image = load_gray(source, max_pixels)
-    return resize(torch.from_numpy(np.ascontiguousarray(image))[None, None], size)[0]
+    return model_input(image, size)[0]
+
+
+def model_input(image: np.ndarray, size: int) -> torch.Tensor:
+    """(1, 1, S, S) uint8: a decoded (H, W) image resized as every patch lqer reads."""
+    return resize(torch.from_numpy(np.ascontiguousarray(image))[None, None], size)
 
 
 Decoded = dict[tuple[str, int, int], torch.Tensor | str]  # (path, size, max_pixels) -> image

@@ -18,11 +18,13 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from tqdm import tqdm
 
+from lqer.data.dataset import model_input
 from lqer.data.frames import FrameRef, collect_frames, read_frames
-from lqer.data.transforms import eval_transform, resize
+from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
+from lqer.eval.scan import window_of
 from lqer.io import atomic_path, check_own_folder, claim_folder
 from lqer.models.checkpoint import load_checkpoint
 
@@ -96,9 +98,8 @@ def read_windows(boxes: Path, top: int) -> dict[tuple[str, int], list[tuple[int,
             rows = list(csv.DictReader(f))
         found: dict[tuple[str, int], list] = {}
         for r in sorted(rows, key=lambda r: -float(r["score"])):
-            side = 2 * int(r["w"])
-            corner = (int(r["x"]) - side // 4, int(r["y"]) - side // 4, side)
-            found.setdefault((r["source"], int(r["frame"])), []).append(corner)
+            window = window_of(int(r["x"]), int(r["y"]), int(r["w"]))
+            found.setdefault((r["source"], int(r["frame"])), []).append(window)
     except (OSError, KeyError, ValueError) as e:
         raise LqerError(f"--boxes: {boxes} is not a boxes.csv of lqer scan ({e})") from None
     return {key: windows[:top] for key, windows in found.items()}
@@ -144,7 +145,7 @@ def explain_files(
     rows = []
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
         for name, x, y, patch in pieces(ref, image, windows):
-            small = resize(torch.from_numpy(np.ascontiguousarray(patch))[None, None], size)
+            small = model_input(patch, size)
             prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
             for method in methods:
                 picture = overlay(patch, cam_maps(model, small, size, method)[0])

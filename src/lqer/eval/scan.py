@@ -95,6 +95,13 @@ def windows(height: int, width: int, size: int, stride: float) -> torch.Tensor:
     return grid
 
 
+def window_of(x: int, y: int, w: int) -> tuple[int, int, int]:
+    """(x, y, side) of the window whose candidate box is the w-wide square at (x, y): its
+    central half, for the even sides that ScanConfig allows."""
+    side = 2 * w
+    return x - side // 4, y - side // 4, side
+
+
 def crops(frame: torch.Tensor, corners: torch.Tensor, size: int, out: int) -> torch.Tensor:
     """(N, 1, out, out) uint8 windows of `frame` (H, W), resized as training patches were."""
     patches = frame.unfold(0, size, 1).unfold(1, size, 1)  # (H-s+1, W-s+1, s, s), a view

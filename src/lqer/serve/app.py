@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lqer.data.dataset import model_input
 from lqer.data.frames import frame_refs, read_frames
 from lqer.data.images import BadImage
-from lqer.data.transforms import resize
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
 from lqer.eval.explain import cam_maps
@@ -111,7 +111,7 @@ class Service:
 
     def patch_input(self, image: np.ndarray) -> torch.Tensor:
         """(1, 1, S, S): the resize that `lqer predict` applies to a decoded file."""
-        return resize(torch.from_numpy(np.ascontiguousarray(image))[None, None], self.size)
+        return model_input(image, self.size)
 
     def predict(self, data: bytes) -> dict[str, Any]:
         """Probability and call per frame; `kind` says whether the upload looks like a patch
