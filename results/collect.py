@@ -1,7 +1,9 @@
 """Write results/summary.csv from the grid's comparison folders (results/grid.sh): one row per
 dataset and model, pooling every finished run of the dataset's comparisons (for A-DSSS, the
 five folds x seeds); the columns and rules are lqer.experiments.compare.summary_rows's, and
-results/README.md explains them. Prints the same rows as a Markdown table.
+results/README.md explains them. Prints the same rows as a Markdown table. Also writes
+results/twins.csv (each circuit model against its classical twin, compare.twin_rows) and
+results/grid_time.md (the CPU time of the runs).
 
     python results/collect.py [RESULTS_FOLDER]    # default: results
 """
@@ -13,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from lqer.experiments.compare import SUMMARY_COLUMNS, summary_rows
+from lqer.experiments.compare import SUMMARY_COLUMNS, summary_rows, twin_rows
 from lqer.experiments.tables import markdown_table
 
 DATASETS = {  # name in summary.csv -> its comparison folders under RESULTS_FOLDER/grid
@@ -25,18 +27,25 @@ DATASETS = {  # name in summary.csv -> its comparison folders under RESULTS_FOLD
 
 def collect(results: Path) -> list[dict]:
     """The rows, written to results/summary.csv; a dataset with no comparison yet is left out."""
-    rows = []
+    rows, twins = [], []
     for dataset, names in DATASETS.items():
         folders = [results / "grid" / n for n in names]
         present = [f for f in folders if (f / "comparison.json").exists()]
         if present:
             print(f"{dataset}: {', '.join(str(f) for f in present)}", file=sys.stderr)
         rows += summary_rows(dataset, present)
-    with open(results / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
+        twins += twin_rows(dataset, present)
+    write_rows(results / "summary.csv", rows, SUMMARY_COLUMNS)
+    if twins:
+        write_rows(results / "twins.csv", twins, list(twins[0]))
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict], columns) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    return rows
 
 
 def cpu_time(results: Path) -> list[list]:

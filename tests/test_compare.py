@@ -291,6 +291,22 @@ def test_summary_rows_have_the_published_columns_and_match_the_tables(tiny):
         assert row["f1_mean"] == pytest.approx(tables[model, "f1"]["mean"], abs=1e-4)
 
 
+def test_twin_rows_test_each_circuit_against_its_classical_twin(tiny, monkeypatch):
+    import dataclasses
+
+    from lqer.models import MODELS
+
+    assert MODELS["lqer"].twin == "lqer-classical"
+    assert MODELS["lqer-dressed"].twin == "classical-dressed"
+    assert compare.twin_rows("tiny", [tiny[1]]) == []  # tiny has no lqer-classical run
+    monkeypatch.setitem(MODELS, "lqer", dataclasses.replace(MODELS["lqer"], twin="cnn"))
+    [row] = compare.twin_rows("tiny", [tiny[1]])
+    [delong] = [r for r in compare.read_csv(tiny[1] / "delong.csv") if r["model"] == "cnn"]
+    assert (row["model"], row["twin"], row["runs"]) == ("lqer", "cnn", 1)
+    assert row["p_pooled"] == pytest.approx(delong["p"], rel=1e-2)
+    assert row["auc_difference"] == pytest.approx(delong["difference"], abs=1e-4)
+
+
 def test_stouffer_pools_the_seeds_z_values():
     z, p = metrics.stouffer([1.0, 1.0, 1.0, 1.0])
     assert z == pytest.approx(2.0) and p == pytest.approx(0.0455, abs=1e-4)

@@ -38,7 +38,7 @@ import json
 import platform
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -403,7 +403,7 @@ def summarise(rows: list[dict], draws: dict) -> list[dict]:
     return out
 
 
-def delong_rows(predictions: list[Predictions]) -> list[dict]:
+def delong_rows(predictions: list[Predictions], reference: str = REFERENCE) -> list[dict]:
     """Paired DeLong of the reference against every other model, seed by seed, on test cases
     matched by path."""
     by_seed = defaultdict(dict)
@@ -411,12 +411,12 @@ def delong_rows(predictions: list[Predictions]) -> list[dict]:
         by_seed[pred.seed][pred.name] = pred
     out = []
     for seed, preds in sorted(by_seed.items()):
-        ref = preds.get(REFERENCE)
+        ref = preds.get(reference)
         if ref is None:
             continue
         ref_index = {p: i for i, p in enumerate(ref.test_paths)}
         for name, other in preds.items():
-            if name == REFERENCE:
+            if name == reference:
                 continue
             pairs = [(ref_index[p], j) for j, p in enumerate(other.test_paths) if p in ref_index]
             i, j = map(np.array, zip(*pairs, strict=True))
@@ -642,6 +642,16 @@ SUMMARY_COLUMNS = (
 )  # fmt: skip
 
 
+def pooled_predictions(folders: Sequence[Path]) -> Iterator[tuple[dict, Predictions]]:
+    """Every prediction the comparison folders' tables hold, with its folder's manifest; a
+    seed becomes (folder name, seed), so that the runs of different folds stay apart."""
+    for folder in map(Path, folders):
+        manifest = json.loads((folder / "comparison.json").read_text())
+        runs = folder_runs(folder, load_config(folder / "config.yaml"))
+        for p in table_predictions(folder, runs):
+            yield manifest, dataclasses.replace(p, seed=(folder.name, p.seed))
+
+
 def summary_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
     """One row per model (and test-time variant) of `dataset`, pooling every run the
     comparison folders' tables hold (A-DSSS: one folder per fold, so folds x seeds).
@@ -653,14 +663,11 @@ def summary_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
     n_train and n_test: images of one run's training and test split, averaged over runs.
     """
     preds, n_train, settings = [], defaultdict(list), set()
-    for folder in map(Path, folders):
-        manifest = json.loads((folder / "comparison.json").read_text())
+    for manifest, p in pooled_predictions(folders):
         settings.add((manifest["target_sensitivity"], manifest["n_boot"]))
-        runs = folder_runs(folder, load_config(folder / "config.yaml"))
-        for p in table_predictions(folder, runs):
-            preds.append(dataclasses.replace(p, seed=(folder.name, p.seed)))
-            train = manifest["data"].get(str(p.seed), {}).get("splits", {}).get("train", {})
-            n_train[p.name] += [train["n"]] if "n" in train else []
+        preds.append(p)
+        train = manifest["data"].get(str(p.seed[1]), {}).get("splits", {}).get("train", {})
+        n_train[p.name] += [train["n"]] if "n" in train else []
     if len(settings) > 1:
         raise LqerError(f"{dataset}: its comparisons differ in target sensitivity or n_boot")
     if not preds:
@@ -682,5 +689,29 @@ def summary_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
             "accuracy_mean": round(cells[model, "accuracy"]["mean"], 4),
             "f1_mean": round(cells[model, "f1"]["mean"], 4),
             "delong_p_vs_lqer": float(f"{pooled[model]:.3g}") if model in pooled else "",
+        })  # fmt: skip
+    return out
+
+
+def twin_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
+    """Each model with a circuit against its classical twin (`ModelEntry.twin`): the paired
+    DeLong test per run and pooled over runs (Stouffer), the direct test of whether the circuit
+    does better than a classical layer of its size."""
+    preds = [p for _, p in pooled_predictions(folders)]
+    out = []
+    for entry in (e for e in MODELS.values() if e.twin):
+        pair = [p for p in preds if p.name in (entry.name, entry.twin)]
+        rows = [r for r in delong_rows(pair, reference=entry.name) if r["model"] == entry.twin]
+        if not rows:
+            continue
+        _, p_pooled = metrics.stouffer([r["z"] for r in rows])
+        out.append({
+            "dataset": dataset, "model": entry.name, "twin": entry.twin, "runs": len(rows),
+            **{name: round(float(np.mean([r[k] for r in rows])), 4) for name, k in (
+                ("auc_model", "auc_reference"), ("auc_twin", "auc_model"),
+                ("auc_difference", "difference"))},
+            "runs_p_below_0.05": sum(r["p"] < 0.05 for r in rows),
+            "p_values": " ".join(f"{r['p']:.3g}" for r in rows),
+            "p_pooled": float(f"{p_pooled:.3g}"),
         })  # fmt: skip
     return out

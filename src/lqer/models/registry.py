@@ -21,6 +21,7 @@ class ModelEntry:
     summary: str  # what it is, for `--help` and the report
     tests: str | None = None  # what comparing it with lqer tests, for the report's verdict
     circuit: bool = False  # has LQER's quantum head, so q can be ablated at test time
+    twin: str | None = None  # the same model with the circuit replaced by a classical layer
 
     def __call__(self, cfg: ModelConfig) -> Model:
         return self.build(cfg)
@@ -30,7 +31,7 @@ MODELS = {
     entry.name: entry
     for entry in (
         ModelEntry("lqer", lqer.lqer, "ResNet18 features f, circuit readout q, linear on [f, q]",
-                   circuit=True),
+                   circuit=True, twin="lqer-classical"),
         ModelEntry("resnet18", lqer.resnet18_classifier, "ResNet18 alone",
                    "dropping the circuit and q altogether (ResNet18 alone)"),
         ModelEntry("cnn", baselines.cnn, "a small classical CNN (the paper's classical baseline)"),
@@ -46,7 +47,7 @@ MODELS = {
         ModelEntry("lqer-dressed", lqer.lqer_dressed,
                    "the circuit's readout alone feeds the classifier: 512 -> n -> circuit -> 2",
                    "making the classifier read q alone, so that it cannot bypass the circuit",
-                   circuit=True),
+                   circuit=True, twin="classical-dressed"),
         ModelEntry("classical-dressed", baselines.classical_dressed,
                    "lqer-dressed with the circuit replaced by a classical layer of equal size",
                    "reading q alone from a classical layer instead of the circuit"),
