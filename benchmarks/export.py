@@ -17,16 +17,10 @@ from pathlib import Path
 
 import torch
 
+from lqer.device import cpu_name
 from lqer.eval.evaluate import predict_proba
 from lqer.eval.export import OnnxModel, export_onnx
 from lqer.models.checkpoint import load_checkpoint
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def rate(rounds: int, n: int, fn, *args) -> float:

@@ -17,7 +17,6 @@ on a GPU.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,21 +24,12 @@ from pathlib import Path
 import torch
 
 from lqer.data.images import load_gray
+from lqer.device import cpu_name
 from lqer.eval.export import OnnxModel, export_onnx
 from lqer.eval.scan import ScanConfig, crops, scan_frame, torch_scorer, windows
 from lqer.models.checkpoint import load_checkpoint
 
 FRAME = Path(__file__).resolve().parents[2] / "shared/datasets/ADSD-sample/images/14_002_5_0016.bmp"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(rounds: int, fn, *args) -> float:

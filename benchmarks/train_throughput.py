@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 
 from lqer.config import ModelConfig
 from lqer.data.layout import list_folder
-from lqer.device import cpu_flags, pick_device, training_precision
+from lqer.device import cpu_flags, cpu_name, pick_device, training_precision
 from lqer.eval.evaluate import predict_logits
 from lqer.models import build_model
 from lqer.train.distributed import Group, cpu_threads
@@ -40,13 +39,6 @@ from lqer.train.loop import TrainBatches, batch_indices, train_epoch
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LQER_DATASETS", REPO.parent / "shared" / "datasets"))
 PADSD_TRAIN = 20_444  # P-ADSD train/ less the 15% selection hold-out (the configs' recipe)
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "CPU"
 
 
 def synchronize(device: torch.device) -> None:

@@ -48,12 +48,15 @@ def write_rows(path: Path, rows: list[dict], columns) -> None:
         writer.writerows(rows)
 
 
+UNRECORDED = "not recorded"  # runs trained before comparison.json named each run's device
+
+
 def cpu_time(results: Path) -> list[list]:
     """Training minutes (the runs' summed epoch times, scoring the hold-out included) of every
-    run in the tables, per dataset and model; written to results/grid_time.md."""
+    run in the tables, per dataset, model and CPU; written to results/grid_time.md."""
     rows = []
     for dataset, names in DATASETS.items():
-        minutes: dict[str, list[float]] = {}
+        minutes: dict[tuple[str, str], list[float]] = {}
         for folder in (results / "grid" / n for n in names):
             manifest = folder / "comparison.json"
             if not manifest.exists():
@@ -62,16 +65,21 @@ def cpu_time(results: Path) -> list[list]:
                 with open(folder / run["run"] / "history.csv", newline="") as f:
                     spent = sum(float(r["epoch_time"]) for r in csv.DictReader(f)) / 60
                 if run.get("in_tables"):
-                    minutes.setdefault(run["model"], []).append(spent)
-        rows += [[dataset, model, len(m), f"{sum(m):.0f}", f"{sum(m) / len(m):.1f}"]
-                 for model, m in minutes.items()]  # fmt: skip
-    total = sum(float(r[3]) for r in rows)
+                    key = (run["model"], run.get("device", UNRECORDED))
+                    minutes.setdefault(key, []).append(spent)
+        rows += [[dataset, model, device, len(m), f"{sum(m):.0f}", f"{sum(m) / len(m):.1f}"]
+                 for (model, device), m in minutes.items()]  # fmt: skip
+    total = sum(float(r[4]) for r in rows)
     lines = ["# CPU time of the grid (issue 12)", "",
              "Training minutes of every run in the tables: the sum of its epochs, each epoch "
              "training plus scoring the hold-out; testing is not included. One thread per run, "
-             "two runs side by side on the 2-core Intel Xeon with AVX-512 and AMX, so a run's "
-             "minutes are wall minutes of one core.", "",
-             *markdown_table(["dataset", "model", "runs", "minutes", "minutes per run"], rows),
+             "two runs side by side on a 2-core CPU, so a run's minutes are wall minutes of one "
+             "core. The device column is the CPU that comparison.json records for the run; "
+             f"'{UNRECORDED}' marks runs trained before it recorded one (the session that "
+             "finished the P-ADSD grid ran on an Intel Xeon with AVX-512 and AMX; the CPU of "
+             "earlier pieces is not known). Compare minutes only within one CPU.", "",
+             *markdown_table(["dataset", "model", "device", "runs", "minutes",
+                              "minutes per run"], rows),
              "", f"Total: {total:.0f} core-minutes ({total / 60:.1f} core-hours)."]  # fmt: skip
     (results / "grid_time.md").write_text("\n".join(lines) + "\n")
     return rows

@@ -36,6 +36,7 @@ def test_compare_writes_tables_for_models_ablations_and_delong(comparison):
     manifest = json.loads((comparison / "comparison.json").read_text())
     assert manifest["models"] == ["lqer", "cnn"]  # the DeLong reference first
     assert [r["status"] for r in manifest["runs"]] == ["trained"] * 4
+    assert all(r["device"].startswith("CPU: ") for r in manifest["runs"])
     assert manifest["data"]["0"]["splits"]["test"]["positives"] >= 2
     summary = compare.read_csv(comparison / "summary.csv")
     models = {r["model"] for r in summary}
@@ -58,11 +59,15 @@ def test_finished_runs_are_reused_and_a_failed_run_is_reported(comparison, base,
 
     monkeypatch.setitem(MODELS, "qcnn", broken)
     before = (comparison / "summary.csv").read_text()
+    trained = json.loads((comparison / "comparison.json").read_text())["runs"]
     compare.compare(base, comparison, ["lqer", "cnn", "qcnn"], seeds=[0, 1], n_boot=100)
     runs = json.loads((comparison / "comparison.json").read_text())["runs"]
     status = {(r["model"], r["seed"]): r["status"] for r in runs}
     assert status[("lqer", 0)] == status[("cnn", 1)] == "reused"
     assert status[("qcnn", 0)] == status[("qcnn", 1)] == "failed"
+    device = {(r["model"], r["seed"]): r.get("device") for r in runs}
+    assert all(device[(r["model"], r["seed"])] == r["device"] for r in trained)  # kept
+    assert device[("qcnn", 0)] is None  # it trained nothing
     assert "deliberately broken" in runs[-1]["error"]
     assert "FAILED: qcnn seed 0" in (comparison / "results.md").read_text()
     assert (comparison / "summary.csv").read_text() == before  # same runs, same numbers

@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import platform
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +46,7 @@ import yaml
 
 from lqer.config import DataConfig, ExperimentConfig, from_dict, load_config
 from lqer.data.dataset import ImageSet, load_experiment
+from lqer.device import cpu_name
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
 from lqer.experiments.tables import markdown_table
@@ -533,7 +533,7 @@ def markdown_tables(summary: list[dict], contrast: list[dict]) -> str:
 def device_description(device: str = "auto") -> str:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def previous_manifest(out: Path, base: ExperimentConfig) -> dict:
@@ -593,7 +593,7 @@ def compare(
             "models": list(dict.fromkeys(r["model"] for r in runs if r["left_out"] is None)),
             "seeds": sorted({r["seed"] for r in runs if r["left_out"] is None}),
         },
-        "runs": run_records(status, runs),
+        "runs": run_records(status, runs, device, before.get("runs", [])),
     }
     write_text(out / "comparison.json", json.dumps(manifest, indent=2) + "\n")
     write_csv(out / "results.csv", rows)
@@ -606,18 +606,32 @@ def compare(
     return out
 
 
-def run_records(status: list[dict], runs: list[dict]) -> list[dict]:
+def run_records(
+    status: list[dict], runs: list[dict], device: str, before: list[dict]
+) -> list[dict]:
     """The asked runs' records, then those of the runs found in the folder; each says whether
-    it was asked now and whether the tables hold it."""
+    it was asked now, whether the tables hold it, and the device that trained it where known
+    (this call's, or as an earlier call's records said)."""
     held = {(r["model"], r["seed"]) for r in runs if r["left_out"] is None}
-    records = [{**r, "asked": True, "in_tables": (r["model"], r["seed"]) in held} for r in status]
+    devices = {(r["model"], r["seed"]): r["device"] for r in before if "device" in r}
+    for r in status:
+        if r["status"] in ("trained", "resumed"):
+            devices[(r["model"], r["seed"])] = device
+
+    def trained_on(r: dict) -> dict:
+        key = (r["model"], r["seed"])
+        return {"device": devices[key]} if key in devices else {}
+
+    records = [{**r, **trained_on(r), "asked": True, "in_tables": (r["model"], r["seed"]) in held}
+               for r in status]  # fmt: skip
     asked = {(r["model"], r["seed"]) for r in status}
     for r in runs:
         if (r["model"], r["seed"]) not in asked:
             found = {"status": "reused"} if r["left_out"] is None else {
                 "status": "left out", "reason": r["left_out"]}  # fmt: skip
             records.append({"model": r["model"], "seed": r["seed"], "run": r["run"], **found,
-                            "asked": False, "in_tables": r["left_out"] is None})  # fmt: skip
+                            **trained_on(r), "asked": False,
+                            "in_tables": r["left_out"] is None})  # fmt: skip
     return records
 
 
