@@ -75,9 +75,9 @@ def cpu_time(results: Path) -> list[list]:
              "training plus scoring the hold-out; testing is not included. One thread per run, "
              "two runs side by side on a 2-core CPU, so a run's minutes are wall minutes of one "
              "core. The device column is the CPU that comparison.json records for the run; "
-             f"'{UNRECORDED}' marks runs trained before it recorded one (the session that "
-             "finished the P-ADSD grid ran on an Intel Xeon with AVX-512 and AMX; the CPU of "
-             "earlier pieces is not known). Compare minutes only within one CPU.", "",
+             f"'{UNRECORDED}' marks runs whose CPU the files do not name: those trained "
+             "before comparison.json recorded it, or beside another piece before lqer kept "
+             "both pieces' records. Compare minutes only within one CPU.", "",
              *markdown_table(["dataset", "model", "device", "runs", "minutes",
                               "minutes per run"], rows),
              "", f"Total: {total:.0f} core-minutes ({total / 60:.1f} core-hours)."]  # fmt: skip

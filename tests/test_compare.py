@@ -371,3 +371,20 @@ def test_the_shuffle_ablation_mixes_classes_in_its_batches():
     probs = compare.in_random_order(score, images)
     np.testing.assert_array_equal(probs, images.float().mean((1, 2, 3)).numpy())  # in order
     assert all(0.3 < share < 0.7 for share in batches)  # every batch holds both classes
+
+
+def test_pieces_running_side_by_side_keep_each_others_records(tiny, tmp_path, monkeypatch):
+    base, out = tiny[0], copy_of(tiny, tmp_path)
+    train_all = compare.train_all
+
+    def beside(*args):  # another piece, started later, ends while this one trains
+        monkeypatch.setattr(compare, "train_all", train_all)
+        compare.compare(base, out, ["cnn"], seeds=[2], n_boot=50)
+        return train_all(*args)
+
+    monkeypatch.setattr(compare, "train_all", beside)
+    compare.compare(base, out, ["cnn"], seeds=[1], n_boot=50)
+    manifest = json.loads((out / "comparison.json").read_text())
+    device = {(r["model"], r["seed"]): r.get("device") for r in manifest["runs"]}
+    assert device[("cnn", 1)] and device[("cnn", 2)]  # the other piece's run keeps its CPU
+    assert set(manifest["data"]) == {"0", "1", "2"}

@@ -567,8 +567,11 @@ def compare(
         models = [REFERENCE, *(m for m in models if m != REFERENCE)]
     out = Path(out_dir)
     before = previous_manifest(out, base)
+    other_settings = (out / "comparison.json").exists() and not before
     base.save(out / "config.yaml")
     status, data_info = train_all(base, models, seeds, out, base.train.device)
+    if not other_settings:  # again: a piece running beside this one may have written since
+        before = previous_manifest(out, base)
     runs = folder_runs(out, base)
     predictions = table_predictions(out, runs)
     rows, draws = evaluate(predictions, target_sensitivity, n_boot)
