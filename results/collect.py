@@ -68,7 +68,7 @@ def cpu_time(results: Path) -> list[list]:
                     key = (run["model"], run.get("device", UNRECORDED))
                     minutes.setdefault(key, []).append(spent)
         rows += [[dataset, model, device, len(m), f"{sum(m):.0f}", f"{sum(m) / len(m):.1f}"]
-                 for (model, device), m in minutes.items()]  # fmt: skip
+                 for (model, device), m in sorted(minutes.items())]  # fmt: skip
     total = sum(float(r[4]) for r in rows)
     lines = ["# CPU time of the grid (issue 12)", "",
              "Training minutes of every run in the tables: the sum of its epochs, each epoch "
