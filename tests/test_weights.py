@@ -99,3 +99,18 @@ def test_best_f1_threshold_is_the_best_score_as_threshold():
     f1 = {t: binary_metrics(labels, probs, t)["f1"] for t in np.unique(probs)}
     best = max(f1.values())
     assert best_f1_threshold(labels, probs) == min(t for t, v in f1.items() if v == best)
+
+
+def test_the_shipped_entry_scores_the_bundled_test_sample():
+    import lqer.weights
+    from lqer.eval.metrics import binary_metrics
+    from lqer.sample import SAMPLE_DIR
+
+    entry = lqer.weights.LQER_PADSD
+    entry.__dict__.pop("meta", None)  # another test may have cached a missing file's error
+    model, cfg, meta = entry.load()
+    test = load_folder(SAMPLE_DIR / "test", cfg.data.image_size)  # from P-ADSD validation/
+    probs = predict_proba(model, test.images, cfg.data.image_size)
+    scored = binary_metrics(test.labels, probs, entry.threshold)
+    assert scored["auc"] > 0.9 and scored["sensitivity"] > 0.8
+    assert meta["training_data"]["root"] == "P-ADSD" and "licence" in meta

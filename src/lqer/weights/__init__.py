@@ -1,0 +1,9 @@
+"""The trained weights that ship with lqer, after torchvision's weights pattern:
+`lqer.weights.LQER_PADSD.load()` gives the model, and the entry carries its `transforms()`,
+`threshold` and `meta` (training data, metrics, licence). The files sit beside this module."""
+
+from lqer.models.weights import WEIGHTS, Weights
+
+LQER_PADSD = WEIGHTS["lqer-padsd"]
+
+__all__ = ["LQER_PADSD", "WEIGHTS", "Weights"]
