@@ -310,6 +310,10 @@ def test_twin_rows_test_each_circuit_against_its_classical_twin(tiny, monkeypatc
     assert (row["model"], row["twin"], row["runs"]) == ("lqer", "cnn", 1)
     assert row["p_pooled"] == pytest.approx(delong["p"], rel=1e-2)
     assert row["auc_difference"] == pytest.approx(delong["difference"], abs=1e-4)
+    significant = int(delong["p"] < 0.05)
+    better = "runs_model_better" if delong["difference"] > 0 else "runs_twin_better"
+    assert row[better] == significant
+    assert row["runs_model_better"] + row["runs_twin_better"] == significant
 
 
 def test_stouffer_pools_the_seeds_z_values():

@@ -727,7 +727,9 @@ def twin_rows(dataset: str, folders: Sequence[Path]) -> list[dict]:
             **{name: round(float(np.mean([r[k] for r in rows])), 4) for name, k in (
                 ("auc_model", "auc_reference"), ("auc_twin", "auc_model"),
                 ("auc_difference", "difference"))},
-            "runs_p_below_0.05": sum(r["p"] < 0.05 for r in rows),
+            # p < 0.05 says which differs, not which is better: count each way apart
+            "runs_model_better": sum(r["p"] < 0.05 and r["difference"] > 0 for r in rows),
+            "runs_twin_better": sum(r["p"] < 0.05 and r["difference"] < 0 for r in rows),
             "p_values": " ".join(f"{r['p']:.3g}" for r in rows),
             "p_pooled": float(f"{p_pooled:.3g}"),
         })  # fmt: skip
