@@ -24,24 +24,25 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_name() -> str:
-    """The CPU's model name, from /proc/cpuinfo; runs and benchmarks name it beside timings."""
+def _cpuinfo(field: str) -> str | None:
+    """The first value of `field` in /proc/cpuinfo; None where there is none."""
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
+        if line.startswith(field):
             return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name; runs and benchmarks name it beside timings."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags, from /proc/cpuinfo; empty where there is none."""
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+    """The CPU's feature flags; empty where /proc/cpuinfo has none."""
+    return frozenset((_cpuinfo("flags") or "").split())
 
 
 @dataclass(frozen=True)

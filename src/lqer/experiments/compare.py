@@ -566,12 +566,12 @@ def compare(
     if REFERENCE in models:
         models = [REFERENCE, *(m for m in models if m != REFERENCE)]
     out = Path(out_dir)
-    before = previous_manifest(out, base)
-    other_settings = (out / "comparison.json").exists() and not before
+    # A manifest of other settings is not ours to merge. Ours is read after training, since a
+    # piece running beside this one may have written it meanwhile.
+    ours = not (out / "comparison.json").exists() or bool(previous_manifest(out, base))
     base.save(out / "config.yaml")
     status, data_info = train_all(base, models, seeds, out, base.train.device)
-    if not other_settings:  # again: a piece running beside this one may have written since
-        before = previous_manifest(out, base)
+    before = previous_manifest(out, base) if ours else {}
     runs = folder_runs(out, base)
     predictions = table_predictions(out, runs)
     rows, draws = evaluate(predictions, target_sensitivity, n_boot)
