@@ -16,6 +16,7 @@ from lqer.config import (
     load_config,
 )
 from lqer.errors import LqerError
+from lqer.guarded_yaml import YamlRefused, safe_yaml, shown
 from lqer.models import build_model
 
 
@@ -99,13 +100,34 @@ def test_bad_overrides_name_the_key(override, message):
         ("train=3", "train: expected a mapping, got 3"),
         ("train.bogus=1", "unknown configuration key 'train.bogus'"),
         ("model.quantum.bogus=1", "unknown configuration key 'model.quantum.bogus'"),
+        # upper bounds: each one says why
+        ("data.image_size=32768", "data.image_size: must be at most 1024, got 32768 (16 to"),
+        ("data.image_size=1025", "data.image_size: must be at most 1024"),
+        ("data.limit=100000000", "data.limit: must be at most 10000000"),
+        ("data.fold=100", "data.fold: must be at most 99, got 100 (fold<k> folders"),
+        ("data.max_pixels=2000000000", "data.max_pixels: must be at most 1000000000"),
+        ("model.quantum.n_layers=1.0e+8", "model.quantum.n_layers: must be at most 64"),
+        ("model.quantum.n_layers=100000000", "model.quantum.n_layers: must be at most 64"),
+        ("model.quantum.shots=100000000", "model.quantum.shots: must be at most 10000000"),
+        ("train.epochs=100000", "train.epochs: must be at most 10000"),
+        ("train.batch_size=5000", "train.batch_size: must be at most 4096"),
+        ("train.plateau_patience=5000", "train.plateau_patience: must be at most 1000"),
+        ("train.threads=5000", "train.threads: must be at most 1024"),
+        ("train.devices=65", "train.devices: must be at most 64"),
+        # values YAML reads but Python cannot hold, and echoes that must stay short
+        ("train.epochs=" + "1" * 5000, "train.epochs: not a YAML value (a value Python cannot"),
+        ("data.root=2024-13-45", "data.root: not a YAML value (a value Python cannot hold: mon"),
+        ("train.epochs=&a [*a]", "train.epochs: not a YAML value (an alias refers to itself"),
+        ("x" * 5000, "override 'xxxxxxx"),
+        ("train." + "y" * 5000 + "=1", "unknown configuration key 'train.yyyy"),
+        ("data.root=" + "[" * 5000, "data.root: not a YAML value"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_key(override, message):
     with pytest.raises(LqerError) as caught:
         apply_overrides(ExperimentConfig(), [override])
     text = str(caught.value)
-    assert text.startswith(message) and "\n" not in text
+    assert text.startswith(message) and "\n" not in text and len(text) < 300
 
 
 @pytest.mark.parametrize(
@@ -123,6 +145,10 @@ def test_bad_values_are_one_line_naming_the_key(override, message):
         ("model.quantum.backend=pennylane:default.mixed", "pennylane:default.mixed"),
         ("model.quantum.entangler=none", "none"),  # a choice, not None
         ("train.lr_head=1e30", 1e30),  # absurd but finite: the run itself reports divergence
+        ("data.image_size=1024", 1024),  # the bounds themselves are allowed
+        ("model.quantum.n_layers=64", 64),
+        ("train.batch_size=4096", 4096),
+        ("data.fold=99", 99),
     ],
 )
 def test_good_values_from_the_command_line(override, value):
@@ -318,3 +344,62 @@ def test_shipped_configs_load():
     assert len(configs) >= 2
     for path in configs:
         load_config(path)
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The classic: each level lists the one below nine times, 9^9 strings from ~400 bytes."""
+    text = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for i in range(1, levels):
+        name, below = chr(ord("a") + i), chr(ord("a") + i - 1)
+        text += f"{name}: &{name} [{', '.join([f'*{below}'] * 9)}]\n"
+    return text
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (billion_laughs(), "not valid YAML (more than 10,000 values once aliases expand (line"),
+        ("train:\n  epochs: 3\n  seed: 1\n  epochs: 4\n", "duplicate key 'epochs' (line 4; fi"),
+        ("train: {}\nmodel: {}\ntrain: {epochs: 2}\n", "duplicate key 'train' (line 3; first"),
+        ("train:\n  epochs: " + "7" * 5000 + "\n", "an integer of more than 4300 digits"),
+        ("x: &x [*x]\n", "an alias refers to itself"),
+    ],
+    ids=["billion-laughs", "duplicate-key", "duplicate-section", "5000-digits", "self-alias"],
+)
+def test_hostile_yaml_is_refused_in_one_short_line(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(LqerError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: not valid YAML") and message in text
+    assert "\n" not in text and len(text) < 250
+
+
+def test_aliases_and_merge_keys_that_stay_small_are_fine(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "model:\n  quantum: {n_qubits: &n 3, n_layers: 2}\ntrain: {epochs: *n, seed: *n}\n"
+    )
+    cfg = load_config(tmp_path / "c.yaml")
+    assert (cfg.model.quantum.n_qubits, cfg.train.epochs, cfg.train.seed) == (3, 3, 3)
+    merged = safe_yaml("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  y: 3\n")
+    assert merged["b"] == {"x": 1, "y": 3}  # an explicit key overrides a merged one
+
+
+def test_the_node_bound_counts_expanded_values():
+    nine = "[" + ", ".join(["1"] * 9) + "]"
+    small = f"a: &a {nine}\nb: [{', '.join(['*a'] * 9)}]\n"
+    assert len(safe_yaml(small)["b"]) == 9
+    with pytest.raises(YamlRefused, match="10,000"):
+        safe_yaml(billion_laughs(5))  # 9^5 strings from 5 lines
+
+
+def test_messages_show_a_bounded_part_of_a_shared_reference_bomb():
+    value: list = ["lol"] * 10
+    for _ in range(30):  # 10^30 strings if expanded; a forged checkpoint can hold this
+        value = [value] * 10
+    with pytest.raises(LqerError) as caught:
+        from_dict({"train": {"epochs": value}})
+    assert str(caught.value).startswith("train.epochs: expected int, got [[[")
+    assert len(str(caught.value)) < 150
+    assert shown(10**5000) == "<an integer of 16610 bits>"

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lqer.errors import LqerError
+from lqer.guarded_yaml import first_line, safe_yaml, shown
 from lqer.io import write_text
 from lqer.models.registry import MODELS
 from lqer.quantum.ansatz import (
@@ -42,6 +43,7 @@ from lqer.quantum.ansatz import (
 RESUMABLE = ("train.epochs", "train.progress", "train.threads", "train.device")
 
 MAX_SEED = 2**32 - 1  # np.random.seed takes no more
+MAX_FOLDS = 100  # `data split --folds` and data.fold: more parts than any cross-validation uses
 
 # ----------------------------------------------------------------------------- value types
 # Pydantic's lax mode already reads "3" as 3 and rejects 2.5 for an int; these add what it
@@ -94,9 +96,20 @@ Text = Annotated[str, BeforeValidator(_text)]
 NoneWord = BeforeValidator(_none_word)
 Probability = Annotated[Float, Field(ge=0, le=1)]
 Seed = Annotated[Int, Field(ge=0, le=MAX_SEED)]
-Count = Annotated[Int, Field(ge=1)]
-# Pydantic applies a bound to `int | None` only when the bound sits on the int.
-OptionalCount = Annotated[Count | None, NoneWord]
+
+
+def Count(most: int, why: str, least: int = 1):  # a type with bounds, hence the capital
+    """An int in [least, most]; `why` explains the bounds in error messages. Every count has an
+    upper bound too, so that a typo or a forged checkpoint fails at load, not out of memory."""
+    return Annotated[Int, Field(ge=least, le=most, description=why)]
+
+
+def OptionalCount(most: int, why: str, least: int = 1):
+    # Pydantic applies a bound to `int | None` only when the bound sits on the int; messages
+    # read the description from the field itself.
+    bounded = Annotated[Int, Field(ge=least, le=most)]
+    return Annotated[bounded | None, NoneWord, Field(description=why)]
+
 
 # ----------------------------------------------------------------------------- the sections
 
@@ -109,7 +122,7 @@ def _check_keys(cls: type[Section], values: Any) -> None:
         return  # pydantic says what is wrong
     for key, value in values.items():
         if not isinstance(key, str):
-            dotted = f"{cls.prefix}.{key}" if cls.prefix else str(key)
+            dotted = f"{cls.prefix}.{shown(key)}" if cls.prefix else shown(key)
             raise LqerError(f"unknown configuration key {dotted!r}")
         section = getattr(cls.model_fields.get(key), "annotation", None)
         if isinstance(section, type) and issubclass(section, Section):
@@ -157,7 +170,9 @@ class DataConfig(Section):
     prefix: ClassVar[str] = "data"
 
     root: Text = ""
-    fold: Annotated[Annotated[Int, Field(ge=0)] | None, NoneWord] = None  # A-DSSS: <root>/fold<k>
+    fold: OptionalCount(MAX_FOLDS - 1, f"fold<k> folders number 0 to {MAX_FOLDS - 1}", 0) = (
+        None  # A-DSSS: <root>/fold<k>
+    )
     train_split: Text = "train"
     # Model selection and LR scheduling use `val_split` if given, else a stratified
     # hold-out of the training split, so that `test_split` is never used for tuning.
@@ -168,15 +183,13 @@ class DataConfig(Section):
     test_split: Annotated[Text | None, NoneWord] = "validation"
     # CSV path,label,split (train/val/test); replaces the folders
     split_file: Annotated[Text | None, NoneWord] = None
-    image_size: Annotated[
-        Int, Field(ge=16, description="ResNet18 halves it five times; less holds no detail")
-    ] = 224
+    image_size: Count(
+        1024, "16 to 1024: ResNet18 halves it five times; more needs gigabytes per batch", 16
+    ) = 224
     # A stratified subsample of every split, for quick runs.
-    limit: Annotated[
-        Annotated[Int, Field(ge=2)] | None, NoneWord, Field(description="one image of each class")
-    ] = None
+    limit: OptionalCount(10**7, "one image of each class, at most 10 million", 2) = None
     skip_bad: Bool = False
-    max_pixels: Count = 40_000_000
+    max_pixels: Count(10**9, "a frame of a billion pixels takes gigabytes to decode") = 40_000_000
 
     @model_validator(mode="after")
     def _hold_out_needs_two_per_class(self) -> DataConfig:
@@ -196,7 +209,7 @@ class QuantumConfig(Section):
     n_qubits: Annotated[
         Int, Field(ge=1, le=MAX_QUBITS, description="1 to 8: the simulator's tables grow as 4^n")
     ] = 4
-    n_layers: Count = 2
+    n_layers: Count(64, "1 to 64 layers: deeper circuits take minutes per batch") = 2
     # The circuit's choices come from its registry: `lqer circuit --list` shows them.
     ansatz: Literal[tuple(ANSATZES)] = "reuploading"
     encoding: Literal[tuple(ENCODINGS)] = "ry"
@@ -206,7 +219,7 @@ class QuantumConfig(Section):
     readout: Literal[tuple(READOUTS)] = "z"
     backend: Annotated[Text, AfterValidator(_backend)] = "native"  # native | pennylane[:device]
     grad: Literal["backprop", "parameter-shift"] = "backprop"
-    shots: OptionalCount = None
+    shots: OptionalCount(10**7, "at most 10 million; none gives exact expectations") = None
     depolarizing: Probability = 0.0
     amplitude_damping: Probability = 0.0
     readout_error: Probability = 0.0
@@ -230,29 +243,29 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     prefix: ClassVar[str] = "train"
 
-    epochs: Count = 15
-    batch_size: Annotated[Int, Field(ge=2, description="batch norm cannot train on one image")] = 64
+    epochs: Count(10_000, "1 to 10,000 epochs") = 15
+    batch_size: Count(4096, "2 to 4096: batch norm cannot train on one image", 2) = 64
     lr_backbone: Annotated[Float, Field(ge=0, description="0 freezes the backbone")] = 1e-4
     lr_head: Annotated[Float, Field(gt=0, description="the head must learn")] = 1e-3
     weight_decay: Annotated[Float, Field(ge=0)] = 1e-4
     plateau_factor: Annotated[
         Float, Field(gt=0, lt=1, description="a plateau must lower the rate, not stop it")
     ] = 0.5
-    plateau_patience: Annotated[Int, Field(ge=0)] = 2
+    plateau_patience: Count(1000, "epochs without progress, 0 to 1000", 0) = 2
     imbalance: Literal["weighted", "balanced", "none"] = "weighted"
     augment: Literal["all", "positives", "none"] = "all"
     select: Literal["auc", "loss"] = "auc"  # validation metric that picks best.pt
     seed: Seed = 0
     device: Text = "auto"
     # CPU threads per process; None: the cores shared out
-    threads: OptionalCount = None
+    threads: OptionalCount(1024, "1 to 1024 threads") = None
     # bf16 autocast and channels_last where they pay off: CUDA, and CPUs with AMX from 64 px
     # (lqer.device.training_precision); float32 elsewhere.
     amp: Bool = True
     channels_last: Bool = True
     compile: Bool = False  # torch.compile the backbone (pays off on GPUs, after a warm-up)
     # local processes for DistributedDataParallel; torchrun overrides
-    devices: Count = 1
+    devices: Count(64, "1 to 64 local processes") = 1
     progress: Bool = True
 
 
@@ -304,11 +317,6 @@ def _field(cls: type[BaseModel], loc: list[str]):
     return info
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def describe(error: ValidationError, cls: type[Section] = ExperimentConfig) -> str:
     """One line for the first of pydantic's errors, e.g. `train.epochs: expected int, got 'x'`."""
     first = error.errors(include_url=False)[0]
@@ -318,10 +326,10 @@ def describe(error: ValidationError, cls: type[Section] = ExperimentConfig) -> s
         loc, value = [*loc, ctx["field"]], ctx["input"]
     key = ".".join([cls.prefix, *loc] if cls.prefix else loc)
     if kind in ("extra_forbidden", "no_such_attribute"):  # the latter on assignment
-        return f"unknown configuration key {key!r}"
+        return f"unknown configuration key {shown(key)}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
-        return f"{key}: {_shown(value)} is not one of {', '.join(choices)}"
+        return f"{key}: {shown(value)} is not one of {', '.join(choices)}"
     why = ctx.get("why")
     if kind in _BOUNDS:
         name, words = _BOUNDS[kind]
@@ -330,7 +338,7 @@ def describe(error: ValidationError, cls: type[Section] = ExperimentConfig) -> s
     else:
         what = _WHAT.get(kind, first["msg"])
     why = f" ({why})" if why else ""
-    return f"{key}: {what}, got {_shown(value)}{why}".replace("\n", " ")
+    return f"{key}: {what}, got {shown(value)}{why}".replace("\n", " ")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -338,7 +346,7 @@ def describe(error: ValidationError, cls: type[Section] = ExperimentConfig) -> s
 
 def from_dict(values: dict[str, Any]) -> ExperimentConfig:
     if not isinstance(values, dict):
-        raise LqerError(f"expected a mapping at the top level, got {_shown(values)}")
+        raise LqerError(f"expected a mapping at the top level, got {shown(values)}")
     return ExperimentConfig.validated(values)
 
 
@@ -348,19 +356,21 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise LqerError(f"override {item!r} must look like section.key=value")
+            raise LqerError(f"override {shown(item)} must look like section.key=value")
         *parents, leaf = key.strip().split(".")
         node = values
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise LqerError(f"unknown configuration key {key!r}")
+                raise LqerError(f"unknown configuration key {shown(key)}")
             node = node[part]
         if leaf not in node:
-            raise LqerError(f"unknown configuration key {key!r}")
+            raise LqerError(f"unknown configuration key {shown(key)}")
         try:
-            node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+            node[leaf] = safe_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as e:
-            raise LqerError(f"{key}: not a YAML value ({str(e).splitlines()[0]})") from None
+            raise LqerError(f"{key}: not a YAML value ({first_line(e)})") from None
+        except RecursionError:
+            raise LqerError(f"{key}: not a YAML value (nested too deeply)") from None
     return from_dict(values)
 
 
@@ -382,11 +392,11 @@ def _read_yaml(path: Path) -> Any:
         reason = f"bad UTF-8 at byte {e.start}" if isinstance(e, UnicodeDecodeError) else e
         raise LqerError(f"{path}: not a text YAML file ({reason})") from None
     try:
-        return yaml.safe_load(text)
+        return safe_yaml(text)
     except yaml.reader.ReaderError as e:  # control characters: a binary file, most likely
         raise LqerError(f"{path}: not a text YAML file ({e.reason})") from None
     except yaml.YAMLError as e:
-        raise LqerError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise LqerError(f"{path}: not valid YAML ({first_line(e)})") from None
     except RecursionError:
         raise LqerError(f"{path}: not valid YAML (nested too deeply)") from None
 
@@ -401,7 +411,7 @@ def load_config(
         if values is None:  # an empty file: the defaults
             values = {}
         if not isinstance(values, dict):
-            raise LqerError(f"{path}: expected a mapping at the top level, got {_shown(values)}")
+            raise LqerError(f"{path}: expected a mapping at the top level, got {shown(values)}")
         try:
             cfg = from_dict(values)
         except LqerError as e:
