@@ -67,9 +67,9 @@ def test_kill_during_epoch_2_then_resume_is_byte_identical(data, tmp_path, shots
 
 def test_temporaries_of_a_killed_write_are_removed_on_resume(run, tmp_path):
     folder = shutil.copytree(run, tmp_path / "run")
-    for name in (".last.pt.x1y2.tmp", ".best.pt.abcd.tmp", ".history.csv.q.tmp"):
+    for name in (".last.pt.x1y2z3w4.tmp", ".best.pt.abcd_efg.tmp", ".history.csv.q0q0q0q0.tmp"):
         (folder / name).write_bytes(b"partial")
-    (folder / ".notes.txt.tmp").write_text("not lqer's")  # another name: left alone
+    (folder / ".notes.txt.tmp").write_text("not lqer's")  # not named as mkstemp names: left alone
     result = run_lqer("train", "--out", str(folder), "--resume", "--epochs", "2")
     assert result.returncode == 0, result.stderr
     assert "removed 3 temporary file(s)" in result.stdout
@@ -95,14 +95,14 @@ def test_a_full_disk_is_one_line(data, tmp_path):
 
 def test_outputs_follow_the_umask_and_keep_an_existing_mode(run, data, tmp_path):
     new, old = tmp_path / "new.csv", tmp_path / "old.csv"
-    old.write_text("earlier\n")
-    old.chmod(0o640)
     previous = os.umask(0o022)
     try:
-        for out in (new, old):
+        for out in (new, old, old):  # the second `old` replaces lqer's own file
             result = run_lqer("predict", str(data / "validation"), "--checkpoint",
                               str(run / "best.pt"), "--out", str(out))  # fmt: skip
             assert result.returncode == 0, result.stderr
+            if out == old:
+                old.chmod(0o640)
     finally:
         os.umask(previous)
     assert new.stat().st_mode & 0o777 == 0o644

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,36 @@ def cpu_name() -> str:
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags; empty where /proc/cpuinfo has none."""
     return frozenset((_cpuinfo("flags") or "").split())
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (MemAvailable), or None."""
+    meminfo = Path("/proc/meminfo")
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # other Unixes: free pages only, a lower bound
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(need: int, what: str) -> None:
+    """An LqerError, before anything is allocated, when `what` needs more than is available."""
+    free = available_memory()
+    if free is not None and need > free:
+        raise LqerError(f"{what} needs about {_bytes(need)} of memory; {_bytes(free)} available")
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"
 
 
 @dataclass(frozen=True)

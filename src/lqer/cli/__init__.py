@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -30,16 +31,23 @@ def _register() -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every warning is one line: lqer's own as written, other libraries' (PIL's "Corrupt
+    EXIF data", pydicom's UserWarnings) by their first line, without Python's source line."""
     if issubclass(category, LqerWarning):
         print(f"warning: {message}", file=sys.stderr)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return
+    lines = str(message).strip().splitlines() or [category.__name__]
+    first = lines[0] if len(lines[0]) <= 200 else lines[0][:197] + "..."
+    print(f"warning: {first}", file=sys.stderr)
 
 
 def main() -> None:
     """Usage errors are typer's own (exit 2); LqerError and OS errors are one line (exit 2)."""
     _register()
     warnings.showwarning = _show_warning
+    # pydicom logs what it also warns about (warn_and_log), some of it with a traceback: its
+    # warnings are shown above, and its log records must not reach a handler of the root logger.
+    logging.getLogger("pydicom").propagate = False
     try:
         app()  # standalone: typer prints usage errors and exits 2 itself
     except LqerError as e:

@@ -52,9 +52,11 @@ def compare_command(
     named now, so pieces run on different days merge into one comparison.
     """
     from lqer.config import load_config
-    from lqer.experiments.compare import DEFAULT_MODELS, compare, compare_folds
+    from lqer.experiments.compare import DEFAULT_MODELS, compare, compare_folds, failures
 
-    names = [m.strip() for m in models.split(",") if m.strip()] if models else DEFAULT_MODELS
+    names = DEFAULT_MODELS if models is None else [m.strip() for m in models.split(",")]
+    if not all(names):
+        raise LqerError(f"--models: expected comma-separated model names, got {models!r}")
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         raise LqerError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
@@ -69,6 +71,13 @@ def compare_command(
         folders = compare_folds(base, out, _ints(folds, "--folds"), **options)
     for folder in folders:
         typer.echo(f"results in {folder / 'results.md'}")
+    failed = [(folder, r) for folder in folders for r in failures(folder)]
+    for folder, r in failed:
+        typer.echo(f"error: {r['model']} seed {r['seed']} failed: {r['error']} "
+                   f"({folder / r['run'] / 'error.txt'})", err=True)  # fmt: skip
+    if failed:
+        typer.echo(f"error: {len(failed)} run(s) failed; the same command retries them", err=True)
+        raise typer.Exit(1)
 
 
 def report_command(

@@ -79,6 +79,15 @@ def _class_names(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _folds(k: int | None) -> int | None:
+    """Checked as the option is read: one output file is planned per fold."""
+    from lqer.data.splits import check_folds
+
+    if k is not None:
+        check_folds(k)
+    return k
+
+
 @app.command("split")
 def split(
     out: Annotated[Path, typer.Option(help="Split CSV (path,label,split); _fold<i> per fold.")],
@@ -89,9 +98,10 @@ def split(
     fractions: Annotated[str, typer.Option(help="Shares, e.g. train=0.7,val=0.1,test=0.2.")] = (
         "train=0.8,test=0.2"
     ),
-    folds: Annotated[int | None, typer.Option(help="k train/test folds instead of one split.")] = (
-        None
-    ),
+    folds: Annotated[
+        int | None,
+        typer.Option(help="k train/test folds instead of one split.", callback=_folds),
+    ] = None,
     rename: Annotated[
         str | None, typer.Option(help="Published split names to change, e.g. val=test.")
     ] = None,
@@ -100,7 +110,11 @@ def split(
     """Write a reproducible split file for `data.split_file`."""
     from lqer.data import splits
     from lqer.data.layout import fold_file, write_split
+    from lqer.io import check_output_file
 
+    planned = [out] if folds is None else [fold_file(out, k) for k in range(folds)]
+    for path in planned:  # before any work: no output may replace an input or a foreign file
+        check_output_file(path, "--out", [p for p in (manifest,) if p])
     results = splits.make_splits(
         strategy, root, manifest, by, splits.parse_fractions(fractions), folds, seed,
         _names(rename, "--rename"),
@@ -143,17 +157,24 @@ def audit(
     from lqer.data import audit as lib
     from lqer.data.layout import write_split
     from lqer.data.splits import describe
+    from lqer.io import check_output_file
 
     start = time.perf_counter()
     given = {"train": train, "val": val, "test": test}
     folders = {name: dirs for name, dirs in given.items() if dirs}
+    inputs = [d for dirs in folders.values() for d in dirs] + [split_file] * bool(split_file)
+    for option, path in (("--pairs", pairs), ("--regroup", regroup)):
+        if path is not None:
+            check_output_file(path, option, inputs)
     if split_file is None and not folders:
         raise LqerError("give --train and --test folders, or --split-file")
-    paths, labels, names = lib.gather(folders, split_file)
+    if split_file is not None and folders:  # one would be ignored without a word
+        raise LqerError("give --split-file or --train/--val/--test folders, not both")
     cfg = lib.AuditConfig(
         size=size, method=method, max_distance=max_distance, max_hamming=max_hamming,
         auto_threshold=auto_threshold, null_rate=null_rate,
     )  # fmt: skip
+    paths, labels, names = lib.gather(folders, split_file)
     result = lib.run_audit(paths, labels, names, cfg)
     typer.echo(lib.report(result, cfg))
     typer.echo(f"audit time: {time.perf_counter() - start:.1f} s for {len(paths)} images")

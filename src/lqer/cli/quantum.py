@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt
+from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, threshold_callback
 from lqer.errors import LqerError
 
 
@@ -79,7 +79,9 @@ def noise_sweep(
         "exact,1000,100"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the shot sampler.")] = 0,
-    threshold: float = 0.5,
+    threshold: Annotated[
+        float, typer.Option(help="Decision threshold.", callback=threshold_callback)
+    ] = 0.5,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
 ):
@@ -89,6 +91,7 @@ def noise_sweep(
     from lqer.experiments import noise_sweep as sweep
     from lqer.models.checkpoint import load_checkpoint
 
+    out = sweep.check_out(out or checkpoint.parent / "noise_sweep", [checkpoint, data])
     points = sweep.grid(
         channel or ["depolarizing"],
         _numbers(strengths, "--strengths", float),
@@ -101,7 +104,7 @@ def noise_sweep(
         model, images, points, pick_device(device), threshold, seed, progress=True
     )
     title = f"{checkpoint} on {data} (n={len(images.labels)})"
-    paths = sweep.write_outputs(rows, out or checkpoint.parent / "noise_sweep", title)
+    paths = sweep.write_outputs(rows, out, title)
     typer.echo(sweep.markdown_table(rows, title))
     typer.echo("wrote " + ", ".join(map(str, paths)))
 

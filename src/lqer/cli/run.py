@@ -100,9 +100,22 @@ OrCheckpointOpt = Annotated[  # where --onnx may be given instead
 OnnxOpt = Annotated[
     Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
 ]
+
+
+def threshold_callback(value: float | None) -> float | None:
+    """Checked as the option is read, before any model is loaded: nan or 2 would be accepted
+    and give every image the same call."""
+    from lqer.eval.evaluate import checked_threshold
+
+    return None if value is None else checked_threshold(value, "--threshold")
+
+
 ThresholdOpt = Annotated[
     float | None,
-    typer.Option(help="Decision threshold [default: the checkpoint's stored one, else 0.5]."),
+    typer.Option(
+        help="Decision threshold [default: the checkpoint's stored one, else 0.5].",
+        callback=threshold_callback,
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from lqer.data.frames import load_resized
 from lqer.data.layout import SPLITS, list_folder, read_split_file
 from lqer.data.splits import assign
+from lqer.device import check_memory
 from lqer.errors import LqerError
 
 METHODS = ("pixel", "phash", "both")
@@ -45,6 +46,21 @@ class AuditConfig:
     null_rate: float = 0.01
     thumb: int = 16  # pixel descriptor side
     block: int = 2048  # images per block of the pairwise search
+
+    def __post_init__(self) -> None:
+        """The options' ranges, checked before any image is read; named as on the command
+        line. A pixel distance of unit vectors lies in [0, 2], a Hamming one in [0, 64]."""
+        if self.method not in METHODS:
+            raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        ranges = {
+            "--size": (self.size, self.thumb <= self.size, f"at least {self.thumb} px"),
+            "--max-distance": (self.max_distance, 0 <= self.max_distance <= 2, "in [0, 2]"),
+            "--max-hamming": (self.max_hamming, 0 <= self.max_hamming <= 64, "in [0, 64]"),
+            "--null-rate": (self.null_rate, 0 < self.null_rate < 1, "in (0, 1)"),
+        }
+        for option, (value, ok, bound) in ranges.items():
+            if not ok:  # NaN fails every comparison, so it lands here too
+                raise LqerError(f"{option} must be {bound}, got {value}")
 
 
 @dataclass
@@ -221,8 +237,6 @@ def run_audit(
     paths: list[Path], labels: np.ndarray, splits: np.ndarray, cfg: AuditConfig | None = None
 ) -> Audit:
     cfg = cfg or AuditConfig()
-    if cfg.method not in METHODS:
-        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {cfg.method!r}")
     names = [s for s in SPLITS if s in set(splits.tolist())]
     if "train" not in names or len(names) < 2:
         raise LqerError("the audit needs a train split and at least one of val or test")
@@ -231,6 +245,10 @@ def run_audit(
     codes = np.array([names.index(s) for s in splits])
     order = np.argsort(codes, kind="stable")
     paths = [str(paths[i]) for i in order]
+    # The images as uint8 (twice while decoded parts join), then a float32 copy of them for a
+    # descriptor: about 6 bytes per pixel at the peak. Refused before a byte is allocated.
+    n, side = len(paths), cfg.size
+    check_memory(6 * n * side**2, f"--size {side}: comparing {n} images at {side}x{side} px")
     images = torch.from_numpy(load_resized(paths, cfg.size))
     audit = Audit(paths, labels[order], splits[order], names, images)
     methods = ("pixel", "phash") if cfg.method == "both" else (cfg.method,)
@@ -331,7 +349,7 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lqer.io import atomic_path
+    from lqer.io import output_file
 
     method = next(iter(audit.found))
     threshold = audit.found[method].threshold
@@ -355,6 +373,6 @@ def plot_pairs(audit: Audit, path: str | Path, query: str = "test", n: int = 8) 
             axes[1, col].imshow(images[idx[k]], cmap="gray", vmin=0, vmax=255)
             labels = sign[audit.labels[rows[k]]] + sign[audit.labels[idx[k]]]
             axes[0, col].set_title(f"{d[k]:.2f} {labels}", fontsize=7)
-    with atomic_path(path) as tmp:
+    with output_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)

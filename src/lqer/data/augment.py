@@ -11,8 +11,6 @@ them in the same group as `<id>`, so a copy never lands in another split than it
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,9 +18,13 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
+from lqer import io
 from lqer.data.images import BadImage, is_image, load_gray
 from lqer.data.layout import AUGMENTED, augmented_name, class_folder
 from lqer.errors import LqerError
+from lqer.io import written_by_lqer
+
+WORK = "augment"  # the work folder beside positive/ is .augment.XXXXXXXX.tmp
 
 
 class RandomQuarterTurn(nn.Module):
@@ -50,13 +52,22 @@ def originals(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if is_image(p) and not AUGMENTED.search(p.stem))
 
 
+def _not_copies(work: Path) -> str | None:
+    """Why a work folder holds more than augmented copies; None if it does not."""
+    if not work.is_dir():
+        return "it is not a folder"
+    other = [p.name for p in work.iterdir() if not AUGMENTED.search(p.stem)]
+    return f"it holds {', '.join(sorted(other)[:3])}" if other else None
+
+
 def augment_positives(
     split_dir: str | Path, count: int = 4, seed: int = 0, overwrite: bool = False
 ) -> int:
     """Write `count` copies of every image in `split_dir/positive`; return how many were written.
 
-    The copies are made in a temporary folder and moved in at the end, so a failed run adds
-    nothing.
+    The copies are made in a hidden work folder and moved in at the end, so a failed run adds
+    nothing; a killed run's work folder is removed by the next run. `overwrite` replaces only
+    copies that lqer wrote (`lqer.io.written_by_lqer`).
     """
     folder = class_folder(split_dir, 1)
     if not folder.is_dir():
@@ -72,10 +83,17 @@ def augment_positives(
         raise LqerError(
             f"{len(existing)} augmented file(s) exist, e.g. {existing[0]}; pass --overwrite"
         )
+    foreign = [path for path in existing if not written_by_lqer(path)]
+    if foreign:
+        raise LqerError(
+            f"--overwrite: {len(foreign)} file(s) named as augmented copies were not written "
+            f"by lqer augment (or changed since), e.g. {foreign[0]}; move them away first"
+        )
     transform = a_dsss_transform()
-    tmp = Path(tempfile.mkdtemp(prefix=".augment.", suffix=".tmp", dir=split_dir))
-    try:
-        with torch.random.fork_rng():
+    with io.locked(folder, "SPLIT_DIR"):
+        work = Path(split_dir) / WORK
+        io.remove_stale_work(work, _not_copies)
+        with io.work_folder(work) as tmp, torch.random.fork_rng():
             torch.manual_seed(seed)
             for src in sources:
                 try:
@@ -85,8 +103,7 @@ def augment_positives(
                 for n in range(count):
                     out = transform(image)[0].numpy()
                     Image.fromarray(out).save(tmp / augmented_name(src.stem, n))
-        for name in names:
-            os.replace(tmp / name, folder / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            for name in names:
+                os.replace(tmp / name, folder / name)
+            io.record([folder / name for name in names])
     return len(names)

@@ -8,7 +8,9 @@ device memory, never the disk.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -164,15 +166,21 @@ def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> np.n
     return np.sort(np.concatenate(picked))
 
 
+def held_out(paths: list, labels: torch.Tensor, fraction: float, seed: int) -> np.ndarray:
+    """Which items a stratified `fraction` holds out for validation, keeping augmented copies
+    with their original."""
+    groups = augmentation_groups(paths)
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    held_groups = stratified_indices(labels[first], fraction, seed)
+    return np.isin(inverse, held_groups)
+
+
 def hold_out(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Split off a stratified `fraction` for validation, keeping augmented copies together.
+    """Split off a stratified `fraction` for validation (`held_out`).
 
     The bad files skipped in `data` stay on the training part, the split they were listed in.
     """
-    groups = augmentation_groups(data.paths)
-    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
-    held_groups = stratified_indices(data.labels[first], fraction, seed)
-    held = np.isin(inverse, held_groups)
+    held = held_out(data.paths, data.labels, fraction, seed)
     train = replace(data.subset(np.flatnonzero(~held)), bad=list(data.bad))
     return train, data.subset(np.flatnonzero(held))
 
@@ -185,11 +193,12 @@ def _limit(items: list[tuple[Path, int]], limit: int | None, seed: int) -> list[
     return [items[i] for i in keep]
 
 
-def load_experiment(
-    cfg: DataConfig, seed: int = 0, cache: Decoded | None = None
-) -> dict[str, ImageSet]:
-    """The `train`, `val` and (if configured) `test` sets of an experiment; see `decode` for
-    `cache`."""
+def list_experiment(
+    cfg: DataConfig, seed: int = 0
+) -> tuple[dict[str, list[tuple[Source, int]] | None], dict[str, str]]:
+    """The (source, label) items of the `train`, `val` and `test` splits that `cfg` names
+    (None: not configured), after `data.limit`; and where each split comes from, for messages.
+    Nothing is decoded."""
     if cfg.split_file:
         groups = read_split_file(cfg.split_file)
         sources = {name: groups.get(name) for name in SPLITS}
@@ -200,11 +209,71 @@ def load_experiment(
         names = split_folders(cfg)
         sources = {k: list_folder(split_folder(cfg, v)) if v else None for k, v in names.items()}
         describe = {k: f" in {split_folder(cfg, v)}" for k, v in names.items() if v}
+    sources = {k: _limit(items, cfg.limit, seed) if items else None for k, items in sources.items()}
+    return sources, describe
 
+
+def listed_sets(cfg: DataConfig, seed: int = 0) -> dict[str, tuple[list[str], np.ndarray]]:
+    """What `load_experiment` would give, as (paths, labels) per split, without decoding: the
+    validation hold-out is drawn the same way, so the two agree wherever no file is bad."""
+    sources, describe = list_experiment(cfg, seed)
+    sets = {k: ([source_name(p) for p, _ in items], np.array([y for _, y in items]))
+            for k, items in sources.items() if items}  # fmt: skip
+    if "val" not in sets:
+        paths, labels = sets["train"]
+        held = held_out(paths, torch.as_tensor(labels), cfg.val_fraction, seed)
+        sets["train"] = ([p for p, h in zip(paths, held, strict=True) if not h], labels[~held])
+        sets["val"] = ([p for p, h in zip(paths, held, strict=True) if h], labels[held])
+    for name, (_, labels) in sets.items():
+        if len(set(labels.tolist())) < 2:
+            where = describe.get(name, " (held out of the training split)")
+            raise LqerError(f"the {name} split{where} holds only one class")
+    return sets
+
+
+def fingerprint(
+    sets: dict[str, tuple[Sequence[str], Sequence[int]]], digests: dict[str, str] | None = None
+) -> dict:
+    """Size, positives, prevalence and a content hash of every split, and one hash of all;
+    `sets` as `listed_sets` gives them. Hashes cover the files' bytes and labels, not their
+    paths, so a moved copy hashes the same. `digests` caches each file's hash across calls."""
+    digests = {} if digests is None else digests
+    out, overall = {}, hashlib.sha256()
+    for split in sorted(sets):
+        paths, labels = sets[split]
+        labels = [int(y) for y in labels]
+        entries = sorted(zip((_digest(p, digests) for p in paths), labels, strict=True))
+        digest = hashlib.sha256("\n".join(f"{h},{y}" for h, y in entries).encode()).hexdigest()
+        overall.update(f"{split}:{digest}\n".encode())
+        positives = sum(labels)
+        out[split] = {
+            "n": len(labels),
+            "positives": positives,
+            "prevalence": positives / max(1, len(labels)),
+            "sha256": digest,
+        }
+    return {"splits": out, "sha256": overall.hexdigest()}
+
+
+def _digest(name: str, digests: dict[str, str]) -> str:
+    """The hash of a source's file; a frame of a cine run (`run.dcm#3`) adds its number."""
+    if name not in digests:
+        file, _, frame = name.rpartition("#") if not os.path.exists(name) else (name, "", "")
+        digest = hashlib.sha256(Path(file or name).read_bytes())
+        digest.update(frame.encode())  # nothing for a whole file
+        digests[name] = digest.hexdigest()
+    return digests[name]
+
+
+def load_experiment(
+    cfg: DataConfig, seed: int = 0, cache: Decoded | None = None
+) -> dict[str, ImageSet]:
+    """The `train`, `val` and (if configured) `test` sets of an experiment; see `decode` for
+    `cache`."""
+    sources, describe = list_experiment(cfg, seed)
     sets = {}
     for name, items in sources.items():
         if items:
-            items = _limit(items, cfg.limit, seed)
             where = describe[name]
             sets[name] = decode(items, cfg.image_size, cfg.skip_bad, cfg.max_pixels, where, cache)
     return with_validation(sets, cfg, seed, describe)

@@ -7,6 +7,7 @@ name, ids, dates or institution into an output; errors name the file, never a ta
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ import numpy as np
 from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, bit_depth, to_uint8_gray
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the whole dataset
+HEADER_BYTES = 2**20  # of a deflated dataset inflated to read its tags; headers are far smaller
+CHUNK = 2**16
 PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # pip packages that give pydicom a decoder, by transfer syntax, for the error message
 DECODERS = {
@@ -65,6 +69,93 @@ def frame_count(path: str | Path) -> int:
     return number_of_frames(_read(Path(path), pixels=False))
 
 
+def dicom_shape(path: str | Path) -> tuple[int, int, int]:
+    """(frames, rows, columns) from the header alone, so that a caller can refuse a file too
+    large to decode before decoding it. Of a deflated file only the first `HEADER_BYTES` are
+    inflated: pydicom inflates the whole file even to read its tags, and 2 MB can hold 2 GB."""
+    return _shape(_header(Path(path), _deflated_start(Path(path))))
+
+
+def _header(path: Path, deflated_start: int | None):
+    if deflated_start is None:
+        return _read(path, pixels=False)
+    head, _ = _inflate(path, deflated_start, keep=HEADER_BYTES, stop_after=HEADER_BYTES)
+    return _parse_header(head)
+
+
+def _shape(ds) -> tuple[int, int, int]:
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except Exception:  # missing (a report) or not a number
+        raise BadImage("no pixel data (a DICOM without Rows or Columns, a report?)") from None
+    return number_of_frames(ds), rows, cols
+
+
+def _deflated_start(path: Path) -> int | None:
+    """Where a deflated file's dataset starts, after the file meta group; None if not deflated."""
+    from pydicom.filereader import read_file_meta_info
+
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:  # not DICOM: `_read` says so
+        return None
+    if getattr(meta, "TransferSyntaxUID", None) != DEFLATED:
+        return None
+    length = getattr(meta, "FileMetaInformationGroupLength", None)
+    if length is None:
+        raise BadImage("a deflated DICOM without a file meta group length is not supported")
+    return 128 + 4 + 12 + int(length)  # preamble, "DICM", the group length element, the group
+
+
+def _inflate(path: Path, start: int, keep: int, stop_after: int) -> tuple[bytes, int]:
+    """The first `keep` bytes of the deflated data from `start` on once inflated, and the size
+    it inflates to, counted no further than just past `stop_after`: chunk by chunk, so memory
+    stays small whatever the ratio."""
+    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+    head, total = bytearray(), 0
+    try:
+        with path.open("rb") as f:
+            f.seek(start)
+            data = f.read(CHUNK)
+            while data and total <= stop_after:
+                out = inflate.decompress(data, CHUNK)
+                head += out[: max(0, keep - len(head))]
+                total += len(out)
+                data = inflate.unconsumed_tail or f.read(CHUNK)
+    except zlib.error as e:
+        raise BadImage(f"cannot inflate the deflated DICOM ({_first_line(e)})") from None
+    return bytes(head), total
+
+
+def _parse_header(head: bytes):
+    """The tags before the pixel data of an inflated dataset's first bytes."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+
+    def at_pixels(tag, vr, length) -> bool:
+        return tag >= 0x7FE00008  # FloatPixelData, DoubleFloatPixelData, PixelData
+
+    try:
+        return read_dataset(DicomBytesIO(head), False, True, stop_when=at_pixels)
+    except Exception as e:  # a header longer than HEADER_BYTES, or broken
+        raise BadImage(f"not a readable DICOM file ({_first_line(e)})") from None
+
+
+def _check_inflated_size(path: Path) -> None:
+    """Refuse a deflated file that inflates to more than its pixels need, before pydicom
+    inflates it whole: a small header can come with gigabytes of other data."""
+    start = _deflated_start(path)
+    if start is None:
+        return
+    ds = _header(path, start)
+    frames, rows, cols = _shape(ds)
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    depth = -(-int(getattr(ds, "BitsAllocated", 16) or 16) // 8)  # bytes per sample
+    need = frames * rows * cols * samples * depth + HEADER_BYTES
+    if _inflate(path, start, keep=0, stop_after=need)[1] > need:
+        raise BadImage(f"the deflated data inflates to more than its {frames} frames need")
+
+
 def _check_decodable(ds) -> None:
     from pydicom.pixels import get_decoder
 
@@ -110,6 +201,7 @@ def _to_uint8(ds, pixels: np.ndarray) -> np.ndarray:
 
 def read_dicom(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """All frames of a DICOM file as an (F, H, W) uint8 array, or raise BadImage."""
+    _check_inflated_size(Path(path))
     ds = _read(Path(path), pixels=True)
     try:
         _check_decodable(ds)

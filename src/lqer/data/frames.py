@@ -20,6 +20,7 @@ from PIL import Image
 from lqer.data.dicom import DICOM_SUFFIXES, frame_count, is_dicom, read_dicom
 from lqer.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, BadImage, load_gray
 from lqer.errors import LqerError
+from lqer.io import files_under
 
 FRAME_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
 
@@ -49,12 +50,13 @@ def is_frame_file(path: Path) -> bool:
 
 
 def list_frames(folder: str | Path) -> list[FrameRef]:
-    """Every frame under `folder`, sorted by id; ids must be unique."""
+    """Every frame under `folder` (as `lqer.io.files_under` finds files), sorted by id; ids
+    must be unique."""
     folder = Path(folder)
     if not folder.is_dir():
         raise LqerError(f"frame folder not found: {folder}")
     frames: dict[str, FrameRef] = {}
-    for path in sorted(folder.rglob("*")):
+    for path in files_under(folder):
         if not is_frame_file(path):
             continue
         try:

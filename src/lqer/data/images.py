@@ -102,6 +102,21 @@ def png_significant_bits(path: str | Path) -> int | None:
     return None
 
 
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding its pixels, so that a
+    caller can refuse one too large to decode (before any EXIF rotation)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the caller decides
+            with Image.open(path) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise BadImage("too many pixels (decompression bomb)") from None
+    except Exception as e:  # PIL raises many unrelated types for broken files
+        raise BadImage(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    return height, width
+
+
 def load_gray(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file to an (H, W) uint8 array, upright as its EXIF orientation says,
     or raise BadImage."""

@@ -22,7 +22,7 @@ import numpy as np
 from lqer.config import DataConfig
 from lqer.data.images import is_image
 from lqer.errors import LqerError
-from lqer.io import atomic_path
+from lqer.io import files_under, output_file
 
 CLASSES = ("negative", "positive")  # folder of label 0 and 1
 LABELS = {"0": 0, "1": 1, "negative": 0, "positive": 1}  # spellings of a label in a CSV
@@ -47,9 +47,10 @@ def class_folder(split_dir: str | Path, label: int) -> Path:
 
 
 def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
-    """(path, label) for every image under `split_dir/{negative,positive}/`, in subfolders too
-    (as torchvision's ImageFolder reads them), in sorted order; hidden files and folders are
-    left out, as the caches and thumbnails that tools put there."""
+    """(path, label) for every image under `split_dir/{negative,positive}/`, in subfolders and
+    linked folders too (as torchvision's ImageFolder reads them), in sorted order; hidden files
+    and folders are left out, as the caches and thumbnails that tools put there, and so are
+    lqer's own outputs (`lqer.io.files_under`)."""
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise LqerError(f"data folder not found: {split_dir}")
@@ -66,11 +67,7 @@ def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    found = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # not descended into
-        found += [Path(parent, name) for name in files]
-    return sorted(path for path in found if is_image(path))
+    return [path for path in files_under(folder) if is_image(path)]
 
 
 def fold_folders(root: str | Path) -> list[Path]:
@@ -194,10 +191,11 @@ def _repeated(
 def write_split(
     path: str | Path, paths: Sequence[Path], labels: np.ndarray, splits: np.ndarray
 ) -> None:
-    """The split file that `read_split_file` reads, with paths relative to its folder."""
+    """The split file that `read_split_file` reads, with paths relative to its folder; it
+    replaces only a split file lqer wrote (`lqer.io.output_file`)."""
     path = Path(path)
     base = path.resolve().parent
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+    with output_file(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
         for file, label, split in zip(paths, labels, splits, strict=True):

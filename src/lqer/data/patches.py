@@ -16,15 +16,9 @@ make-patches wrote, and no output may be, hold or lie inside the frames or the a
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
 import re
-import shutil
-import tempfile
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,8 +37,8 @@ from lqer.data.annotations import (
 )
 from lqer.data.frames import FrameRef, list_frames, read_frames
 from lqer.data.layout import CLASSES
-from lqer.errors import LqerError, LqerWarning
-from lqer.io import umask
+from lqer.errors import LqerError
+from lqer.io import atomic_folder, check_apart, claim_folder, locked, marker, remove_stale_work
 
 # ADSD names frames like 14_002_5_0016; the fields look like patient, sequence, an unknown
 # number and the frame index. Only the last is confirmed by the sample data (consecutive
@@ -53,7 +47,8 @@ ADSD_PATTERN = r"(?P<patient>\d+)_(?P<sequence>\d+)_\d+_(?P<frame>\d+)"
 NAME_FIELDS = ("patient", "sequence", "frame")
 OFFSETS = {"centre": (0, 0), "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 MANIFEST_START = ["path", "label", "frame_id", "source"]  # the first columns make-patches writes
-OUTPUT_NAMES = {*CLASSES, "manifest.csv", "warnings.txt"}
+KIND = "patches"  # its output is marked as make-patches'
+OUTPUT_NAMES = {*CLASSES, "manifest.csv", "warnings.txt", marker(KIND)}
 
 
 @dataclass
@@ -209,16 +204,9 @@ def check_output(out_dir: Path, sources: dict[str, str | Path], overwrite: bool)
     """Refuse an output whose writing or replacing could destroy the inputs or other data.
 
     `--overwrite` renames the old folder away and deletes it, so it is allowed only for a
-    folder that holds nothing but what make-patches wrote there, as its manifest lists.
+    folder that make-patches wrote and that holds nothing else, as its manifest lists.
     """
-    out = out_dir.resolve()
-    for what, source in sources.items():
-        src = Path(source).resolve()
-        if out == src or out in src.parents or src in out.parents:
-            raise LqerError(
-                f"--out {out_dir} is, holds or lies inside {what} {source}; "
-                "choose an output folder outside the inputs"
-            )
+    check_apart(out_dir, "--out", sources, folder=True)
     if not out_dir.exists() and not out_dir.is_symlink():
         return
     if not overwrite:
@@ -267,49 +255,6 @@ def foreign_content(folder: Path, finished: bool) -> str | None:
     return None
 
 
-def remove_stale_work(out_dir: Path) -> None:
-    """Delete the hidden work folders that killed runs left beside `out_dir`, with a warning.
-
-    Only folders named as `atomic_dir` names them and holding nothing but make-patches output
-    go. A run writing the same output at this moment would lose its work: one writer per
-    output folder is assumed.
-    """
-    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")
-    if not out_dir.parent.is_dir():
-        return
-    for entry in sorted(out_dir.parent.iterdir()):
-        if not pattern.fullmatch(entry.name):
-            continue
-        why = foreign_content(entry, finished=False)
-        if why:
-            message = f"left {entry} alone: named like a make-patches work folder, but {why}"
-        else:
-            shutil.rmtree(entry)
-            message = f"removed {entry}, left behind by an interrupted make-patches run"
-        warnings.warn(message, LqerWarning, stacklevel=3)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary folder beside `path` and rename it into place if the block succeeds."""
-    if path.exists() and not overwrite:
-        raise LqerError(f"{path} exists; choose another output folder or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private; the output folder should not be
-    try:
-        yield tmp
-        if path.exists():
-            old = tmp.with_suffix(".old")
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def make_patches(
     frames_dir: str | Path,
     annotations: str | Path,
@@ -333,7 +278,22 @@ def make_patches(
         out_dir, {"the frames folder": frames_dir, "--annotations": annotations}, overwrite
     )
     target = out_dir.resolve()  # a name and a parent even for "." or "sub/.."
-    remove_stale_work(target)
+    with locked(target.parent, "--out", wait=True):  # one writer beside the output at a time
+        remove_stale_work(target, lambda work: foreign_content(work, finished=False))
+        return _make_patches(frames_dir, annotations, target, cfg, fmt, class_names, overwrite,
+                             progress)  # fmt: skip
+
+
+def _make_patches(
+    frames_dir: str | Path,
+    annotations: str | Path,
+    target: Path,
+    cfg: PatchConfig,
+    fmt: str,
+    class_names: list[str] | None,
+    overwrite: bool,
+    progress: bool,
+) -> PatchSummary:
     summary = PatchSummary()
     frames = list_frames(frames_dir)
     if not frames:
@@ -347,7 +307,8 @@ def make_patches(
     columns += ["box_xmin", "box_ymin", "box_xmax", "box_ymax", "position", "x", "y", "size"]
     unparsed = []
 
-    with atomic_dir(target, overwrite) as tmp:
+    with atomic_folder(target) as tmp:
+        claim_folder(tmp, KIND)
         for name in CLASSES:
             (tmp / name).mkdir()
         rows = []

@@ -14,8 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lqer.data.layout import SPLITS, augmentation_groups, fold_folders, parse_label, read_tree
+from lqer.config import MAX_FOLDS
+from lqer.data.layout import (
+    PUBLISHED_NAMES,
+    SPLITS,
+    augmentation_groups,
+    fold_folders,
+    parse_label,
+    read_tree,
+)
 from lqer.errors import LqerError
+from lqer.guarded_yaml import shown
 
 PAPER_FRACTIONS = {"train": 0.8, "test": 0.2}
 
@@ -61,14 +70,25 @@ def assign(
     sizes = dict(zip(names, filled.sum(1), strict=True))
     empty = [name for name, size in sizes.items() if fractions[name] and not size]
     if empty:
-        raise LqerError(f"{len(keys)} group(s) are too few to fill the split(s) {', '.join(empty)}")
+        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""  # one short line
+        raise LqerError(
+            f"{len(keys)} group(s) are too few to fill the split(s) {', '.join(empty[:5])}{more}"
+        )
     return np.array(names)[chosen[inverse]]
+
+
+def check_folds(k: int, groups: int | None = None) -> None:
+    """k folds: at least 2, at most MAX_FOLDS and, once the data is known, at most one fold
+    per group, so that every fold has a test part."""
+    if not 2 <= k <= MAX_FOLDS:
+        raise LqerError(f"--folds must be 2 to {MAX_FOLDS}, got {k}")
+    if groups is not None and k > groups:
+        raise LqerError(f"--folds {k}: the data has only {groups} group(s) to share out")
 
 
 def kfold(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
     """k train/test assignments; fold i tests on the i-th of k group-disjoint parts."""
-    if k < 2:
-        raise LqerError(f"--folds must be at least 2, got {k}")
+    check_folds(k, len(np.unique(groups)))
     part = assign(labels, groups, {str(i): 1 / k for i in range(k)}, seed)
     return [np.where(part == str(i), "test", "train") for i in range(k)]
 
@@ -121,6 +141,21 @@ def describe(labels: np.ndarray, splits: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def published_renames(rename: dict[str, str], found: set[str], root: Path) -> dict[str, str]:
+    """`--rename` as {split read: new name}; an old name must be a split of `root` (in its
+    folder name, `validation`, or ours, `val`) and a new one a split file's name."""
+    renames = {}
+    for old, new in rename.items():
+        ours = PUBLISHED_NAMES.get(old)
+        if ours not in found:
+            has = ", ".join(sorted(found))
+            raise LqerError(f"--rename: {shown(old)} is not a split of {root} (it has {has})")
+        if new not in SPLITS:
+            raise LqerError(f"--rename: {shown(new)} is not one of {', '.join(SPLITS)}")
+        renames[ours] = new
+    return renames
+
+
 STRATEGIES = ("published", "random", "group", "paper")
 Split = tuple[list[Path], np.ndarray, np.ndarray]  # paths, labels, split names
 
@@ -145,14 +180,19 @@ def make_splits(
     """
     if strategy not in STRATEGIES:
         raise LqerError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if rename and strategy != "published":  # the others make their own names
+        raise LqerError(f"--rename changes published split names: not for --strategy {strategy}")
+    if folds is not None:
+        check_folds(folds)
     if strategy == "published":
         if root is None:
             raise LqerError("--strategy published needs --root")
         root = Path(root)
         fold_dirs = fold_folders(root)
-        rename = rename or {}
         results = [read_tree(d) for d in (fold_dirs or [root])]
-        return [(p, y, np.array([rename.get(s, s) for s in names])) for p, y, names in results]
+        found = {str(s) for _, _, names in results for s in names}
+        renames = published_renames(rename or {}, found, root)
+        return [(p, y, np.array([renames.get(s, s) for s in names])) for p, y, names in results]
     if strategy in ("group", "paper") and manifest is None:
         raise LqerError(f"--strategy {strategy} needs a --manifest from make-patches")
     if strategy == "paper":
@@ -164,6 +204,6 @@ def make_splits(
         groups = augmentation_groups(paths)
     else:
         raise LqerError("give --manifest or --root")
-    if folds:
+    if folds is not None:
         return [(paths, labels, s) for s in kfold(labels, groups, folds, seed)]
     return [(paths, labels, assign(labels, groups, fractions or PAPER_FRACTIONS, seed))]

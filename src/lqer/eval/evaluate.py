@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +24,8 @@ from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.metrics import binary_metrics
 from lqer.eval.predictions import prediction_rows, write_predictions
-from lqer.io import check_output_file, write_text
+from lqer.guarded_yaml import shown
+from lqer.io import check_output_file, files_under, output_file, written_by_lqer
 from lqer.models.checkpoint import load_checkpoint
 
 
@@ -60,10 +63,26 @@ def predict_proba(model, images, image_size, device="cpu", batch_size=256) -> np
     return probabilities(predict_logits(model, images, image_size, device, batch_size))
 
 
+def checked_threshold(value: Any, where: str) -> float:
+    """A decision threshold as a float, or an LqerError naming `where` (an option or a file):
+    the one check of every threshold, asked for or stored. NaN would call every image
+    negative, and a threshold outside [0, 1] every image the same."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not 0 <= number <= 1:  # NaN fails this too
+        raise LqerError(f"{where}: a threshold must be a number in [0, 1], got {shown(value)}")
+    return number
+
+
 @dataclass(frozen=True)
 class Decision:
     threshold: float
     why: str  # where the threshold came from, for the user
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold", checked_threshold(self.threshold, "threshold"))
 
     def __str__(self) -> str:
         return f"threshold {self.threshold:.4g} ({self.why})"
@@ -72,11 +91,16 @@ class Decision:
 def decision(checkpoint: str | Path, info: dict, threshold: float | None) -> Decision:
     """The threshold asked for, else the one stored with the checkpoint, else 0.5."""
     if threshold is not None:
-        return Decision(threshold, "as asked")
-    stored = info.get("threshold")
-    if isinstance(stored, dict) and "value" in stored:
-        return Decision(float(stored["value"]), f"stored with {checkpoint}: {stored['rule']}")
-    return Decision(0.5, f"{checkpoint} stores none; the default")
+        return Decision(checked_threshold(threshold, "--threshold"), "as asked")
+    if "threshold" not in info:
+        return Decision(0.5, f"{checkpoint} stores none; the default")
+    stored = info["threshold"]
+    if not isinstance(stored, dict) or "value" not in stored:
+        raise LqerError(f"{checkpoint}: its stored threshold is not a {{value, rule}} mapping")
+    value = checked_threshold(stored["value"], f"{checkpoint}: stored threshold")
+    rule = stored.get("rule", "")
+    rule = rule[:80] if isinstance(rule, str) else shown(rule)
+    return Decision(value, f"stored with {checkpoint}: {rule}")
 
 
 def score_images(
@@ -97,18 +121,22 @@ def score_images(
 
 
 def default_eval_path(checkpoint: str | Path, data_dir: str | Path) -> Path:
-    """`eval_<folder name>.json` beside the checkpoint, unless that file scores another folder
-    of the same name: then the name also carries a hash of this folder's full path."""
+    """`eval_<folder name>.json` beside the checkpoint, unless that file is not lqer's or
+    scores another folder of the same name: then the name also carries a hash of this
+    folder's full path."""
     data_dir = Path(data_dir).resolve()
     path = Path(checkpoint).parent / f"eval_{data_dir.name or 'data'}.json"
-    try:
-        earlier = json.loads(path.read_text()).get("data") if path.exists() else None
-    except (OSError, ValueError, AttributeError):
-        earlier = "unknown"
-    if earlier is None or Path(earlier).resolve() == data_dir:
+    if not path.exists() or written_by_lqer(path) and _scored_folder(path) == data_dir:
         return path
     digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:8]
     return path.with_name(f"eval_{data_dir.name or 'data'}-{digest}.json")
+
+
+def _scored_folder(path: Path) -> Path | None:
+    try:
+        return Path(json.loads(path.read_text())["data"]).resolve()
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def evaluate_checkpoint(
@@ -122,7 +150,7 @@ def evaluate_checkpoint(
     """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`.
     Without `threshold`, the checkpoint's stored one decides (see `decision`)."""
     if out is not None:
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", [checkpoint, data_dir])
     items = list_folder(data_dir)
     data, probs, _, chosen = score_images(
         checkpoint, items, device, skip_bad, f" in {data_dir}", threshold
@@ -137,7 +165,8 @@ def evaluate_checkpoint(
         skipped_files=[p for p, _ in data.bad],
     )
     if out is not None:
-        write_text(out, json.dumps(metrics, indent=2) + "\n")
+        with output_file(out) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -147,7 +176,7 @@ def collect_images(paths: list[str | Path]) -> list[Source]:
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if is_frame_file(f))
+            files += [f for f in files_under(p) if is_frame_file(f)]
         elif p.is_file():
             files.append(p)
         else:
@@ -172,8 +201,9 @@ def predict_files(
     threshold: float | None = None,
 ) -> tuple[ImageSet, Decision]:
     """Write the predictions file for images of unknown label, skipped ones included."""
-    check_output_file(out, "--out")
+    check_output_file(out, "--out", [checkpoint, *paths])
     items = [(f, -1) for f in collect_images(paths)]
     data, probs, model, chosen = score_images(checkpoint, items, device, skip_bad, "", threshold)
-    write_predictions(out, prediction_rows(data, probs, model, threshold=chosen.threshold))
+    rows = prediction_rows(data, probs, model, threshold=chosen.threshold)
+    write_predictions(out, rows, loose=True)
     return data, chosen

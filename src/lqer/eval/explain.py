@@ -25,12 +25,13 @@ from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
 from lqer.eval.scan import window_of
-from lqer.io import atomic_path, check_own_folder, claim_folder
+from lqer.guarded_yaml import first_line
+from lqer.io import atomic_path, check_own_folder, owned_folder
 from lqer.models.checkpoint import load_checkpoint
 
 METHODS = ("gradcam", "gradcam++")
 MIN_CELLS = 4
-MARKER = ".lqer-explain"
+KIND = "explain"  # its output folder is marked as lqer explain's
 
 
 def log_odds(output: torch.Tensor) -> torch.Tensor:
@@ -98,10 +99,13 @@ def read_windows(boxes: Path, top: int) -> dict[tuple[str, int], list[tuple[int,
             rows = list(csv.DictReader(f))
         found: dict[tuple[str, int], list] = {}
         for r in sorted(rows, key=lambda r: -float(r["score"])):
+            if int(r["w"]) < 1:  # an empty window would give an empty patch to the model
+                raise ValueError(f"a box of width {int(r['w'])} at x={r['x']}, y={r['y']}")
             window = window_of(int(r["x"]), int(r["y"]), int(r["w"]))
             found.setdefault((r["source"], int(r["frame"])), []).append(window)
-    except (OSError, KeyError, ValueError) as e:
-        raise LqerError(f"--boxes: {boxes} is not a boxes.csv of lqer scan ({e})") from None
+    except (OSError, KeyError, ValueError, TypeError, csv.Error) as e:
+        why = first_line(e) if not isinstance(e, KeyError) else f"no column {e}"
+        raise LqerError(f"--boxes: {boxes} is not a boxes.csv of lqer scan ({why})") from None
     return {key: windows[:top] for key, windows in found.items()}
 
 
@@ -112,6 +116,9 @@ def pieces(ref: FrameRef, image: np.ndarray, windows: dict | None):
         return
     height, width = image.shape
     for x, y, side in windows.get((ref.path.name, ref.index), []):
+        if side > min(height, width):
+            raise LqerError(f"--boxes: a {side} px window does not fit the {width}x{height} "
+                            f"frame {ref.id}")  # fmt: skip
         x, y = min(max(x, 0), width - side), min(max(y, 0), height - side)  # inside the frame
         yield f"{ref.id}_x{x}_y{y}_s{side}", x, y, image[y : y + side, x : x + side]
 
@@ -129,7 +136,8 @@ def explain_files(
 ) -> list[dict]:
     """Write an overlay per image (or, with a scan's `boxes`, per window of its `top`
     candidates in each frame) and method, and explain.csv: probability and decision."""
-    out = check_own_folder(out, MARKER, "lqer explain")
+    inputs = [*paths, checkpoint, *([boxes] if boxes else [])]
+    out = check_own_folder(out, KIND, "--out", inputs)
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {bad[0]!r}")
@@ -141,25 +149,25 @@ def explain_files(
     refs = collect_frames(paths)
     if len({ref.id for ref in refs}) < len(refs):
         raise LqerError("two inputs give images of the same name; explain them apart (--out)")
-    claim_folder(out, MARKER)
-    rows = []
-    for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
-        for name, x, y, patch in pieces(ref, image, windows):
-            small = model_input(patch, size)
-            prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
-            for method in methods:
-                picture = overlay(patch, cam_maps(model, small, size, method)[0])
-                with atomic_path(out / f"{name}_{method}.png") as tmp:
-                    picture.save(tmp, format="PNG")
-            label = "stenosis" if prob >= chosen.threshold else "no stenosis"
-            rows.append({"source": ref.path.name, "frame": ref.index, "id": name,
-                         "x": "" if x is None else x, "y": "" if y is None else y,
-                         "side": patch.shape[0], "prob_stenosis": round(prob, 7),
-                         "label": label})  # fmt: skip
-    if not rows:
-        raise LqerError(f"--boxes: {boxes} has no candidate in these frames")
-    with atomic_path(out / "explain.csv") as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    with owned_folder(out, KIND):
+        rows = []
+        for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
+            for name, x, y, patch in pieces(ref, image, windows):
+                small = model_input(patch, size)
+                prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
+                for method in methods:
+                    picture = overlay(patch, cam_maps(model, small, size, method)[0])
+                    with atomic_path(out / f"{name}_{method}.png") as tmp:
+                        picture.save(tmp, format="PNG")
+                label = "stenosis" if prob >= chosen.threshold else "no stenosis"
+                rows.append({"source": ref.path.name, "frame": ref.index, "id": name,
+                             "x": "" if x is None else x, "y": "" if y is None else y,
+                             "side": patch.shape[0], "prob_stenosis": round(prob, 7),
+                             "label": label})  # fmt: skip
+        if not rows:
+            raise LqerError(f"--boxes: {boxes} has no candidate in these frames")
+        with atomic_path(out / "explain.csv") as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     return rows

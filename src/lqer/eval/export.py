@@ -17,13 +17,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from lqer.config import DataConfig
 from lqer.data.dataset import ImageSet, decode
 from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
-from lqer.eval.evaluate import Decision, collect_images, decision, predict_proba
+from lqer.eval.evaluate import (
+    Decision,
+    checked_threshold,
+    collect_images,
+    decision,
+    predict_proba,
+)
 from lqer.eval.predictions import prediction_rows, write_predictions
-from lqer.io import atomic_path, check_output_file
+from lqer.io import check_output_file, output_file
 from lqer.models.checkpoint import load_checkpoint
 from lqer.quantum.fourier import fourier_form
 from lqer.quantum.layer import QuantumLayer
@@ -71,7 +78,7 @@ def parity_images(data: str | Path | None, image_size: int) -> ImageSet:
 def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None = None) -> dict:
     """Write `out` (.onnx) if ONNX Runtime matches PyTorch within TOLERANCE on real patches."""
     onnx, ort = _need_onnx()
-    out = check_output_file(out, "--out")
+    out = check_output_file(out, "--out", [checkpoint, *([data] if data else [])])
     model, cfg, info = load_checkpoint(checkpoint)
     model = model.float().cpu().eval()
     size = cfg.data.image_size
@@ -79,7 +86,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
     images = parity_images(data, size)
     wrapper = Exported(model, size)
     example = images.images[:2]
-    with atomic_path(out) as tmp:
+    with output_file(out) as tmp:
         program = torch.onnx.export(
             wrapper, (example,), input_names=["patches"], output_names=["prob_stenosis"],
             opset_version=OPSET, dynamic_shapes={"patches": {0: torch.export.Dim("batch")}},
@@ -126,10 +133,15 @@ class OnnxModel:
         if "lqer.image_size" not in meta:
             raise LqerError(f"--onnx: {path} was not exported by lqer export (no lqer metadata)")
         self.path = path
-        self.image_size = int(meta["lqer.image_size"])
-        self.threshold = float(meta["lqer.threshold"])
-        self.threshold_source = meta.get("lqer.threshold_source", "")
-        self.model_name = meta.get("lqer.model", "onnx")
+        where = f"--onnx: {path}: its lqer metadata"
+        try:  # metadata is text anyone can edit: the same bounds as a configuration's
+            self.image_size = DataConfig(image_size=meta["lqer.image_size"]).image_size
+        except LqerError as e:
+            why = str(e).removeprefix("data.image_size: ")
+            raise LqerError(f"{where}: lqer.image_size {why}") from None
+        self.threshold = checked_threshold(meta.get("lqer.threshold"), f"{where}: lqer.threshold")
+        self.threshold_source = meta.get("lqer.threshold_source", "")[:200]
+        self.model_name = meta.get("lqer.model", "onnx")[:80]
 
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Probabilities for uint8 images (N, 1, S, S) at the model's size."""
@@ -142,7 +154,7 @@ class OnnxModel:
 
 def onnx_decision(session: OnnxModel, threshold: float | None) -> Decision:
     if threshold is not None:
-        return Decision(threshold, "as asked")
+        return Decision(checked_threshold(threshold, "--threshold"), "as asked")
     return Decision(session.threshold, f"from {session.path}, {session.threshold_source}")
 
 
@@ -154,12 +166,12 @@ def predict_onnx_files(
     threshold: float | None = None,
 ) -> tuple[ImageSet, Decision]:
     """`predict_files` with an exported model in ONNX Runtime instead of a checkpoint."""
-    check_output_file(out, "--out")
+    check_output_file(out, "--out", [onnx_path, *paths])
     session = OnnxModel(onnx_path)
     chosen = onnx_decision(session, threshold)
     items = [(f, -1) for f in collect_images(paths)]
     data = decode(items, session.image_size, skip_bad)
     probs = session.predict(data.images)
     rows = prediction_rows(data, probs, f"{session.model_name} (onnx)", threshold=chosen.threshold)
-    write_predictions(out, rows)
+    write_predictions(out, rows, loose=True)
     return data, chosen

@@ -15,7 +15,7 @@ import numpy as np
 
 from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
-from lqer.io import atomic_path
+from lqer.io import atomic_path, output_file
 
 COLUMNS = ("file", "split", "model", "true_label", "prob_stenosis", "label", "reason")
 CALLS = ("no_stenosis", "stenosis")  # the call for label 0 and 1
@@ -46,8 +46,9 @@ def prediction_rows(
     return rows
 
 
-def write_predictions(path: str | Path, rows: Iterable[Prediction]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+def write_predictions(path: str | Path, rows: Iterable[Prediction], loose: bool = False) -> None:
+    """`loose`: `path` lies in a folder lqer does not own (`lqer.io.output_file`)."""
+    with (output_file if loose else atomic_path)(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         for r in rows:

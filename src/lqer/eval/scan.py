@@ -30,7 +30,7 @@ from lqer.data.transforms import resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision, predict_proba
-from lqer.io import atomic_path, check_own_folder, claim_folder, write_text
+from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
 from lqer.models.checkpoint import load_checkpoint
 
 # P-ADSD's patches are 32-166 px with median 52 (ADSD stenosis boxes of 15-30 px)
@@ -228,7 +228,7 @@ def box_report(scans: dict[str, FrameScan], truth: dict[str, list[Box]], thresho
 
 # ----------------------------------------------------------------------------- files
 
-MARKER = ".lqer-scan"  # marks a folder that lqer scan wrote, and may write again
+KIND = "scan"  # its output folder is marked as lqer scan's, which may write there again
 
 
 def pick_frames(refs: list[FrameRef], frames: list[int] | None) -> list[FrameRef]:
@@ -297,7 +297,8 @@ def scan_files(
     """Scan every frame of `paths` with a checkpoint or an ONNX export (`onnx`); write
     heatmaps, overlays, candidates and, with `annotations`, how the candidates score against
     the labelled boxes. Returns the summary."""
-    out = check_own_folder(out, MARKER, "lqer scan")
+    inputs = [*paths, *(p for p in (checkpoint, onnx, annotations) if p is not None)]
+    out = check_own_folder(out, KIND, "--out", inputs)
     score, image_size, chosen = scorer_for(checkpoint, onnx, device)
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
@@ -305,9 +306,42 @@ def scan_files(
     if len({ref.id for ref in refs}) < len(refs):
         raise LqerError("two inputs give frames of the same id; scan them apart (--out)")
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
-    claim_folder(out, MARKER)  # only once the inputs are known to be good
+    with owned_folder(out, KIND):  # only once the inputs are known to be good
+        started = time.perf_counter()
+        scans = write_scans(out, refs, score, image_size, cfg, truth, chosen, progress)
+        seconds = time.perf_counter() - started
+        rows = [{**r, "above_threshold": r["score"] >= chosen.threshold}
+                for s in scans.values() for r in s.rows()]  # fmt: skip
+        write_rows(out / "boxes.csv", rows, ["source", "frame", "x", "y", "w", "h", "score",
+                                             "above_threshold"])  # fmt: skip
+        write_text(out / "boxes.json", json.dumps(rows, indent=1) + "\n")
+        summary = {
+            "model": str(onnx or checkpoint), "frames": len(scans), "seconds": round(seconds, 2),
+            "frames_per_second": round(len(scans) / seconds, 3) if seconds else None,
+            "threshold": chosen.threshold, "threshold_source": chosen.why,
+            "candidates_above_threshold": sum(r["above_threshold"] for r in rows),
+            "sizes": list(cfg.sizes), "stride": cfg.stride, "warnings": warnings,
+        }  # fmt: skip
+        truth = {k: v for k, v in truth.items() if k in scans}
+        if truth:
+            summary.update(score_files(out, scans, truth, chosen.threshold))
+        write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def write_scans(
+    out: Path,
+    refs: list[FrameRef],
+    score: Scorer,
+    image_size: int,
+    cfg: ScanConfig,
+    truth: dict,
+    chosen: Decision,
+    progress: bool,
+) -> dict[str, FrameScan]:
+    """Scan each frame and write its heatmap and overlay; YOLO boxes in `truth` are read
+    once the frame's size is known."""
     scans: dict[str, FrameScan] = {}
-    started = time.perf_counter()
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
         heatmap, found = scan_frame(score, image, image_size, cfg)
         scan = FrameScan(ref.path.name, ref.index, ref.id, heatmap, found)
@@ -321,24 +355,7 @@ def scan_files(
                  out / f"{ref.id}_overlay.png")  # fmt: skip
         scan.heatmap = None  # written; keep memory flat over long cine runs
         scans[ref.id] = scan
-    seconds = time.perf_counter() - started
-    rows = [{**r, "above_threshold": r["score"] >= chosen.threshold}
-            for s in scans.values() for r in s.rows()]  # fmt: skip
-    write_rows(out / "boxes.csv", rows, ["source", "frame", "x", "y", "w", "h", "score",
-                                         "above_threshold"])  # fmt: skip
-    write_text(out / "boxes.json", json.dumps(rows, indent=1) + "\n")
-    summary = {
-        "model": str(onnx or checkpoint), "frames": len(scans), "seconds": round(seconds, 2),
-        "frames_per_second": round(len(scans) / seconds, 3) if seconds else None,
-        "threshold": chosen.threshold, "threshold_source": chosen.why,
-        "candidates_above_threshold": sum(r["above_threshold"] for r in rows),
-        "sizes": list(cfg.sizes), "stride": cfg.stride, "warnings": warnings,
-    }  # fmt: skip
-    truth = {k: v for k, v in truth.items() if k in scans}
-    if truth:
-        summary.update(score_files(out, scans, truth, chosen.threshold))
-    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return scans
 
 
 def score_files(out: Path, scans: dict, truth: dict, threshold: float) -> dict:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import hashlib
 import json
 import traceback
 from collections import defaultdict
@@ -45,15 +44,18 @@ import torch
 import yaml
 
 from lqer.config import DataConfig, ExperimentConfig, from_dict, load_config
-from lqer.data.dataset import ImageSet, load_experiment
+from lqer.data.dataset import ImageSet, listed_sets, load_experiment
 from lqer.device import cpu_name
 from lqer.errors import LqerError
 from lqer.eval import metrics, predictions
+from lqer.experiments import provenance
 from lqer.experiments.tables import markdown_table
-from lqer.io import atomic_path, write_text
+from lqer.io import atomic_path, check_own_folder, claim_folder, locked, write_text
 from lqer.models import MODELS
 
 DEFAULT_MODELS = tuple(MODELS)
+KIND = "compare"  # a comparison folder is marked as lqer compare's
+ERROR = "error.txt"  # a failed run's traceback, in its folder
 REFERENCE = "lqer"
 Q_ABLATIONS = {  # test-time ablations of a trained circuit model, and what each one tests
     "zeros": "setting q to zero at test time",
@@ -213,30 +215,6 @@ def table_predictions(out: Path, runs: list[dict]) -> list[Predictions]:
     return [p for r in kept for p in load_run(out / r["run"], r["model"], r["seed"])]
 
 
-def data_summary(data: dict) -> dict:
-    """Size, positives, prevalence and a content hash of every split, and one hash of all.
-
-    Hashes cover the files' bytes and labels, not their paths: a moved copy hashes the same.
-    """
-    out, overall = {}, hashlib.sha256()
-    for split in sorted(data):
-        part = data[split]
-        entries = sorted(
-            (hashlib.sha256(Path(p).read_bytes()).hexdigest(), int(y))
-            for p, y in zip(part.paths, part.labels.tolist(), strict=True)
-        )
-        digest = hashlib.sha256("\n".join(f"{h},{y}" for h, y in entries).encode()).hexdigest()
-        overall.update(f"{split}:{digest}\n".encode())
-        positives = int(part.labels.sum())
-        out[split] = {
-            "n": len(part),
-            "positives": positives,
-            "prevalence": positives / max(1, len(part)),
-            "sha256": digest,
-        }
-    return {"splits": out, "sha256": overall.hexdigest()}
-
-
 def read_predictions(path: Path, seed: int) -> Predictions:
     """One variant's validation and test predictions, from its predictions file."""
     rows = [r for r in predictions.read_predictions(path) if r.label != predictions.SKIPPED]
@@ -310,13 +288,9 @@ def run_predictions(run: Path, model: str, seed: int, data: dict, device: str) -
     return load_run(run, model, seed)
 
 
-def seed_data(cfg: DataConfig, seed: int, decoded: dict, info: dict) -> dict[str, ImageSet]:
-    """One seed's sets from the shared decode cache; their fingerprints go into `info`."""
-    data = load_experiment(cfg, seed, decoded)
-    if "test" not in data:
-        raise LqerError("the data configuration gives no test images")
-    info[str(seed)] = data_summary(data)
-    return data
+def seed_data(cfg: DataConfig, seed: int, decoded: dict) -> dict[str, ImageSet]:
+    """One seed's sets, from the decode cache that the seeds share."""
+    return load_experiment(cfg, seed, decoded)
 
 
 def train_all(
@@ -325,28 +299,31 @@ def train_all(
     seeds: Sequence[int],
     out: Path,
     device: str = "auto",
-) -> tuple[list[dict], dict]:
+) -> list[dict]:
     """Train, resume or reuse every asked run, and score what it lacks; a failure is recorded
-    with its error and the rest go on. Returns each run's record and the data fingerprints of
-    the seeds whose data was decoded (a seed whose runs all finished is not decoded)."""
-    status, data_info, decoded = [], {}, {}
+    with its error (in the run's error.txt, which a rerun removes before it tries again) and
+    the rest go on. Returns each run's record. Each run is locked while it is worked on: a
+    piece running beside this one waits for it, then reuses it."""
+    status, decoded = [], {}
     for seed in seeds:
-        data = functools.cache(functools.partial(seed_data, base.data, seed, decoded, data_info))
+        data = functools.cache(functools.partial(seed_data, base.data, seed, decoded))
         for model in models:
             cfg = run_config(base, model, seed, out)
             run = Path(cfg.out_dir)
             record = {"model": model, "seed": seed, "run": str(run.relative_to(out))}
+            print(f"{model} seed {seed}: {run}")
             try:
-                record["status"] = ensure_trained(cfg, data)
-                if missing_artifacts(run, model):
-                    run_predictions(run, model, seed, data(), device)
+                with locked(run, "--out", wait=True):
+                    (run / ERROR).unlink(missing_ok=True)  # an earlier attempt's: try again
+                    record["status"] = ensure_trained(cfg, data)
+                    if missing_artifacts(run, model):
+                        run_predictions(run, model, seed, data(), device)
             except Exception as e:  # noqa: BLE001 - reported in the results, never swallowed
                 record.update(status="failed", error=f"{type(e).__name__}: {e}")
-                run.mkdir(parents=True, exist_ok=True)
-                write_text(run / "error.txt", traceback.format_exc())
+                write_text(run / ERROR, traceback.format_exc())
                 print(f"{model} seed {seed}: FAILED ({record['error']})")
             status.append(record)
-    return status, data_info
+    return status
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -419,6 +396,12 @@ def delong_rows(predictions: list[Predictions], reference: str = REFERENCE) -> l
             if name == reference:
                 continue
             pairs = [(ref_index[p], j) for j, p in enumerate(other.test_paths) if p in ref_index]
+            if not len(pairs) == len(ref_index) == len(other.test_paths):
+                raise LqerError(
+                    f"seed {seed}: the test predictions of {name} and {reference} are of other "
+                    f"files ({len(pairs)} shared of {len(ref_index)} and "
+                    f"{len(other.test_paths)}); were they made on other data?"
+                )
             i, j = map(np.array, zip(*pairs, strict=True))
             labels = ref.test_labels[i]
             result = metrics.delong_test(labels, ref.test_probs[i], other.test_probs[j])
@@ -543,7 +526,55 @@ def previous_manifest(out: Path, base: ExperimentConfig) -> dict:
     path = out / "comparison.json"
     if saved is None or not path.exists() or not _matches(saved, base):
         return {}
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        raise LqerError(f"{path} is not readable JSON; move the folder away") from None
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def is_comparison(folder: Path) -> bool:
+    """A folder that an lqer older than the `.lqer-compare` marker wrote: its manifest."""
+    try:
+        manifest = json.loads((folder / "comparison.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"runs", "models", "seeds"} <= manifest.keys()
+
+
+def check_options(
+    base: ExperimentConfig, models: Sequence[str], seeds: Sequence[int],
+    target_sensitivity: float, n_boot: int,
+) -> None:  # fmt: skip
+    """Every option, checked before anything is trained."""
+    if not models or not seeds:
+        raise LqerError("--models and --seeds must name at least one model and one seed")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise LqerError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+    if not 0 < target_sensitivity <= 1:
+        raise LqerError("--target-sensitivity must lie in (0, 1]")
+    if n_boot < 1:
+        raise LqerError(f"--n-boot must be at least 1, got {n_boot}")
+    if not (base.data.test_split or base.data.split_file):
+        raise LqerError("compare needs a test split: set data.test_split or data.split_file")
+
+
+def prepare(
+    base: ExperimentConfig, out: Path, seeds: Sequence[int], digests: dict[str, str]
+) -> dict[str, dict]:
+    """Check the folder and the data of every seed, and claim the folder; nothing trains
+    before this has passed. Returns the data fingerprints of the seeds asked or with runs."""
+    check_own_folder(out, KIND, "--out", legacy=is_comparison)
+    ours = (out / "config.yaml").exists() and bool(previous_manifest(out, base))
+    legacy = previous_manifest(out, base).get("data", {}) if ours else {}
+    run_seeds = {r["seed"] for r in folder_runs(out, base) if r["left_out"] is None
+                 or r["left_out"].startswith("unfinished")}  # fmt: skip
+    current = provenance.check(base.data, out, seeds, run_seeds, legacy, digests)
+    with locked(out, "--out", wait=True):
+        claim_folder(out, KIND)
+        provenance.write(out, base.data, current)
+    return current
 
 
 def compare(
@@ -556,21 +587,28 @@ def compare(
 ) -> Path:
     """Train or reuse the asked runs, then write the tables of every finished run in the
     folder that matches `base` (not only those asked now, so that pieces merge); returns the
-    comparison folder."""
-    if not models or not seeds:
-        raise LqerError("--models and --seeds must name at least one model and one seed")
-    if not 0 < target_sensitivity <= 1:
-        raise LqerError("--target-sensitivity must lie in (0, 1]")
-    if not (base.data.test_split or base.data.split_file):
-        raise LqerError("compare needs a test split: set data.test_split or data.split_file")
+    comparison folder. A run that failed is in comparison.json's `runs` with its error."""
+    check_options(base, models, seeds, target_sensitivity, n_boot)
     if REFERENCE in models:
         models = [REFERENCE, *(m for m in models if m != REFERENCE)]
     out = Path(out_dir)
+    data_info = prepare(base, out, seeds, {})
     # A manifest of other settings is not ours to merge. Ours is read after training, since a
     # piece running beside this one may have written it meanwhile.
     ours = not (out / "comparison.json").exists() or bool(previous_manifest(out, base))
     base.save(out / "config.yaml")
-    status, data_info = train_all(base, models, seeds, out, base.train.device)
+    status = train_all(base, models, seeds, out, base.train.device)
+    with locked(out, "--out", wait=True):  # pieces side by side write their tables in turn
+        write_tables(base, out, models, seeds, target_sensitivity, n_boot, status, data_info,
+                     ours)  # fmt: skip
+    return out
+
+
+def write_tables(
+    base: ExperimentConfig, out: Path, models: Sequence[str], seeds: Sequence[int],
+    target_sensitivity: float, n_boot: int, status: list[dict], data_info: dict, ours: bool,
+) -> None:  # fmt: skip
+    """The tables and comparison.json of every finished run in `out` with `base`'s settings."""
     before = previous_manifest(out, base) if ours else {}
     runs = folder_runs(out, base)
     predictions = table_predictions(out, runs)
@@ -606,7 +644,12 @@ def compare(
     failed = [r for r in status if r["status"] == "failed"]
     notes = [f"- FAILED: {r['model']} seed {r['seed']}: {r['error']}" for r in failed]
     write_text(out / "results.md", markdown_tables(summary, contrast) + "\n".join(notes))
-    return out
+
+
+def failures(out: Path) -> list[dict]:
+    """The runs that the last call on `out` asked for and that failed."""
+    runs = json.loads((out / "comparison.json").read_text())["runs"]
+    return [r for r in runs if r.get("asked") and r["status"] == "failed"]
 
 
 def run_records(
@@ -639,16 +682,28 @@ def run_records(
 
 
 def compare_folds(
-    base: ExperimentConfig, out_dir: str | Path, folds: Sequence[int], **options
+    base: ExperimentConfig,
+    out_dir: str | Path,
+    folds: Sequence[int],
+    models: Sequence[str] = DEFAULT_MODELS,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    target_sensitivity: float = 0.90,
+    n_boot: int = 2000,
 ) -> list[Path]:
-    """One comparison per fold k, in `out_dir`/fold<k> with data.fold=k (A-DSSS's folds);
-    `options` as for `compare`."""
+    """One comparison per fold k, in `out_dir`/fold<k> with data.fold=k (A-DSSS's folds).
+    Every fold's folder and data is checked before any fold trains."""
     if not folds:
         raise LqerError("--folds must name at least one fold")
-    return [
-        compare(base.replace(data=base.data.replace(fold=k)), Path(out_dir) / f"fold{k}", **options)
-        for k in dict.fromkeys(folds)
-    ]
+    jobs = [(base.replace(data=base.data.replace(fold=k)), Path(out_dir) / f"fold{k}")
+            for k in dict.fromkeys(folds)]  # fmt: skip
+    for cfg, out in jobs:
+        check_options(cfg, models, seeds, target_sensitivity, n_boot)
+        check_own_folder(out, KIND, "--out", legacy=is_comparison)
+        for seed in seeds:
+            listed_sets(cfg.data, seed)  # a missing fold or a one-class split fails here
+    options = dict(models=models, seeds=seeds, target_sensitivity=target_sensitivity,
+                   n_boot=n_boot)  # fmt: skip
+    return [compare(cfg, out, **options) for cfg, out in jobs]
 
 
 # ----------------------------------------------------------------------------- results/summary.csv

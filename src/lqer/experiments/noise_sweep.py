@@ -17,14 +17,15 @@ from torch import nn
 
 from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
-from lqer.eval.evaluate import predict_logits, probabilities
+from lqer.eval.evaluate import checked_threshold, predict_logits, probabilities
 from lqer.eval.figures import LINES, STYLE, save
 from lqer.eval.metrics import binary_metrics
 from lqer.experiments import tables
-from lqer.io import atomic_path, write_text
+from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
 from lqer.quantum import Noise, executing
 from lqer.quantum.layer import quantum_layers
 
+KIND = "noise-sweep"  # its output folder is marked as lqer noise-sweep's
 CHANNELS = ("depolarizing", "amplitude_damping", "readout_error")
 COLUMNS = ("channel", "strength", "shots", "auc", "accuracy", "f1", "sensitivity", "specificity")
 
@@ -77,6 +78,7 @@ def noise_sweep(
     the head with the circuit run natively under each point's noise and shots (seeded)."""
     if not quantum_layers(model):
         raise LqerError("this model has no quantum circuit to add noise to")
+    threshold = checked_threshold(threshold, "--threshold")
     from tqdm import tqdm
 
     device = torch.device(device)
@@ -138,10 +140,16 @@ def plot(rows: list[dict], stem: str | Path, title: str) -> list[Path]:
         return save(fig, stem)
 
 
+def check_out(out_dir: str | Path, inputs: list) -> Path:
+    """Fail before the sweep unless `out_dir` can be its output folder (`lqer.io`)."""
+    return check_own_folder(out_dir, KIND, "--out", inputs)
+
+
 def write_outputs(rows: list[dict], out_dir: str | Path, title: str) -> list[Path]:
-    """noise_sweep.csv, .md, .png and .svg in `out_dir`."""
-    out_dir = Path(out_dir)
-    write_csv(rows, out_dir / "noise_sweep.csv")
-    write_text(out_dir / "noise_sweep.md", markdown_table(rows, title))
-    figures = plot(rows, out_dir / "noise_sweep", title)
+    """noise_sweep.csv, .md, .png and .svg in `out_dir`, a folder of its own."""
+    out_dir = check_out(out_dir, [])
+    with owned_folder(out_dir, KIND):
+        write_csv(rows, out_dir / "noise_sweep.csv")
+        write_text(out_dir / "noise_sweep.md", markdown_table(rows, title))
+        figures = plot(rows, out_dir / "noise_sweep", title)
     return [out_dir / "noise_sweep.csv", out_dir / "noise_sweep.md", *figures]

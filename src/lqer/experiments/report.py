@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -21,10 +20,12 @@ import numpy as np
 from lqer.errors import LqerError
 from lqer.eval import figures, metrics
 from lqer.experiments import compare
+from lqer.experiments.comparison_files import read_comparison
 from lqer.experiments.tables import markdown_table
-from lqer.io import write_text
+from lqer.io import check_own_folder, owned_folder, write_text
 from lqer.models import MODELS
 
+KIND = "report"  # TARGET/report is marked as lqer report's
 # Published figures, shown as reference rows: reported by others, not reproduced here.
 PAPER_ROWS = [  # the LQER paper; single numbers, no intervals or seeds
     ("LQER", 0.950, 0.987),
@@ -257,9 +258,8 @@ def metric_tables(report: Report, summary: list[dict]) -> None:
 
 
 def comparison_report(folder: Path, fig_dir: Path) -> Report:
-    manifest = json.loads((folder / "comparison.json").read_text())
-    summary = compare.read_csv(folder / "summary.csv")
-    contrasts = compare.read_csv(folder / "contrasts.csv")
+    files = read_comparison(folder)  # checked whole before a figure is drawn
+    manifest, summary, contrasts = files.manifest, files.summary, files.contrasts
     chosen = manifest["rules"][0]
     held = manifest.get("tables", manifest)  # what the tables hold; older files: what was asked
     report = Report(f"LQER comparison: {folder.name}")
@@ -319,6 +319,8 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
             if r["seed"] == seed:
                 for p in compare.load_run(folder / r["run"], r["model"], seed):
                     preds[p.name] = p
+        if not preds:
+            raise LqerError(f"{folder}: the runs of seed {seed} have no predictions files")
         pairs = {name: (p.test_labels, p.test_probs) for name, p in preds.items()}
         figures.roc_curves(pairs, fig_dir / "roc", title=f"ROC, test split, seed {seed}")
         report.figure(fig_dir / "roc.png", f"ROC curves with 95% bootstrap bands, seed {seed}.")
@@ -327,9 +329,11 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
         first = next(iter(preds.values()))
         thresholds = [
             r["threshold"]
-            for r in compare.read_csv(folder / "results.csv")
+            for r in files.results
             if r["model"] == first.name and r["seed"] == seed and r["rule"] == chosen
         ]
+        if not thresholds:
+            raise LqerError(f"{folder / 'results.csv'}: no threshold of {first.name}, seed {seed}")
         run = folder / next(r["run"] for r in ok if r["seed"] == seed)
         run_figures(report, run, first, thresholds[0], fig_dir, f"{first.name}, seed {seed}")
 
@@ -352,7 +356,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
 def run_report(run: Path, fig_dir: Path, target_sensitivity: float = 0.90) -> Report:
     """A single training run: its own validation threshold, test metrics and figures."""
     from lqer.config import load_config
-    from lqer.data.dataset import load_experiment
+    from lqer.data.dataset import fingerprint, load_experiment
 
     cfg = load_config(run / "config.yaml")
     if not (run / "best.pt").exists() and compare.missing_artifacts(run, cfg.model.name):
@@ -374,7 +378,7 @@ def run_report(run: Path, fig_dir: Path, target_sensitivity: float = 0.90) -> Re
     report.heading("Data")
     report.table(
         ["seed", "split", "n", "positives", "prevalence", "sha256 (first 16)"],
-        data_rows({seed: compare.data_summary(data)}),
+        data_rows({seed: fingerprint({k: (v.paths, v.labels.tolist()) for k, v in data.items()})}),
     )
     report.heading("Results")
     report.text(
@@ -412,8 +416,11 @@ def write_report(target: str | Path) -> tuple[Path, Path]:
     is_comparison = (target / "comparison.json").exists()
     if not is_comparison and not (target / "history.csv").exists():
         raise LqerError(f"{target} is neither a run folder nor a comparison folder")
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    report = comparison_report(target, fig_dir) if is_comparison else run_report(target, fig_dir)
-    write_text(out / "report.md", to_markdown(report, out))
-    write_text(out / "report.html", to_html(report))
+    check_own_folder(out, KIND, "TARGET/report")  # a folder named report that is not ours
+    with owned_folder(out, KIND, "TARGET/report"):
+        fig_dir.mkdir(exist_ok=True)
+        build = comparison_report if is_comparison else run_report
+        report = build(target, fig_dir)
+        write_text(out / "report.md", to_markdown(report, out))
+        write_text(out / "report.html", to_html(report))
     return out / "report.html", out / "report.md"

@@ -4,6 +4,7 @@ intervals on the test split, fp16 safetensors and metadata (`lqer.models.weights
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,14 @@ from sklearn.metrics import precision_recall_curve
 
 from lqer.data.dataset import load_experiment
 from lqer.device import pick_device
+from lqer.errors import LqerError
 from lqer.eval import metrics
 from lqer.eval.evaluate import predict_proba
+from lqer.io import check_output_file
 from lqer.models.checkpoint import load_checkpoint
-from lqer.models.weights import export
+from lqer.models.weights import export, weight_files
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a file name, never a path
 
 LICENCE = (
     "weights MIT, like the code; trained on P-ADSD, which derives from ADSD (CC BY 4.0): "
@@ -36,6 +41,15 @@ def ship(
 ) -> tuple[Path, Path]:
     """Weights NAME from `run`/best.pt into `folder`. The hold-out that selected the epoch
     also chooses the thresholds; the test split is scored once, with them fixed."""
+    if not 0 < target_sensitivity <= 1:  # NaN too: no threshold reaches it
+        raise LqerError(f"--target-sensitivity must lie in (0, 1], got {target_sensitivity}")
+    if not NAME.fullmatch(name):
+        raise LqerError(
+            f"--name: {name[:80]!r} is not a plain name (letters, digits, '.', '_' and '-', "
+            "at most 64, no folders)"
+        )
+    for path in weight_files(folder, name):
+        check_output_file(path, "--out", [run])
     model, cfg, state = load_checkpoint(run / "best.pt")
     data = load_experiment(cfg.data, cfg.train.seed)  # the same hold-out as in training
     device = pick_device("auto")

@@ -15,6 +15,7 @@ from lqer.models.weights import shipped
 
 FORMAT = "lqer-checkpoint"
 VERSION = 1
+CHECKPOINTS = ("best.pt", "last.pt")  # what training writes into a run folder
 
 
 def save_checkpoint(path: str | Path, model: Model, cfg: ExperimentConfig, **extra: Any) -> None:
@@ -35,6 +36,10 @@ def save_checkpoint(path: str | Path, model: Model, cfg: ExperimentConfig, **ext
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():  # a run folder, most likely: name the checkpoints it holds
+        found = [str(path / name) for name in CHECKPOINTS if (path / name).is_file()]
+        inside = f"give {' or '.join(found)}" if found else "it holds no best.pt or last.pt"
+        raise LqerError(f"{path} is a folder, not a checkpoint file; {inside}")
     if not path.is_file():
         raise LqerError(f"checkpoint not found: {path}")
     try:

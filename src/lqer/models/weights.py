@@ -18,7 +18,8 @@ from typing import Any
 from lqer.config import ExperimentConfig, from_dict
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
-from lqer.io import atomic_path, write_text
+from lqer.guarded_yaml import first_line
+from lqer.io import output_file
 from lqer.models.base import Model
 from lqer.models.registry import build_model
 
@@ -32,27 +33,64 @@ class Weights:
 
     @property
     def files(self) -> tuple[Path, Path]:
-        folder = Path(str(FOLDER))
-        return folder / f"{self.name}.safetensors", folder / f"{self.name}.json"
+        return weight_files(Path(str(FOLDER)), self.name)
 
     @property
     def available(self) -> bool:
-        return all(f.is_file() for f in self.files)
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why these weights cannot be used, in one line, or None."""
+        try:
+            self.check()
+        except LqerError as e:
+            return str(e)
+        return None
+
+    def check(self) -> None:
+        """An LqerError unless both files are there, the safetensors header reads and covers
+        the file (a truncated copy fails here, before any tensor is read), and the metadata
+        holds a valid configuration and threshold."""
+        from safetensors import SafetensorError, safe_open
+
+        tensors, info = self.files
+        if not (tensors.is_file() and info.is_file()):
+            raise LqerError(f"the weights {self.name!r} are not in this installation of lqer")
+        try:
+            with safe_open(str(tensors), "pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            why = first_line(e)
+            raise LqerError(f"{tensors}: a truncated or damaged weights file ({why})") from None
+        _ = self.config, self.threshold  # each raises an LqerError naming the metadata file
 
     @cached_property
     def meta(self) -> dict[str, Any]:
         """Training data, recipe, thresholds, metrics with intervals, licence."""
-        if not self.available:
+        tensors, info = self.files
+        if not (tensors.is_file() and info.is_file()):
             raise LqerError(f"the weights {self.name!r} are not in this installation of lqer")
-        return json.loads(self.files[1].read_text())
+        try:
+            meta = json.loads(info.read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, ValueError) as e:
+            raise LqerError(f"{info}: not readable JSON ({first_line(e)})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("threshold"), dict):
+            raise LqerError(f"{info}: not the metadata of lqer weights (no threshold)")
+        return meta
 
     @property
     def config(self) -> ExperimentConfig:
-        return from_dict(self.meta["config"])
+        try:
+            return from_dict(self.meta.get("config"))
+        except LqerError as e:
+            raise LqerError(f"{self.files[1]}: its configuration is not valid here ({e})") from None
 
     @property
     def threshold(self) -> float:
-        return float(self.meta["threshold"]["value"])
+        from lqer.eval.evaluate import checked_threshold  # evaluate imports this module
+
+        value = self.meta["threshold"].get("value")
+        return checked_threshold(value, f"{self.files[1]}: stored threshold")
 
     def transforms(self):
         """uint8 patches (N, 1, S, S) at the stored size -> the model's input."""
@@ -62,12 +100,19 @@ class Weights:
         """The model in float32, eval mode, on the CPU; its configuration; the metadata."""
         from safetensors.torch import load_file
 
+        self.check()
         cfg = self.config
         cfg.model.weights = "none"
         model = build_model(cfg.model)
         state = {k: v.float() if v.is_floating_point() else v
                  for k, v in load_file(self.files[0]).items()}  # fmt: skip
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise LqerError(
+                f"{self.files[0]}: weights do not fit the {cfg.model.name!r} model "
+                f"({first_line(e)})"
+            ) from None
         return model.eval(), cfg, self.meta
 
 
@@ -79,19 +124,25 @@ WEIGHTS = {
 }
 
 
+def weight_files(folder: Path, name: str) -> tuple[Path, Path]:
+    """Where shipped weights NAME lie in `folder`: NAME.safetensors and NAME.json."""
+    return folder / f"{name}.safetensors", folder / f"{name}.json"
+
+
 def export(
     model: Model, cfg: ExperimentConfig, meta: dict[str, Any], folder: Path, name: str
 ) -> tuple[Path, Path]:
-    """Write NAME.safetensors (fp16) and NAME.json into `folder`, each atomically."""
+    """Write NAME.safetensors (fp16) and NAME.json into `folder`, each atomically; they
+    replace only files that lqer wrote (`lqer.io.output_file`)."""
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous()
                for k, v in model.state_dict().items()}  # fmt: skip
-    weights, info = folder / f"{name}.safetensors", folder / f"{name}.json"
-    with atomic_path(weights) as tmp:
+    weights, info = weight_files(folder, name)
+    with output_file(weights) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "lqer-weights", "name": name})
-    write_text(info, json.dumps({"name": name, "config": cfg.to_dict(), **meta}, indent=2) + "\n")
+    with output_file(info) as tmp:
+        tmp.write_text(json.dumps({"name": name, "config": cfg.to_dict(), **meta}, indent=2) + "\n")
     return weights, info
 
 
@@ -104,13 +155,15 @@ def describe() -> str:
     """What `lqer models` prints about the shipped weights."""
     lines = ["shipped weights (use as --checkpoint NAME):"]
     for w in WEIGHTS.values():
-        if not w.available:
-            lines.append(f"  {w.name:<14} not in this installation")
+        problem = w.problem()
+        if problem is not None:  # missing, or damaged: not listed as usable
+            missing = not all(f.is_file() for f in w.files)
+            lines.append(f"  {w.name:<14} {'not in this installation' if missing else problem}")
             continue
         m, t = w.meta, w.meta["threshold"]
         test = m.get("metrics", {}).get("test", {})
-        auc = f", test AUC {test['auc']:.3f} on {m['test_split']}" if "auc" in test else ""
+        auc = f", test AUC {test['auc']:.3f} on {m.get('test_split')}" if "auc" in test else ""
         lines.append(f"  {w.name:<14} {w.summary}")
-        lines.append(f"  {'':<14} {w.config.data.image_size} px, threshold {t['value']:.3f} "
-                     f"({t['rule']}){auc}; licence {m['licence']}")  # fmt: skip
+        lines.append(f"  {'':<14} {w.config.data.image_size} px, threshold {w.threshold:.3f} "
+                     f"({t.get('rule')}){auc}; licence {m.get('licence')}")  # fmt: skip
     return "\n".join(lines)

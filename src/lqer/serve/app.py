@@ -1,18 +1,21 @@
 """`lqer serve`: one page and a JSON API over predict, scan and explain.
 
-Safe by default: uploads are limited in bytes and pixels, their type is decided by their
-first bytes, never by their name, and each lives only in a temporary folder of its request
-that is always removed. Only pixel data is read from DICOM, so no response can carry a
-patient's name, ids or dates. Requests are handled one at a time (reading, decoding and
-inference), so that concurrent clients queue instead of each holding its frames and a
-model's worth of activations.
+Safe by default: uploads are limited in bytes, in pixels per frame and in decoded pixels in all
+(read from the header before decoding), their type is decided by their first bytes, never by
+their name, and each lives only in a temporary folder of its request that is always removed.
+Only pixel data is read from DICOM, so no response can carry a patient's name, ids or dates.
+
+Under load (`lqer.serve.queue`): the line of requests is bounded (503 and Retry-After beyond
+it), work of clients that left is dropped, and a request has a time budget. Uploads are read
+and decoded one at a time, so memory holds one request's frames; the model serves one forward
+pass at a time, patch predictions that arrive together share one, and one scan or explain at a
+time holds a whole frame, its scan giving the model up between batches of windows.
 """
 
 import asyncio
 import base64
 import io
 import tempfile
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,39 +26,30 @@ import torch
 from PIL import Image
 
 from lqer.data.dataset import model_input
+from lqer.data.dicom import dicom_shape, is_dicom
 from lqer.data.frames import frame_refs, read_frames
-from lqer.data.images import BadImage
+from lqer.data.images import BadImage, image_shape
+from lqer.data.screen import screen
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
 from lqer.eval.explain import cam_maps
 from lqer.eval.explain import overlay as cam_overlay
-from lqer.eval.scan import ScanConfig, scan_frame, torch_scorer
+from lqer.eval.scan import ScanConfig, scan_frame
 from lqer.eval.scan import overlay as scan_overlay
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.weights import shipped
+from lqer.serve.queue import BadUpload, Batcher, FairLock, Guard, Job, Limits, Load, json_errors
+
+__all__ = ["BadUpload", "Limits", "Service", "create_app", "serve"]
 
 FRAME_SIDE = 200  # uploads at least this wide and high are scanned as frames by the page
+SCAN_BATCH = 256  # windows scored between looks at the client and the clock
 RESEARCH_ONLY = "Research use only. Not a medical device; not for diagnosis or treatment."
 # first bytes -> the suffix the readers expect; DICOM has "DICM" after a 128-byte preamble
 SIGNATURES = (
     (0, b"\x89PNG\r\n\x1a\n", ".png"), (0, b"\xff\xd8\xff", ".jpg"), (0, b"BM", ".bmp"),
     (0, b"II*\x00", ".tif"), (0, b"MM\x00*", ".tif"), (128, b"DICM", ".dcm"),
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Limits:
-    upload_bytes: int = 64 * 2**20
-    pixels: int = 4096 * 4096  # per frame
-    frames: int = 64  # of a cine run, per request
-
-
-class BadUpload(Exception):
-    """An upload the server refuses: `status` is the HTTP code, the message says why."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def sniff(data: bytes) -> str:
@@ -68,17 +62,29 @@ def sniff(data: bytes) -> str:
     raise BadUpload(415, "not an image: expected PNG, JPEG, BMP, TIFF or DICOM content")
 
 
+@dataclass(frozen=True)
+class Patches:
+    """An upload read for predict: each frame's model input and screening, not the frames."""
+
+    inputs: torch.Tensor  # (N, 1, S, S) uint8
+    warnings: list[str | None]
+    height: int
+    width: int
+
+
 class Service:
     """The model and what the API does with it; the web layer only translates."""
 
-    def __init__(self, checkpoint: str | Path = "lqer-padsd", limits: Limits = Limits()):
+    def __init__(self, checkpoint: str | Path = "lqer-padsd", limits: Limits | None = None,
+                 scan: ScanConfig | None = None):  # fmt: skip
         self.model, self.cfg, self.info = load_checkpoint(checkpoint)
         self.model.eval()
         self.checkpoint = str(checkpoint)
         self.size = self.cfg.data.image_size
         self.decision = decision(checkpoint, self.info, None)
-        self.limits = limits
-        self.lock = threading.Lock()
+        self.limits = limits or Limits()
+        self.scan_cfg = scan or ScanConfig()
+        self.model_lock = FairLock()  # one forward pass at a time (GradCAM hooks the model)
 
     def card(self) -> dict[str, Any]:
         entry = shipped(self.checkpoint)
@@ -101,54 +107,84 @@ class Service:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(data)
             try:
+                self._check_size(path)
                 refs = frame_refs(path)
-                if len(refs) > self.limits.frames:
-                    raise BadUpload(413, f"{len(refs)} frames; at most {self.limits.frames}")
                 return [image for _, image in read_frames(refs, self.limits.pixels)]
             except (BadImage, LqerError) as e:
                 message = str(e).replace(str(path), "the upload").removeprefix("the upload: ")
                 raise BadUpload(422, f"cannot read the upload: {message}") from None
 
+    def _check_size(self, path: Path) -> None:
+        """Refuse, from the header, an upload whose frames would be too many or too large."""
+        frames, height, width = dicom_shape(path) if is_dicom(path) else (1, *image_shape(path))
+        limits, total = self.limits, frames * height * width
+        if frames > limits.frames:
+            raise BadUpload(413, f"{frames} frames; at most {limits.frames}")
+        if height * width > limits.pixels:
+            raise BadUpload(422, f"{width}x{height} pixels is over the limit of {limits.pixels}")
+        if total > limits.decoded_pixels:
+            raise BadUpload(413, f"{frames} frames of {width}x{height} decode to {total} pixels; "
+                            f"at most {limits.decoded_pixels}")  # fmt: skip
+
     def patch_input(self, image: np.ndarray) -> torch.Tensor:
         """(1, 1, S, S): the resize that `lqer predict` applies to a decoded file."""
         return model_input(image, self.size)
 
-    def predict(self, data: bytes) -> dict[str, Any]:
-        """Probability and call per frame; `kind` says whether the upload looks like a patch
-        (P-ADSD's are 32-166 px) or a whole frame, which the page then scans."""
+    def read_patches(self, data: bytes) -> Patches:
         frames = self.frames(data)
-        with self.lock:
-            probs = [float(predict_proba(self.model, self.patch_input(f), self.size)[0])
-                     for f in frames]  # fmt: skip
-        height, width = frames[0].shape
-        kind = "frame" if min(height, width) >= FRAME_SIDE else "patch"
-        return {**self._header(), "kind": kind, "width": width, "height": height,
-                "n_frames": len(frames), "frames": [self._call(p) for p in probs]}  # fmt: skip
+        inputs = torch.cat([self.patch_input(f) for f in frames])
+        return Patches(inputs, [screen(f) for f in frames], *frames[0].shape)
 
-    def explain(self, data: bytes, frame: int = 0) -> dict[str, Any]:
-        image = self._frame(self.frames(data), frame)
+    def read_frame(self, data: bytes, index: int) -> tuple[np.ndarray, int]:
+        """Frame `index` of the upload and how many it has; the others are let go."""
+        frames = self.frames(data)
+        return self._frame(frames, index), len(frames)
+
+    def score(self, inputs: torch.Tensor) -> np.ndarray:
+        """Probabilities of (N, 1, S, S) uint8 inputs: one forward pass, the model to itself."""
+        with self.model_lock:
+            return predict_proba(self.model, inputs, self.size, "cpu", max(1, len(inputs)))
+
+    def predicted(self, patches: Patches, probs: np.ndarray) -> dict[str, Any]:
+        """Probability, call and screening per frame; `kind` says whether the upload looks like
+        a patch (P-ADSD's are 32-166 px) or a whole frame, which the page then scans."""
+        height, width = patches.height, patches.width
+        kind = "frame" if min(height, width) >= FRAME_SIDE else "patch"
+        frames = [{**self._call(float(p)), "warning": warning}
+                  for p, warning in zip(probs, patches.warnings, strict=True)]  # fmt: skip
+        return {**self._header(), "kind": kind, "width": width, "height": height,
+                "n_frames": len(frames), "frames": frames}  # fmt: skip
+
+    def explain(self, image: np.ndarray) -> dict[str, Any]:
         small = self.patch_input(image)
-        with self.lock:
+        with self.model_lock:
             prob = float(predict_proba(self.model, small, self.size)[0])
             cam = cam_maps(self.model, small, self.size)[0]
         return {**self._call(prob), **self._header(), "overlay_png": png(cam_overlay(image, cam))}
 
-    def scan(self, data: bytes, frame: int = 0, cfg: ScanConfig | None = None) -> dict:
-        frames = self.frames(data)
-        image = self._frame(frames, frame)
-        with self.lock:
-            try:
-                score = torch_scorer(self.model, self.size)
-                heatmap, found = scan_frame(score, image, self.size, cfg or ScanConfig())
-            except LqerError as e:  # a frame smaller than the window
-                raise BadUpload(422, str(e)) from None
+    def scan(self, image: np.ndarray, frame: int, n_frames: int, check=lambda: None) -> dict:
+        """Heatmap and candidate boxes of one frame; `check` runs between batches of windows
+        and raises to stop the scan (its client left, its time ran out)."""
+
+        def score(windows: torch.Tensor) -> np.ndarray:
+            parts = []
+            for part in windows.split(SCAN_BATCH):
+                check()
+                parts.append(self.score(part))  # predictions may take the model in between
+            return np.concatenate(parts)
+
+        try:
+            heatmap, found = scan_frame(score, image, self.size, self.scan_cfg)
+        except LqerError as e:  # a frame smaller than the window
+            raise BadUpload(422, str(e)) from None
         kept = [d for d in found if d.score >= self.decision.threshold]
         boxes = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in kept]
         return {
-            **self._header(), "frame": frame, "n_frames": len(frames),
+            **self._header(), "frame": frame, "n_frames": n_frames,
             "width": image.shape[1], "height": image.shape[0],
             "max_score": max((d.score for d in found), default=0.0),
             "boxes": [{"x": d.x, "y": d.y, "w": d.w, "h": d.h, "score": d.score} for d in kept],
+            "warning": screen(image, patch_side=None),  # a scan cuts its own patches
             "overlay_png": png(scan_overlay(image, heatmap, {"lime": boxes})),
         }  # fmt: skip
 
@@ -176,27 +212,31 @@ def png(image: Image.Image) -> str:
 def create_app(service: Service):
     """The FastAPI app over `service`: the page at /, the API under /api, docs at /docs."""
     from fastapi import FastAPI, File, Query, Request, UploadFile
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse
     from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="lqer", description=RESEARCH_ONLY, version="1")
+    load = app.state.load = Load()
+    app.add_middleware(Guard, limits=service.limits, load=load)
+    json_errors(app)
     Frame = Annotated[int, Query(ge=0, description="0-based frame of a cine run")]
 
-    @app.exception_handler(BadUpload)
-    async def refused(request: Request, error: BadUpload):
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+    reading = asyncio.Semaphore(1)  # one upload's bytes and frames in memory at a time
+    one_frame_at_work = asyncio.Lock()  # a scan or explain holds a whole frame
+    batcher = Batcher(service.score, load, service.limits.batch)
 
-    one_at_a_time = asyncio.Semaphore(1)  # a request's bytes, frames and activations
+    async def read(parse, upload: UploadFile, *args):
+        async with reading:
+            data = await upload.read(service.limits.upload_bytes + 1)
+            return await run_in_threadpool(parse, data, *args)
 
-    async def handle(work, upload: UploadFile, *args):
-        """Read the upload and run `work` on it, one request at a time, so that memory holds
-        one request's data however many clients wait."""
-        async with one_at_a_time:
-            try:
-                data = await upload.read(service.limits.upload_bytes + 1)
-            finally:
-                await upload.close()
-            return await run_in_threadpool(work, data, *args)
+    async def on_one_frame(job: Job, upload: UploadFile, index: int, work):
+        await job.until(one_frame_at_work.acquire())
+        try:
+            image, n_frames = await job.until(read(service.read_frame, upload, index))
+            return await job.until(run_in_threadpool(work, image, n_frames))
+        finally:
+            one_frame_at_work.release()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -210,17 +250,34 @@ def create_app(service: Service):
     async def model():
         return service.card()
 
+    @app.get("/api/load")
+    async def load_now():
+        """Requests in the server now, the peaks, and counts of refused, dropped and done work."""
+        return load.as_dict()
+
     @app.post("/api/predict")
-    async def predict(file: Annotated[UploadFile, File()]):
-        return await handle(service.predict, file)
+    async def predict(request: Request, file: Annotated[UploadFile, File()]):
+        job = Job(request, load, service.limits.seconds)
+        patches = await job.until(read(service.read_patches, file))
+        probs = await job.until(batcher(patches.inputs))
+        load.predicted += 1
+        return service.predicted(patches, probs)
 
     @app.post("/api/explain")
-    async def explain(file: Annotated[UploadFile, File()], frame: Frame = 0):
-        return await handle(service.explain, file, frame)
+    async def explain(request: Request, file: Annotated[UploadFile, File()], frame: Frame = 0):
+        job = Job(request, load, service.limits.seconds)
+        return await on_one_frame(job, file, frame, lambda image, _: service.explain(image))
 
     @app.post("/api/scan")
-    async def scan(file: Annotated[UploadFile, File()], frame: Frame = 0):
-        return await handle(service.scan, file, frame)
+    async def scan(request: Request, file: Annotated[UploadFile, File()], frame: Frame = 0):
+        job = Job(request, load, service.limits.seconds)
+
+        def work(image: np.ndarray, n_frames: int) -> dict:
+            return service.scan(image, frame, n_frames, job.check)
+
+        answer = await on_one_frame(job, file, frame, work)
+        load.scans += 1
+        return answer
 
     return app
 

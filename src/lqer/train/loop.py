@@ -9,6 +9,7 @@ batch; `lqer.train.distributed` holds the plumbing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -225,7 +226,9 @@ def fit(
         return Path(cfg.out_dir)
     group = distributed.setup(cfg.train.device)
     try:
-        return train(cfg, group, resume, data)
+        # rank 0 holds the run folder for the whole run: a second run there is refused
+        with run_folder.locked(Path(cfg.out_dir)) if group.main else contextlib.nullcontext():
+            return train(cfg, group, resume, data)
     finally:
         distributed.teardown(group)
 

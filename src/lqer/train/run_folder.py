@@ -8,25 +8,21 @@ blindly. A resumed run must describe the run that was started: only the settings
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
+from lqer import io
 from lqer.config import RESUMABLE, ExperimentConfig, apply_overrides, changed_keys, from_dict
 from lqer.errors import LqerError
-from lqer.io import check_output_folder, remove_stale_temporaries, write_text
+from lqer.io import check_own_folder, claim_folder, marker, remove_stale_temporaries
 from lqer.models.checkpoint import read_checkpoint
 
-MARKER = ".lqer-run"
-FILES = (
-    MARKER, "config.yaml", "history.csv", "history.jsonl", "best.pt", "last.pt",
-    "test_metrics.json", "test_predictions.csv", "skipped_files.csv",
-)  # fmt: skip
+KIND = "run"
+MARKER = marker(KIND)
 
 
 def check_new(out: Path) -> None:
     """Say now, before any data is read, why `out` cannot take a new run."""
-    check_output_folder(out, "out_dir")
+    check_own_folder(out, KIND, "out_dir")
     if (out / "last.pt").exists():
         raise LqerError(f"{out} already holds a run; use --resume or another --out")
     if (out / MARKER).exists():
@@ -36,21 +32,22 @@ def check_new(out: Path) -> None:
                 "last.pt); delete that folder or choose another --out"
             )
         return  # stopped before it saved anything: only lqer's own small files are there
-    if out.is_dir() and any(out.iterdir()):
-        raise LqerError(f"{out} is not empty and is not an lqer run folder; choose another --out")
+
+
+def locked(out: Path):
+    """The run folder, made if new and locked for the life of the run (`lqer.io.locked`)."""
+    return io.locked(out, "--out")
 
 
 def claim(out: Path) -> None:
     """Mark `out` as a run folder before anything else is written there."""
-    out.mkdir(parents=True, exist_ok=True)
-    clean(out)
-    write_text(out / MARKER, json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    claim_folder(out, KIND)
 
 
 def open_for_resume(out: Path, cfg: ExperimentConfig) -> dict:
     """The checkpoint to resume from, once the folder is cleaned and `cfg` checked against it."""
     last = _last_checkpoint(out)
-    removed = clean(out)
+    removed = remove_stale_temporaries(out)
     if removed:
         print(f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}")
     saved = read_checkpoint(last)
@@ -73,11 +70,6 @@ def check_resume(out: Path, saved: dict, cfg: ExperimentConfig) -> None:
             f"--resume: {out} has already trained {done} epoch(s); "
             f"ask for more with --epochs N (N > {done})"
         )
-
-
-def clean(out: Path) -> list[Path]:
-    """Temporaries that a killed write left in a run folder; only lqer's own names."""
-    return remove_stale_temporaries(out, FILES)
 
 
 def resumed_config(out: Path, overrides: list[str]) -> ExperimentConfig:
