@@ -7,9 +7,10 @@ Only pixel data is read from DICOM, so no response can carry a patient's name, i
 
 Under load (`lqer.serve.queue`): the line of requests is bounded (503 and Retry-After beyond
 it), work of clients that left is dropped, and a request has a time budget. Uploads are read
-and decoded one at a time, so memory holds one request's frames; the model serves one forward
-pass at a time, patch predictions that arrive together share one, and one scan or explain at a
-time holds a whole frame, its scan giving the model up between batches of windows.
+and decoded one at a time, and a waiting request keeps little of its upload: a prediction its
+model inputs, a scan or explain one frame (at most 4 of those are let in). The model serves one
+forward pass at a time; patch predictions that arrive together share one, and a scan (one at
+a time: it holds a heatmap too) gives the model up between batches of windows.
 """
 
 import asyncio
@@ -222,21 +223,13 @@ def create_app(service: Service):
     Frame = Annotated[int, Query(ge=0, description="0-based frame of a cine run")]
 
     reading = asyncio.Semaphore(1)  # one upload's bytes and frames in memory at a time
-    one_frame_at_work = asyncio.Lock()  # a scan or explain holds a whole frame
+    one_scan = asyncio.Lock()  # a scan holds a frame, its heatmap and the model for long
     batcher = Batcher(service.score, load, service.limits.batch)
 
     async def read(parse, upload: UploadFile, *args):
         async with reading:
             data = await upload.read(service.limits.upload_bytes + 1)
             return await run_in_threadpool(parse, data, *args)
-
-    async def on_one_frame(job: Job, upload: UploadFile, index: int, work):
-        await job.until(one_frame_at_work.acquire())
-        try:
-            image, n_frames = await job.until(read(service.read_frame, upload, index))
-            return await job.until(run_in_threadpool(work, image, n_frames))
-        finally:
-            one_frame_at_work.release()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -266,16 +259,19 @@ def create_app(service: Service):
     @app.post("/api/explain")
     async def explain(request: Request, file: Annotated[UploadFile, File()], frame: Frame = 0):
         job = Job(request, load, service.limits.seconds)
-        return await on_one_frame(job, file, frame, lambda image, _: service.explain(image))
+        image, _ = await job.until(read(service.read_frame, file, frame))
+        return await job.until(run_in_threadpool(service.explain, image))
 
     @app.post("/api/scan")
     async def scan(request: Request, file: Annotated[UploadFile, File()], frame: Frame = 0):
         job = Job(request, load, service.limits.seconds)
-
-        def work(image: np.ndarray, n_frames: int) -> dict:
-            return service.scan(image, frame, n_frames, job.check)
-
-        answer = await on_one_frame(job, file, frame, work)
+        await job.until(one_scan.acquire())
+        try:
+            image, n_frames = await job.until(read(service.read_frame, file, frame))
+            work = run_in_threadpool(service.scan, image, frame, n_frames, job.check)
+            answer = await job.until(work)
+        finally:
+            one_scan.release()
         load.scans += 1
         return answer
 
