@@ -193,21 +193,34 @@ def deflated_dicom(path, frames: int, side: int, junk: int = 0) -> None:
     path.write_bytes(b"".join([*parts, deflate.flush()]))
 
 
-def test_a_deflated_dicom_header_is_read_without_inflating_it(tmp_path):
-    from lqer.data.dicom import dicom_shape, read_dicom
+def peak_bytes(work) -> int:
+    """The most memory Python allocated while `work()` ran (zlib's output included)."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_deflated_dicom_is_never_inflated_whole_to_read_its_header(tmp_path):
+    from lqer.data.dicom import dicom_shape, frame_count, read_dicom
     from lqer.data.images import BadImage
 
-    deflated_dicom(tmp_path / "bomb.dcm", 16, 4096)
-    tracemalloc.start()
-    shape = dicom_shape(tmp_path / "bomb.dcm")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert shape == (16, 4096, 4096) and peak < 16 * 2**20  # of 256 MiB inflated
+    deflated_dicom(tmp_path / "bomb.dcm", 16, 4096)  # 256 MiB once inflated
+    assert dicom_shape(tmp_path / "bomb.dcm") == (16, 4096, 4096)
+    assert peak_bytes(lambda: dicom_shape(tmp_path / "bomb.dcm")) < 16 * 2**20
     deflated_dicom(tmp_path / "small.dcm", 2, 64)
     assert read_dicom(tmp_path / "small.dcm").shape == (2, 64, 64)
-    deflated_dicom(tmp_path / "padded.dcm", 2, 64, junk=2**22)
-    with pytest.raises(BadImage, match="inflates to more"):
-        read_dicom(tmp_path / "padded.dcm")
+    padded = tmp_path / "padded.dcm"  # small frames, then 256 MiB more once inflated
+    deflated_dicom(padded, 2, 64, junk=2**28)
+    assert frame_count(padded) == 2 and peak_bytes(lambda: frame_count(padded)) < 16 * 2**20
+
+    def refused() -> None:
+        with pytest.raises(BadImage, match="inflates to more"):
+            read_dicom(padded)
+
+    assert peak_bytes(refused) < 16 * 2**20
 
 
 def test_decoded_pixels_are_limited_before_decoding(client, tmp_path):

@@ -66,7 +66,8 @@ def number_of_frames(ds) -> int:
 
 
 def frame_count(path: str | Path) -> int:
-    return number_of_frames(_read(Path(path), pixels=False))
+    path = Path(path)
+    return number_of_frames(_header(path, _deflated_start(path)))  # a deflated one: its start
 
 
 def dicom_shape(path: str | Path) -> tuple[int, int, int]:
