@@ -29,6 +29,8 @@ HEAVY = ("/api/scan", "/api/explain")  # each holds a whole frame and the model 
 
 @dataclass(frozen=True)
 class Limits:
+    """What one request may bring and what the server holds at once; beyond each, a refusal."""
+
     upload_bytes: int = 64 * 2**20
     pixels: int = 4096 * 4096  # per frame
     frames: int = 64  # of a cine run, per request
