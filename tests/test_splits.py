@@ -48,6 +48,34 @@ def test_kfold_tests_every_item_once():
         assert tested[:, groups == g].all(1).any()
 
 
+@pytest.mark.parametrize(
+    "k, message",
+    [(0, "--folds must be 2 to 100, got 0"), (1, "got 1"), (101, "got 101"),
+     (41, r"--folds 41: the data has only 40 group\(s\)")],
+)  # fmt: skip
+def test_fold_counts_are_bounded(k, message):
+    labels, groups = np.tile([0, 1], 20), np.arange(40)
+    with pytest.raises(LqerError, match=message):
+        kfold(labels, groups, k)
+    with pytest.raises(LqerError) as caught:  # too few to stratify: a short line, not 4 kB
+        kfold(labels, groups, 40)
+    assert str(caught.value).endswith("and 15 more") and len(str(caught.value)) < 100
+
+
+def test_renames_are_for_published_splits_present_in_the_data(tiny_dataset):
+    ((_, _, names),) = make_splits("published", tiny_dataset, rename={"validation": "test"})
+    assert set(names) == {"train", "test"}  # the folder name or ours, `val`, both work
+    for strategy, rename, message in [
+        ("random", {"validation": "test"}, "--rename changes published split names"),
+        ("published", {"test": "val"}, "--rename: 'test' is not a split of .* train, val"),
+        ("published", {"val": "validation"}, "--rename: 'validation' is not one of train, val"),
+    ]:
+        with pytest.raises(LqerError, match=message):
+            make_splits(strategy, tiny_dataset, rename=rename)
+    with pytest.raises(LqerError, match="--folds must be 2 to 100, got 0"):
+        make_splits("random", tiny_dataset, folds=0)  # 0 was a single split before
+
+
 def test_published_split_of_padsd(datasets_dir):
     ((paths, labels, splits),) = make_splits(
         "published", root=datasets_dir / "P-ADSD", rename={"val": "test"}

@@ -113,3 +113,38 @@ def test_the_shipped_entry_scores_the_bundled_test_sample():
     scored = binary_metrics(test.labels, probs, entry.threshold)
     assert scored["auc"] > 0.9 and scored["sensitivity"] > 0.8
     assert meta["training_data"]["root"] == "P-ADSD" and "licence" in meta
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate", "tiny.safetensors: a truncated or damaged weights file"),
+        ("threshold", "tiny.json: stored threshold: a threshold must be a number in [0, 1]"),
+        ("image_size", "tiny.json: its configuration is not valid here (data.image_size: must"),
+        ("json", "tiny.json: not readable JSON"),
+    ],
+)
+def test_damaged_weights_are_not_listed_and_fail_in_one_line(
+    shipped, tmp_path, monkeypatch, damage, message
+):
+    _, (tensors, info), _ = shipped
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    data, meta = tensors.read_bytes(), json.loads(info.read_text())
+    if damage == "truncate":  # a download cut short
+        data = data[: len(data) // 2]
+    elif damage == "threshold":
+        meta["threshold"]["value"] = "high"
+    elif damage == "image_size":
+        meta["config"]["data"]["image_size"] = 32768
+    (folder / "tiny.safetensors").write_bytes(data)
+    (folder / "tiny.json").write_text("{" if damage == "json" else json.dumps(meta))
+    monkeypatch.setattr(weights, "FOLDER", folder)
+    monkeypatch.setitem(weights.WEIGHTS, "tiny", weights.Weights("tiny", "a test model"))
+    assert not weights.WEIGHTS["tiny"].available
+    listed = [line for line in weights.describe().splitlines() if "tiny" in line]
+    assert len(listed) == 1 and message in listed[0]
+    assert "a test model" not in weights.describe()  # not offered as usable
+    with pytest.raises(LqerError) as caught:
+        load_checkpoint("tiny")
+    assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -47,7 +47,9 @@ def main() -> None:
     warnings.showwarning = _show_warning
     # pydicom logs what it also warns about (warn_and_log), some of it with a traceback: its
     # warnings are shown above, and its log records must not reach a handler of the root logger.
-    logging.getLogger("pydicom").propagate = False
+    pydicom_log = logging.getLogger("pydicom")
+    pydicom_log.propagate = False
+    pydicom_log.addHandler(logging.NullHandler())  # else Python's last-resort handler prints
     try:
         app()  # standalone: typer prints usage errors and exits 2 itself
     except LqerError as e:

@@ -86,7 +86,9 @@ def _table(path: Path, text: tuple[str, ...], numbers: tuple[str, ...], again: s
         raise LqerError(f"{path}: missing; {again}")
     try:
         rows = compare.read_csv(path)
-    except (TypeError, ValueError, csv.Error) as e:  # a short row gives None to the parser
+    except TypeError:  # a short row gives None to the parser
+        raise LqerError(f"{path}: a row has fewer fields than the header; {again}") from None
+    except (ValueError, csv.Error) as e:
         raise LqerError(f"{path}: not a table lqer compare wrote ({first_line(e)})") from None
     for line, row in enumerate(rows, 2):
         missing = [column for column in (*text, *numbers) if column not in row]

@@ -415,7 +415,10 @@ def write_report(target: str | Path) -> tuple[Path, Path]:
     fig_dir = out / "figures"
     is_comparison = (target / "comparison.json").exists()
     if not is_comparison and not (target / "history.csv").exists():
-        raise LqerError(f"{target} is neither a run folder nor a comparison folder")
+        raise LqerError(
+            f"{target} is neither a run folder (no history.csv) nor a comparison folder "
+            "(no comparison.json)"
+        )
     check_own_folder(out, KIND, "TARGET/report")  # a folder named report that is not ours
     with owned_folder(out, KIND, "TARGET/report"):
         fig_dir.mkdir(exist_ok=True)
