@@ -1,4 +1,7 @@
+import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +94,28 @@ def value_and_grads(f, angles, weights):
     grads = angles.grad.clone(), weights.grad.clone()
     angles.grad = weights.grad = None
     return out.detach(), *grads
+
+
+def lqer_command() -> list[str]:
+    """The console script installed beside this Python, as a user runs it."""
+    script = Path(sys.executable).with_name("lqer")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lqer"]
+
+
+def run_lqer(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}  # typer's usage box: one message per line
+    return subprocess.run(
+        [*lqer_command(), *args], capture_output=True, text=True, cwd=cwd, env=env,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` and the hash of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }

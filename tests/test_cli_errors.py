@@ -8,10 +8,8 @@ hashed: none may vanish or change, and no temporary file may be left.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -23,24 +21,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_dataset
+from conftest import make_tiny_dataset, run_lqer, snapshot
 from test_train import tiny_config
 
 from lqer.eval.metrics import NAMES as METRICS
 from lqer.train import fit
-
-
-def lqer_command() -> list[str]:
-    """The console script installed beside this Python, as a user runs it."""
-    script = Path(sys.executable).with_name("lqer")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lqer"]
-
-
-def run_lqer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}  # typer's usage box: one message per line
-    return subprocess.run(
-        [*lqer_command(), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
-    )
 
 
 @dataclass
@@ -199,7 +184,7 @@ CASES = [
     Case(
         "train-out-foreign-folder",
         TRAIN.replace("{tmp}/new", "{tmp}/work"),
-        "not an lqer run folder",
+        "lqer did not write",
         write(Path("{tmp}/work/config.yaml"), "mine: 1\n"),
     ),
     Case("train-out-holds-run", TRAIN.replace("{tmp}/new", "{tmp}/run"), "--resume", copy_run),
@@ -476,14 +461,6 @@ def shared(tmp_path_factory, datasets_dir) -> tuple[Path, Path, Path]:
     data = make_tiny_dataset(root / "data")
     run = fit(tiny_config(data, root / "run", "train.epochs=1"))
     return data, run, datasets_dir / "ADSD-sample"
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
-        for p in folder.rglob("*")
-        if p.is_file()
-    }
 
 
 @dataclass

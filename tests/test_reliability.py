@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_tiny_dataset, write_image
-from test_cli_errors import lqer_command, run_lqer
+from conftest import lqer_command, make_tiny_dataset, run_lqer, write_image
 from test_train import tiny_config
 
 from lqer.train import fit

@@ -179,7 +179,7 @@ def check_apart(out: Path, option: str, inputs: Inputs, folder: bool = False) ->
     named = inputs.items() if isinstance(inputs, Mapping) else (("the input", p) for p in inputs)
     target = out.resolve()
     for what, given in named:
-        if given is None or not _exists(Path(given)):
+        if not given or not _exists(Path(given)):
             continue  # e.g. the name of shipped weights: no file to protect
         source = Path(given).resolve()
         where = f"{what} {given}" if what.startswith("the") else f"{what} ({given})"

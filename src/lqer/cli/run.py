@@ -172,12 +172,14 @@ def demo(
     set_: SetOpt = None,
 ):
     """Train LQER from scratch on the bundled P-ADSD sample and score its held-aside part."""
-    from lqer.sample import demo_config
+    from lqer.io import check_apart
+    from lqer.sample import SAMPLE_DIR, demo_config
     from lqer.train import fit
 
     cfg = load_config(None, [f"{k}={v}" for k, v in demo_config(out).items()] + list(set_ or []))
     if epochs is not None:
         cfg.train.epochs = epochs
+    check_apart(out, "--out", {"the bundled sample": SAMPLE_DIR}, folder=True)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):  # never reuse a folder
         cfg.out_dir = str(out.with_name(f"{out.name}-{time.strftime('%Y%m%d-%H%M%S')}"))
         typer.echo(f"{out} is taken; this demo run goes to {cfg.out_dir}")

@@ -52,6 +52,7 @@ from lqer.experiments import provenance
 from lqer.experiments.tables import markdown_table
 from lqer.io import atomic_path, check_own_folder, claim_folder, locked, write_text
 from lqer.models import MODELS
+from lqer.train.run_folder import data_inputs
 
 DEFAULT_MODELS = tuple(MODELS)
 KIND = "compare"  # a comparison folder is marked as lqer compare's
@@ -565,7 +566,7 @@ def prepare(
 ) -> dict[str, dict]:
     """Check the folder and the data of every seed, and claim the folder; nothing trains
     before this has passed. Returns the data fingerprints of the seeds asked or with runs."""
-    check_own_folder(out, KIND, "--out", legacy=is_comparison)
+    check_own_folder(out, KIND, "--out", data_inputs(base), legacy=is_comparison)
     ours = (out / "config.yaml").exists() and bool(previous_manifest(out, base))
     legacy = previous_manifest(out, base).get("data", {}) if ours else {}
     run_seeds = {r["seed"] for r in folder_runs(out, base) if r["left_out"] is None
@@ -698,7 +699,7 @@ def compare_folds(
             for k in dict.fromkeys(folds)]  # fmt: skip
     for cfg, out in jobs:
         check_options(cfg, models, seeds, target_sensitivity, n_boot)
-        check_own_folder(out, KIND, "--out", legacy=is_comparison)
+        check_own_folder(out, KIND, "--out", data_inputs(cfg), legacy=is_comparison)
         for seed in seeds:
             listed_sets(cfg.data, seed)  # a missing fold or a one-class split fails here
     options = dict(models=models, seeds=seeds, target_sensitivity=target_sensitivity,

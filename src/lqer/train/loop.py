@@ -289,7 +289,7 @@ def open_folder(cfg: ExperimentConfig, group: Group, resume: bool) -> dict | Non
     if group.main and resume:
         saved = run_folder.open_for_resume(out, cfg)
     elif group.main:
-        run_folder.check_new(out)
+        run_folder.check_new(out, run_folder.data_inputs(cfg))
     group.barrier()  # the other ranks wait for rank 0's verdict on the folder
     return saved or (read_checkpoint(out / "last.pt") if resume else None)
 

@@ -20,9 +20,10 @@ KIND = "run"
 MARKER = marker(KIND)
 
 
-def check_new(out: Path) -> None:
-    """Say now, before any data is read, why `out` cannot take a new run."""
-    check_own_folder(out, KIND, "out_dir")
+def check_new(out: Path, inputs: dict[str, str | None] | None = None) -> None:
+    """Say now, before any data is read, why `out` cannot take a new run; `inputs` name the
+    data it reads (`data_inputs`)."""
+    check_own_folder(out, KIND, "--out", inputs or {})
     if (out / "last.pt").exists():
         raise LqerError(f"{out} already holds a run; use --resume or another --out")
     if (out / MARKER).exists():
@@ -32,6 +33,11 @@ def check_new(out: Path) -> None:
                 "last.pt); delete that folder or choose another --out"
             )
         return  # stopped before it saved anything: only lqer's own small files are there
+
+
+def data_inputs(cfg: ExperimentConfig) -> dict[str, str | None]:
+    """What a run of `cfg` reads, which its output may not be, hold or lie inside."""
+    return {"data.root": cfg.data.root, "data.split_file": cfg.data.split_file}
 
 
 def locked(out: Path):
