@@ -9,6 +9,7 @@ with an output option fails here until its cases are in `CASES`.
 
 from __future__ import annotations
 
+import csv
 import json
 import shlex
 import shutil
@@ -419,3 +420,34 @@ def test_failed_runs_exit_non_zero_and_are_retried(tmp_path):
     runs = json.loads((out / "comparison.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["trained"]
     assert not (out / "runs" / "cnn-seed0" / "error.txt").exists()
+
+
+def test_predict_notes_inputs_the_model_was_not_trained_on(shared, tmp_path):
+    run = shared[1]
+    folder = tmp_path / "images"
+    write_image(folder / "blank.png", np.zeros((40, 40), np.uint8))
+    write_image(
+        folder / "frame.png", np.random.default_rng(0).integers(0, 255, (600, 600), np.uint8)
+    )
+    write_image(folder / "patch.png", np.random.default_rng(1).integers(0, 255, (40, 40), np.uint8))
+    out = tmp_path / "p.csv"
+    result = run_lqer(
+        "predict", str(folder), "--checkpoint", str(run / "best.pt"), "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning: the call may not apply to 2 image(s)" in result.stderr
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(out.open())}
+    assert "blank or constant" in rows["blank.png"]["reason"]
+    assert "far larger than a patch" in rows["frame.png"]["reason"]
+    assert rows["patch.png"]["reason"] == "" and rows["patch.png"]["label"] != "skipped"
+
+
+def test_the_default_evaluation_file_never_replaces_a_users_file(shared, tmp_path):
+    data, run = shared[0], shutil.copytree(shared[1], tmp_path / "run")
+    (run / "eval_validation.json").write_text("my notes\n")
+    result = run_lqer("evaluate", "--checkpoint", str(run / "best.pt"), "--data",
+                      str(data / "validation"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (run / "eval_validation.json").read_text() == "my notes\n"
+    [written] = run.glob("eval_validation-*.json")
+    assert json.loads(written.read_text())["n"] == 24

@@ -164,6 +164,10 @@ def predict(
         data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
     skipped = f", skipped {data.skipped} bad image(s)" if data.skipped else ""
     typer.echo(f"wrote {len(data)} predictions to {out}{skipped}; {chosen}")
+    if data.notes:
+        path, note = next(iter(data.notes.items()))
+        typer.echo(f"warning: the call may not apply to {len(data.notes)} image(s), e.g. {path}: "
+                   f"{note} (the reason column of {out} says which)", err=True)  # fmt: skip
 
 
 def demo(

@@ -30,6 +30,7 @@ from lqer.data.layout import (
     split_folder,
     split_folders,
 )
+from lqer.data.screen import screen
 from lqer.data.transforms import resize
 from lqer.errors import LqerError
 
@@ -40,6 +41,7 @@ class ImageSet:
     labels: torch.Tensor  # (N,) int64
     paths: list[str]
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), --skip-bad
+    notes: dict[str, str] = field(default_factory=dict)  # path -> why the model may not apply
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -84,15 +86,17 @@ def _dicom_frames(path: Path, max_pixels: int) -> np.ndarray:
     return read_dicom(path, max_pixels)
 
 
-def _decode(source: Source, size: int, max_pixels: int) -> torch.Tensor:
+def _read(source: Source, max_pixels: int) -> np.ndarray:
     if isinstance(source, FrameRef):
         frames = _dicom_frames(source.path, max_pixels)
         if source.index >= len(frames):
             raise BadImage(f"frame {source.index + 1} missing, the file has {len(frames)}")
-        image = frames[source.index]
-    else:
-        image = load_gray(source, max_pixels)
-    return model_input(image, size)[0]
+        return frames[source.index]
+    return load_gray(source, max_pixels)
+
+
+def _decode(source: Source, size: int, max_pixels: int) -> torch.Tensor:
+    return model_input(_read(source, max_pixels), size)[0]
 
 
 def model_input(image: np.ndarray, size: int) -> torch.Tensor:
@@ -110,16 +114,23 @@ def decode(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     where: str = "",
     cache: Decoded | None = None,
+    screened: bool = False,
 ) -> ImageSet:
     """Decode and resize every image; list every bad file unless `skip_bad`. A `cache` shared
-    between calls decodes a file once however many sets it is in (a comparison's seeds)."""
+    between calls decodes a file once however many sets it is in (a comparison's seeds).
+    `screened`: note each image a patch model was not trained on (`lqer.data.screen`)."""
     cache = {} if cache is None else cache
+    notes: dict[str, str] = {}
 
     def work(item):
-        key = (source_name(item[0]), image_size, max_pixels)
+        name = source_name(item[0])
+        key = (name, image_size, max_pixels)
         if key not in cache:
             try:
-                cache[key] = _decode(item[0], image_size, max_pixels)
+                image = _read(item[0], max_pixels)
+                cache[key] = model_input(image, image_size)[0]
+                if screened and (note := screen(image)):
+                    notes[name] = note
             except BadImage as e:
                 cache[key] = str(e)
         return cache[key]
@@ -136,7 +147,7 @@ def decode(
         raise LqerError(f"no readable images{where}")
     images = torch.stack([r for _, r in good])
     labels = torch.tensor([label for (_, label), _ in good], dtype=torch.long)
-    return ImageSet(images, labels, [source_name(p) for (p, _), _ in good], bad=bad)
+    return ImageSet(images, labels, [source_name(p) for (p, _), _ in good], bad, notes)
 
 
 def check_both_classes(data: ImageSet, name: str) -> None:

@@ -110,12 +110,14 @@ def score_images(
     skip_bad: bool = False,
     where: str = "",
     threshold: float | None = None,
+    screened: bool = False,
 ) -> tuple[ImageSet, np.ndarray, str, Decision]:
     """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities,
-    its model's name and the decision threshold to use."""
+    its model's name and the decision threshold to use. `screened`: see `decode`."""
     model, cfg, info = load_checkpoint(checkpoint)
     dev = pick_device(device)
-    data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where)
+    data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where,
+                  screened=screened)  # fmt: skip
     probs = predict_proba(model.to(dev), data.images, data.size, dev)
     return data, probs, cfg.model.name, decision(checkpoint, info, threshold)
 
@@ -203,7 +205,9 @@ def predict_files(
     """Write the predictions file for images of unknown label, skipped ones included."""
     check_output_file(out, "--out", [checkpoint, *paths])
     items = [(f, -1) for f in collect_images(paths)]
-    data, probs, model, chosen = score_images(checkpoint, items, device, skip_bad, "", threshold)
+    data, probs, model, chosen = score_images(
+        checkpoint, items, device, skip_bad, "", threshold, screened=True
+    )
     rows = prediction_rows(data, probs, model, threshold=chosen.threshold)
     write_predictions(out, rows, loose=True)
     return data, chosen

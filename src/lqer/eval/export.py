@@ -170,7 +170,7 @@ def predict_onnx_files(
     session = OnnxModel(onnx_path)
     chosen = onnx_decision(session, threshold)
     items = [(f, -1) for f in collect_images(paths)]
-    data = decode(items, session.image_size, skip_bad)
+    data = decode(items, session.image_size, skip_bad, screened=True)
     probs = session.predict(data.images)
     rows = prediction_rows(data, probs, f"{session.model_name} (onnx)", threshold=chosen.threshold)
     write_predictions(out, rows, loose=True)

@@ -30,7 +30,7 @@ class Prediction:
     true_label: int | None  # 1 = stenosis; None where unknown
     prob: float | None  # probability of stenosis; None for a skipped file
     label: str  # the call: one of CALLS, or SKIPPED
-    reason: str = ""  # why a file was skipped
+    reason: str = ""  # why a file was skipped, or why the call may not apply to it
 
 
 def prediction_rows(
@@ -39,7 +39,7 @@ def prediction_rows(
     """A row per image of `data` (labels < 0 are unknown), then one per file it skipped."""
     rows = [
         Prediction(path, split, model, label if label >= 0 else None, float(prob),
-                   CALLS[int(prob >= threshold)])
+                   CALLS[int(prob >= threshold)], data.notes.get(path, ""))
         for path, label, prob in zip(data.paths, data.labels.tolist(), probs, strict=True)
     ]  # fmt: skip
     rows += [Prediction(path, split, model, None, None, SKIPPED, why) for path, why in data.bad]
