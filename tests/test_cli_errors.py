@@ -452,6 +452,11 @@ CASES = [
         "have no predictions files",
         comparison(),
     ),
+    Case(
+        "scan-frames-huge-range",
+        "scan {data}/validation --checkpoint {run}/best.pt --out {tmp}/s --frames 1-10000000000",
+        "--frames: more than 100,000 numbers",
+    ),
 ]
 
 

@@ -119,3 +119,11 @@ def test_grouped_and_paper_splits_from_a_manifest(datasets_dir, tmp_path):
         make_splits("paper", manifest=manifest)
     folds = make_splits("group", manifest=manifest, by="frame", folds=3)
     assert len(folds) == 3 and all(set(s) == {"train", "test"} for _, _, s in folds)
+
+
+def test_long_option_values_are_cut_in_messages():
+    with pytest.raises(LqerError) as caught:
+        parse_fractions("train=" + "9" * 5000)  # inf, which would make every share nan
+    assert "..." in str(caught.value) and len(str(caught.value)) < 150
+    with pytest.raises(LqerError):
+        parse_fractions("train=0.8,test=nan")

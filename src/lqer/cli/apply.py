@@ -10,6 +10,9 @@ import typer
 
 from lqer.cli.run import CheckpointOpt, DeviceOpt, OnnxOpt, OrCheckpointOpt, ThresholdOpt
 from lqer.errors import LqerError
+from lqer.guarded_yaml import shown
+
+MAX_NUMBERS = 100_000  # frames of a cine run, window sides: far fewer
 
 
 def number_list(text: str | None, option: str, kind=int) -> list | None:
@@ -20,11 +23,14 @@ def number_list(text: str | None, option: str, kind=int) -> list | None:
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
             first, dash, last = part.partition("-") if kind is int else (part, "", "")
-            values += list(range(int(first), int(last) + 1)) if dash else [kind(first)]
+            part_values = range(int(first), int(last) + 1) if dash else [kind(first)]
+            if len(values) + len(part_values) > MAX_NUMBERS:  # 1-10000000000 fills the memory
+                raise LqerError(f"{option}: more than {MAX_NUMBERS:,} numbers in {shown(text)}")
+            values += part_values
     except ValueError:
-        raise LqerError(f"{option}: expected numbers like 1,3,5-7, got {text!r}") from None
+        raise LqerError(f"{option}: expected numbers like 1,3,5-7, got {shown(text)}") from None
     if not values:
-        raise LqerError(f"{option}: no numbers in {text!r}")
+        raise LqerError(f"{option}: no numbers in {shown(text)}")
     return values
 
 
@@ -50,7 +56,6 @@ def scan(
     """Slide windows over whole frames: heatmap, overlay and candidate boxes per frame."""
     from lqer.data.annotations import FORMATS
     from lqer.eval.scan import ScanConfig, scan_files
-    from lqer.guarded_yaml import shown
 
     if (checkpoint is None) == (onnx is None):
         raise LqerError("give one of --checkpoint and --onnx")

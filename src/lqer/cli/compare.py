@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.errors import LqerError
+from lqer.guarded_yaml import shown
 from lqer.models import MODELS
 
 
@@ -15,7 +16,7 @@ def _ints(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise LqerError(f"{option}: expected comma-separated integers, got {text!r}") from None
+        raise LqerError(f"{option}: expected comma-separated integers, got {shown(text)}") from None
 
 
 def compare_command(
@@ -56,10 +57,10 @@ def compare_command(
 
     names = DEFAULT_MODELS if models is None else [m.strip() for m in models.split(",")]
     if not all(names):
-        raise LqerError(f"--models: expected comma-separated model names, got {models!r}")
+        raise LqerError(f"--models: expected comma-separated model names, got {shown(models)}")
     unknown = [m for m in names if m not in MODELS]
     if unknown:
-        raise LqerError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+        raise LqerError(f"--models: unknown model {shown(unknown[0])} (known: {', '.join(MODELS)})")
     base = load_config(config, set_ or [])
     options = dict(
         models=names, seeds=_ints(seeds, "--seeds"), target_sensitivity=target_sensitivity,

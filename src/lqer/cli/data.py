@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.errors import LqerError
+from lqer.guarded_yaml import shown
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -19,7 +20,7 @@ def _names(text: str | None, option: str) -> dict[str, str]:
         if part.strip():
             old, sep, new = part.partition("=")
             if not sep:
-                raise LqerError(f"{option}: expected old=new pairs, got {text!r}")
+                raise LqerError(f"{option}: expected old=new pairs, got {shown(text)}")
             pairs[old.strip()] = new.strip()
     return pairs
 

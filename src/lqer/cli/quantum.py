@@ -9,6 +9,7 @@ import typer
 
 from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, threshold_callback
 from lqer.errors import LqerError
+from lqer.guarded_yaml import shown
 
 
 def circuit(
@@ -56,7 +57,7 @@ def _numbers(text: str, option: str, kind: type) -> list:
         try:
             values.append(kind(item))
         except ValueError:
-            raise LqerError(f"{option}: {item!r} is not a number") from None
+            raise LqerError(f"{option}: {shown(item)} is not a number") from None
         if values[-1] < (1 if kind is int else 0):
             raise LqerError(f"{option}: {item} is out of range")
     return values

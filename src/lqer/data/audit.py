@@ -32,6 +32,7 @@ from lqer.data.layout import SPLITS, list_folder, read_split_file
 from lqer.data.splits import assign
 from lqer.device import check_memory
 from lqer.errors import LqerError
+from lqer.guarded_yaml import shown
 
 METHODS = ("pixel", "phash", "both")
 
@@ -51,7 +52,9 @@ class AuditConfig:
         """The options' ranges, checked before any image is read; named as on the command
         line. A pixel distance of unit vectors lies in [0, 2], a Hamming one in [0, 64]."""
         if self.method not in METHODS:
-            raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {self.method!r}")
+            raise LqerError(
+                f"--method must be one of {', '.join(METHODS)}, not {shown(self.method)}"
+            )
         ranges = {
             "--size": (self.size, self.thumb <= self.size, f"at least {self.thumb} px"),
             "--max-distance": (self.max_distance, 0 <= self.max_distance <= 2, "in [0, 2]"),

@@ -10,6 +10,7 @@ behind their target, so that each split gets its share of positives and negative
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,11 @@ def parse_fractions(text: str) -> dict[str, float]:
             fractions[name] = float(value)
         except ValueError:
             sep = ""
-        if not sep or name not in SPLITS or fractions[name] < 0:
-            raise LqerError(f"--fractions: expected e.g. train=0.8,test=0.2, got {text!r}")
+        if not sep or name not in SPLITS or not 0 <= fractions[name] < math.inf:  # nan too
+            raise LqerError(f"--fractions: expected e.g. train=0.8,test=0.2, got {shown(text)}")
     total = sum(fractions.values())
     if "train" not in fractions or total <= 0:
-        raise LqerError(f"--fractions: needs a positive train share, got {text!r}")
+        raise LqerError(f"--fractions: needs a positive train share, got {shown(text)}")
     return {name: value / total for name, value in fractions.items()}
 
 
@@ -111,7 +112,7 @@ def read_manifest(
     columns = ["patient", "sequence"] if by == "sequence" else [by] if by else []
     for column in columns:
         if column not in rows[0]:
-            raise LqerError(f"{path}: no column {column!r} to group by")
+            raise LqerError(f"{path}: no column {shown(column)} to group by")
         missing = sum(not row[column] for row in rows)
         if missing:
             raise LqerError(
@@ -179,7 +180,7 @@ def make_splits(
     With `folds`, random, group and paper give k train/test splits instead.
     """
     if strategy not in STRATEGIES:
-        raise LqerError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        raise LqerError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {shown(strategy)}")
     if rename and strategy != "published":  # the others make their own names
         raise LqerError(f"--rename changes published split names: not for --strategy {strategy}")
     if folds is not None:

@@ -25,7 +25,7 @@ from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
 from lqer.eval.scan import window_of
-from lqer.guarded_yaml import first_line
+from lqer.guarded_yaml import first_line, shown
 from lqer.io import atomic_path, check_own_folder, owned_folder
 from lqer.models.checkpoint import load_checkpoint
 
@@ -70,7 +70,7 @@ def cam_maps(
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 
     if method not in METHODS:
-        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {shown(method)}")
     cam_class = GradCAM if method == "gradcam" else GradCAMPlusPlus
     device = next(model.parameters()).device
     x = eval_transform(image_size)(images.to(device))
@@ -140,7 +140,7 @@ def explain_files(
     out = check_own_folder(out, KIND, "--out", inputs)
     bad = [m for m in methods if m not in METHODS]
     if bad:
-        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {bad[0]!r}")
+        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {shown(bad[0])}")
     windows = read_windows(Path(boxes), top) if boxes else None
     model, cfg, info = load_checkpoint(checkpoint)
     model = model.to(pick_device(device))
