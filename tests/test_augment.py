@@ -35,7 +35,7 @@ def test_quarter_turn_is_an_exact_rotation():
 
 def test_augment_writes_copies_beside_positives_only(split_dir, tmp_path):
     assert augment_positives(split_dir, count=3, seed=1) == 36
-    positives = sorted(p.name for p in (split_dir / "positive").iterdir())
+    positives = sorted(p.name for p in (split_dir / "positive").iterdir() if p.name[0] != ".")
     assert len(positives) == 48 and "1115_aug_02.png" in positives
     assert len(list((split_dir / "negative").iterdir())) == 3
     assert [p.name for p in split_dir.iterdir() if p.name.startswith(".")] == []

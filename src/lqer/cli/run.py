@@ -105,7 +105,7 @@ OnnxOpt = Annotated[
 def threshold_callback(value: float | None) -> float | None:
     """Checked as the option is read, before any model is loaded: nan or 2 would be accepted
     and give every image the same call."""
-    from lqer.eval.evaluate import checked_threshold
+    from lqer.threshold import checked_threshold
 
     return None if value is None else checked_threshold(value, "--threshold")
 

@@ -95,8 +95,15 @@ def _read(source: Source, max_pixels: int) -> np.ndarray:
     return load_gray(source, max_pixels)
 
 
-def _decode(source: Source, size: int, max_pixels: int) -> torch.Tensor:
-    return model_input(_read(source, max_pixels), size)[0]
+def _decode(
+    source: Source, size: int, max_pixels: int, notes: dict[str, str] | None = None
+) -> torch.Tensor:
+    """The model input of one source; `notes` collects why a patch model may not apply to the
+    image (`lqer.data.screen`), which only the whole decoded image tells."""
+    image = _read(source, max_pixels)
+    if notes is not None and (note := screen(image)):
+        notes[source_name(source)] = note
+    return model_input(image, size)[0]
 
 
 def model_input(image: np.ndarray, size: int) -> torch.Tensor:
@@ -123,14 +130,10 @@ def decode(
     notes: dict[str, str] = {}
 
     def work(item):
-        name = source_name(item[0])
-        key = (name, image_size, max_pixels)
+        key = (source_name(item[0]), image_size, max_pixels)
         if key not in cache:
             try:
-                image = _read(item[0], max_pixels)
-                cache[key] = model_input(image, image_size)[0]
-                if screened and (note := screen(image)):
-                    notes[name] = note
+                cache[key] = _decode(item[0], image_size, max_pixels, notes if screened else None)
             except BadImage as e:
                 cache[key] = str(e)
         return cache[key]

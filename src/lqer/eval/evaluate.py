@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +25,7 @@ from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.guarded_yaml import shown
 from lqer.io import check_output_file, files_under, output_file, written_by_lqer
 from lqer.models.checkpoint import load_checkpoint
+from lqer.threshold import checked_threshold
 
 
 @torch.no_grad()
@@ -61,19 +60,6 @@ def probabilities(logits: torch.Tensor) -> np.ndarray:
 def predict_proba(model, images, image_size, device="cpu", batch_size=256) -> np.ndarray:
     """Probability of stenosis for each image."""
     return probabilities(predict_logits(model, images, image_size, device, batch_size))
-
-
-def checked_threshold(value: Any, where: str) -> float:
-    """A decision threshold as a float, or an LqerError naming `where` (an option or a file):
-    the one check of every threshold, asked for or stored. NaN would call every image
-    negative, and a threshold outside [0, 1] every image the same."""
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if not 0 <= number <= 1:  # NaN fails this too
-        raise LqerError(f"{where}: a threshold must be a number in [0, 1], got {shown(value)}")
-    return number
 
 
 @dataclass(frozen=True)

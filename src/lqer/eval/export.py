@@ -22,18 +22,13 @@ from lqer.data.dataset import ImageSet, decode
 from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
-from lqer.eval.evaluate import (
-    Decision,
-    checked_threshold,
-    collect_images,
-    decision,
-    predict_proba,
-)
+from lqer.eval.evaluate import Decision, collect_images, decision, predict_proba
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import check_output_file, output_file
 from lqer.models.checkpoint import load_checkpoint
 from lqer.quantum.fourier import fourier_form
 from lqer.quantum.layer import QuantumLayer
+from lqer.threshold import checked_threshold
 
 OPSET = 18
 TOLERANCE = 1e-4  # largest difference in probability that export accepts

@@ -17,13 +17,14 @@ from torch import nn
 
 from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
-from lqer.eval.evaluate import checked_threshold, predict_logits, probabilities
+from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.figures import LINES, STYLE, save
 from lqer.eval.metrics import binary_metrics
 from lqer.experiments import tables
 from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
 from lqer.quantum import Noise, executing
 from lqer.quantum.layer import quantum_layers
+from lqer.threshold import checked_threshold
 
 KIND = "noise-sweep"  # its output folder is marked as lqer noise-sweep's
 CHANNELS = ("depolarizing", "amplitude_damping", "readout_error")

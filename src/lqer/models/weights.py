@@ -22,6 +22,7 @@ from lqer.guarded_yaml import first_line
 from lqer.io import output_file
 from lqer.models.base import Model
 from lqer.models.registry import build_model
+from lqer.threshold import checked_threshold
 
 FOLDER = resources.files("lqer") / "weights"
 
@@ -87,7 +88,6 @@ class Weights:
 
     @property
     def threshold(self) -> float:
-        from lqer.eval.evaluate import checked_threshold  # evaluate imports this module
 
         value = self.meta["threshold"].get("value")
         return checked_threshold(value, f"{self.files[1]}: stored threshold")
