@@ -54,13 +54,10 @@ def scan(
     device: DeviceOpt = "auto",
 ):
     """Slide windows over whole frames: heatmap, overlay and candidate boxes per frame."""
-    from lqer.data.annotations import FORMATS
     from lqer.eval.scan import ScanConfig, scan_files
 
     if (checkpoint is None) == (onnx is None):
         raise LqerError("give one of --checkpoint and --onnx")
-    if format_ not in FORMATS:  # before a model is loaded or a frame read
-        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {shown(format_)}")
     cfg = ScanConfig(tuple(number_list(sizes, "--sizes")), stride)
     summary = scan_files(checkpoint, paths, out, cfg, number_list(frames, "--frames"),
                          annotations, format_, threshold, device, onnx=onnx)  # fmt: skip

@@ -96,16 +96,18 @@ def _deflated_start(path: Path) -> int | None:
     """Where a deflated file's dataset starts, after the file meta group; None if not deflated."""
     from pydicom.filereader import read_file_meta_info
 
-    try:
+    try:  # reading an element may raise too, where the fuzzed or broken meta group is parsed
         meta = read_file_meta_info(path)
-    except Exception:  # not DICOM: `_read` says so
+        deflated = getattr(meta, "TransferSyntaxUID", None) == DEFLATED
+        length = getattr(meta, "FileMetaInformationGroupLength", None) if deflated else None
+        length = None if length is None else int(length)
+    except Exception:  # not DICOM, or a broken meta group: `_read` says so
         return None
-    if getattr(meta, "TransferSyntaxUID", None) != DEFLATED:
+    if not deflated:
         return None
-    length = getattr(meta, "FileMetaInformationGroupLength", None)
     if length is None:
         raise BadImage("a deflated DICOM without a file meta group length is not supported")
-    return 128 + 4 + 12 + int(length)  # preamble, "DICM", the group length element, the group
+    return 128 + 4 + 12 + length  # preamble, "DICM", the group length element, the group
 
 
 def _inflate(path: Path, start: int, keep: int, stop_after: int) -> tuple[bytes, int]:

@@ -23,13 +23,14 @@ from PIL import Image, ImageDraw
 from torchvision.ops import box_iou, nms
 from tqdm import tqdm
 
-from lqer.data.annotations import Box, read_yolo
+from lqer.data.annotations import FORMATS, Box, read_yolo
 from lqer.data.frames import FrameRef, collect_frames, read_frames
 from lqer.data.patches import PatchSummary, load_boxes
 from lqer.data.transforms import resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision, predict_proba
+from lqer.guarded_yaml import shown
 from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
 from lqer.models.checkpoint import load_checkpoint
 
@@ -297,6 +298,8 @@ def scan_files(
     """Scan every frame of `paths` with a checkpoint or an ONNX export (`onnx`); write
     heatmaps, overlays, candidates and, with `annotations`, how the candidates score against
     the labelled boxes. Returns the summary."""
+    if fmt not in FORMATS:  # before a model is loaded or a frame read
+        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {shown(fmt)}")
     inputs = [*paths, *(p for p in (checkpoint, onnx, annotations) if p is not None)]
     out = check_own_folder(out, KIND, "--out", inputs)
     score, image_size, chosen = scorer_for(checkpoint, onnx, device)
