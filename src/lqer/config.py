@@ -350,8 +350,9 @@ def from_dict(values: dict[str, Any]) -> ExperimentConfig:
     return ExperimentConfig.validated(values)
 
 
-def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-    """Apply `section.key=value` strings, e.g. `train.epochs=3` or `model.quantum.n_layers=3`."""
+def apply_overrides(cfg: S, overrides: list[str]) -> S:
+    """Apply `section.key=value` strings, e.g. `train.epochs=3` or `model.quantum.n_layers=3`,
+    to an experiment's configuration (or a detector's, `lqer.detection.config`)."""
     values = cfg.to_dict()
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -371,7 +372,7 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
             raise LqerError(f"{key}: not a YAML value ({first_line(e)})") from None
         except RecursionError:
             raise LqerError(f"{key}: not a YAML value (nested too deeply)") from None
-    return from_dict(values)
+    return type(cfg).validated(values)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -402,9 +403,12 @@ def _read_yaml(path: Path) -> Any:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None
-) -> ExperimentConfig:
-    cfg = ExperimentConfig()
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    kind: type[S] = ExperimentConfig,
+) -> S:
+    """A YAML file (or the defaults) of `kind`, then `overrides`, checked as they load."""
+    cfg = kind()
     if path is not None:
         path = Path(path)
         values = _read_yaml(path)
@@ -413,7 +417,7 @@ def load_config(
         if not isinstance(values, dict):
             raise LqerError(f"{path}: expected a mapping at the top level, got {shown(values)}")
         try:
-            cfg = from_dict(values)
+            cfg = kind.validated(values)
         except LqerError as e:
             raise LqerError(f"{path}: {e}") from None
     return apply_overrides(cfg, overrides or [])

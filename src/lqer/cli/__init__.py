@@ -20,7 +20,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from lqer.cli import apply, compare, data, models, quantum, run
+    from lqer.cli import apply, compare, data, detector, models, quantum, run
 
     run.register(app)
     apply.register(app)
@@ -28,6 +28,7 @@ def _register() -> None:
     quantum.register(app)
     compare.register(app)
     app.add_typer(data.app, name="data", help="Build, split, audit and augment patch datasets.")
+    app.add_typer(detector.app, name="detector", help="Train whole-frame stenosis detectors.")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

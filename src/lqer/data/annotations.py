@@ -12,7 +12,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lqer.errors import LqerError
@@ -21,15 +21,23 @@ FORMATS = ("voc", "yolo", "coco")
 WHOLE_IMAGE = 0.9  # a box at least this share of both sides covers the whole frame
 
 
+Ring = tuple[tuple[float, float], ...]  # one closed outline, (x, y) points, not repeated at the end
+
+
 @dataclass(frozen=True)
 class Box:
-    """A box in pixel coordinates, corners inclusive-exclusive like array slices."""
+    """A box in pixel coordinates, corners inclusive-exclusive like array slices.
+
+    `polygon` is the outline a COCO file gives in `segmentation`: one ring per part (COCO
+    polygons are parts, not holes), or None where only the box is known (VOC, YOLO, RLE masks).
+    """
 
     xmin: float
     ymin: float
     xmax: float
     ymax: float
     label: str = "stenosis"
+    polygon: tuple[Ring, ...] | None = field(default=None, repr=False)  # repr: warnings stay short
 
     @property
     def width(self) -> float:
@@ -42,6 +50,22 @@ class Box:
     @property
     def centre(self) -> tuple[float, float]:
         return (self.xmin + self.xmax) / 2, (self.ymin + self.ymax) / 2
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A candidate a model proposes: a box in frame pixels (top-left corner and size) with the
+    model's score; lqer.eval.detection scores candidates against `Box`es."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
 
 
 def _text(node: ET.Element, tag: str, path: Path) -> str:
@@ -63,14 +87,14 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _finite(values: Iterable[object], path: Path | str) -> list[float]:
+def _finite(values: Iterable[object], path: Path | str, what: str = "box") -> list[float]:
     """Numbers for box coordinates; NaN or infinity would only fail later, far from the file."""
     try:
         numbers = [float(v) for v in values]
     except (TypeError, ValueError, OverflowError):
-        raise LqerError(f"{path}: box coordinates must be numbers") from None
+        raise LqerError(f"{path}: {what} coordinates must be numbers") from None
     if not all(math.isfinite(v) for v in numbers):
-        raise LqerError(f"{path}: box coordinates must be finite numbers")
+        raise LqerError(f"{path}: {what} coordinates must be finite numbers")
     return numbers
 
 
@@ -168,10 +192,30 @@ def read_coco(path: str | Path) -> dict[str, list[Box]]:
                 raise TypeError("'bbox', which must be [x, y, width, height]")
             x, y, w, h = _finite(ann["bbox"], path)
             label = categories.get(ann["category_id"], str(ann["category_id"]))
-            boxes[image].append(Box(*_finite([x, y, x + w, y + h], path), label=label))
+            corners = _finite([x, y, x + w, y + h], path)
+            boxes[image].append(Box(*corners, label=label, polygon=_polygon(ann, path)))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise LqerError(f"{path}: not a COCO detection file (problem with {e})") from None
     return boxes
+
+
+def _polygon(ann: dict, path: Path) -> tuple[Ring, ...] | None:
+    """The rings of an annotation's COCO polygon `segmentation` ([[x1, y1, x2, y2, ...], ...]).
+
+    An RLE mask (a dict), an absent or empty segmentation, and rings of under 3 points (no
+    area) leave None: the box stands in for the outline.
+    """
+    segmentation = ann.get("segmentation")
+    if not isinstance(segmentation, list):
+        return None
+    rings = []
+    for flat in segmentation:
+        if not isinstance(flat, list) or len(flat) % 2:
+            raise TypeError("'segmentation', which must be lists of x, y numbers")
+        numbers = _finite(flat, path, "segmentation")
+        if len(numbers) >= 6:
+            rings.append(tuple(zip(numbers[::2], numbers[1::2], strict=True)))
+    return tuple(rings) or None
 
 
 def _items(data: dict, key: str) -> list[dict]:
@@ -198,7 +242,7 @@ def check_boxes(
             continue
         clipped = Box(
             max(box.xmin, 0), max(box.ymin, 0), min(box.xmax, width), min(box.ymax, height),
-            box.label,
+            box.label, box.polygon,
         )  # fmt: skip
         if clipped.width <= 0 or clipped.height <= 0:
             warnings.append(f"{frame_id}: box {_fmt(box)} lies outside the {width}x{height} image")

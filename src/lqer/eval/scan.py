@@ -20,15 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.ops import box_iou, nms
+from torchvision.ops import nms
 from tqdm import tqdm
 
-from lqer.data.annotations import FORMATS, Box, read_yolo
+from lqer.data.annotations import FORMATS, Detection, read_yolo
 from lqer.data.frames import FrameRef, collect_frames, read_frames
 from lqer.data.patches import PatchSummary, load_boxes
 from lqer.data.transforms import resize
 from lqer.device import pick_device
 from lqer.errors import LqerError
+from lqer.eval.detection import box_report, detection_summary, froc, plot_froc, score_at
 from lqer.eval.evaluate import Decision, decision, predict_proba
 from lqer.guarded_yaml import shown
 from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
@@ -53,19 +54,6 @@ class ScanConfig:
             raise LqerError(f"--sizes: window sides must be even and >= 8 px, got {self.sizes}")
         if not 0 < self.stride <= 1:
             raise LqerError(f"--stride must lie in (0, 1], got {self.stride}")
-
-
-@dataclass(frozen=True)
-class Detection:
-    x: int
-    y: int
-    w: int
-    h: int
-    score: float
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return self.x + self.w / 2, self.y + self.h / 2
 
 
 @dataclass
@@ -158,73 +146,6 @@ def suppress(boxes: torch.Tensor, scores: torch.Tensor, cfg: ScanConfig) -> list
         for i in order.tolist()
         for x0, y0, x1, y1 in [boxes[i].tolist()]
     ]
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-def hits(detection: Detection, box: Box) -> bool:
-    """A candidate finds a stenosis when either's centre lies inside the other."""
-    cx, cy = detection.centre
-    bx, by = box.centre
-    inside = box.xmin <= cx <= box.xmax and box.ymin <= cy <= box.ymax
-    return inside or (detection.x <= bx <= detection.x + detection.w and
-                      detection.y <= by <= detection.y + detection.h)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Score:
-    threshold: float
-    boxes: int
-    found: int
-    false_positives: int
-    frames: int
-
-    @property
-    def sensitivity(self) -> float:
-        return self.found / self.boxes if self.boxes else float("nan")
-
-    @property
-    def fp_per_frame(self) -> float:
-        return self.false_positives / self.frames if self.frames else float("nan")
-
-
-def score_at(scans: dict[str, FrameScan], truth: dict[str, list[Box]], threshold: float) -> Score:
-    """Stenoses found and false candidates among those scoring at least `threshold`."""
-    found = false = boxes = 0
-    for key, boxes_here in truth.items():
-        kept = [d for d in scans[key].detections if d.score >= threshold]
-        found += sum(any(hits(d, b) for d in kept) for b in boxes_here)
-        false += sum(not any(hits(d, b) for b in boxes_here) for d in kept)
-        boxes += len(boxes_here)
-    return Score(threshold, boxes, found, false, len(truth))
-
-
-def froc(scans: dict[str, FrameScan], truth: dict[str, list[Box]]) -> list[Score]:
-    """Sensitivity against false positives per frame, one point per distinct candidate score."""
-    scores = sorted({d.score for key in truth for d in scans[key].detections}, reverse=True)
-    return [score_at(scans, truth, t) for t in scores]
-
-
-def box_report(scans: dict[str, FrameScan], truth: dict[str, list[Box]], threshold: float):
-    """One row per labelled box: hit or miss at `threshold`, the best candidate's score."""
-    rows = []
-    for key, boxes_here in sorted(truth.items()):
-        detections = scans[key].detections
-        for box in boxes_here:
-            finding = [d for d in detections if hits(d, box)]
-            best = max((d.score for d in finding), default=None)
-            iou = 0.0
-            if finding:
-                ours = torch.tensor([[d.x, d.y, d.x + d.w, d.y + d.h] for d in finding])
-                theirs = torch.tensor([[box.xmin, box.ymin, box.xmax, box.ymax]])
-                iou = float(box_iou(ours.float(), theirs.float()).max())
-            rows.append({
-                "frame_id": key, "xmin": box.xmin, "ymin": box.ymin, "xmax": box.xmax,
-                "ymax": box.ymax, "hit": best is not None and best >= threshold,
-                "best_score": "" if best is None else round(best, 6), "best_iou": round(iou, 3),
-            })  # fmt: skip
-    return rows
 
 
 # ----------------------------------------------------------------------------- files
@@ -362,29 +283,15 @@ def write_scans(
 
 
 def score_files(out: Path, scans: dict, truth: dict, threshold: float) -> dict:
-    at = score_at(scans, truth, threshold)
-    write_rows(out / "hits.csv", box_report(scans, truth, threshold))
-    curve = froc(scans, truth)
+    """hits.csv, froc.csv and froc.png in `out`; every metric of `lqer.eval.detection`."""
+    found = {key: scans[key].detections for key in truth}
+    write_rows(out / "hits.csv", box_report(found, truth, threshold))
+    curve = froc(found, truth)
     write_rows(out / "froc.csv", [{"threshold": s.threshold, "sensitivity": s.sensitivity,
-                                   "fp_per_frame": s.fp_per_frame} for s in curve])  # fmt: skip
-    plot_froc(curve, at, out / "froc.png")
-    return {"boxes": at.boxes, "found": at.found, "missed": at.boxes - at.found,
-            "sensitivity": at.sensitivity, "false_positives": at.false_positives,
-            "fp_per_frame": at.fp_per_frame}  # fmt: skip
-
-
-def plot_froc(curve: list[Score], at: Score, path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.5, 3.5), layout="constrained")
-    ax = fig.subplots()
-    ax.step([s.fp_per_frame for s in curve], [s.sensitivity for s in curve], where="post")
-    ax.plot([at.fp_per_frame], [at.sensitivity], "o", label=f"threshold {at.threshold:.3g}")
-    ax.set(xlabel="false positives per frame", ylabel="sensitivity", ylim=(0, 1.02),
-           title="FROC")  # fmt: skip
-    ax.legend(loc="lower right")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+                                   "fp_per_frame": s.fp_per_frame} for s in curve],
+               ["threshold", "sensitivity", "fp_per_frame"])  # fmt: skip
+    plot_froc(curve, score_at(found, truth, threshold), out / "froc.png")
+    return detection_summary(found, truth, threshold)
 
 
 def write_rows(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:

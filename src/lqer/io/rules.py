@@ -25,7 +25,7 @@ from lqer.io.locks import locked
 
 log = logging.getLogger(__name__)
 
-KINDS = ("run", "compare", "scan", "explain", "report", "noise-sweep", "patches")
+KINDS = ("run", "detector", "compare", "scan", "explain", "report", "noise-sweep", "patches")
 REGISTRY = ".lqer-files"
 CLASS_FOLDERS = ("negative", "positive")  # as lqer.data.layout.CLASSES; io imports no data code
 Inputs = Iterable[str | os.PathLike] | Mapping[str, str | os.PathLike]  # paths, or what -> path

@@ -1,0 +1,89 @@
+"""Typed configuration of a whole-frame stenosis detector, checked when it is loaded, like an
+experiment's (`lqer.config`): a YAML file plus `section.key=value` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import Field
+
+from lqer.config import (
+    Bool,
+    Count,
+    Float,
+    NoneWord,
+    OptionalCount,
+    QuantumConfig,
+    Section,
+    Seed,
+    Text,
+    load_config,
+)
+from lqer.io import write_text
+
+HEADS = ("none", "lqer", "classical")  # the box classifier's extra head: none, circuit, twin
+
+
+class FramesConfig(Section):
+    prefix: ClassVar[str] = "data"
+
+    # ARCADE's layout: <root>/<split>/images/ and <root>/<split>/annotations/<split>.json
+    root: Text = ""
+    format: Literal["coco", "voc", "yolo"] = "coco"
+    train_split: Text = "train"
+    # Choices (best.pt, the thresholds) use `val_split` if given, else a hold-out of the
+    # training frames, identical frames kept together; `test_split` is scored once.
+    val_split: Annotated[Text | None, NoneWord] = None
+    hold_out: Annotated[Float, Field(gt=0, lt=1, description="a part of the training frames")] = (
+        0.15
+    )
+    test_split: Annotated[Text | None, NoneWord] = "val"
+    input_size: Count(1024, "16 to 1024 px: frames are resized to this side", 16) = 256
+    limit: OptionalCount(100_000, "frames per split, at least 4", 4) = None  # quick runs
+
+
+class DetectorConfig(Section):
+    prefix: ClassVar[str] = "model"
+
+    name: Literal["fcos"] = "fcos"  # torchvision's FCOS on a ResNet18 feature pyramid
+    head: Literal[HEADS] = "lqer"
+    # none, or a file: an lqer patch checkpoint or a ResNet18 state dict for the backbone
+    backbone_weights: Text = "none"
+    quantum: QuantumConfig = Field(default_factory=QuantumConfig)
+    max_detections: Count(1000, "1 to 1000 candidates per frame") = 50
+    min_score: Annotated[Float, Field(ge=0, le=1, description="a probability")] = 0.05
+
+
+class DetectorTrainConfig(Section):
+    prefix: ClassVar[str] = "train"
+
+    epochs: Count(10_000, "1 to 10,000 epochs") = 24
+    batch_size: Count(256, "1 to 256 frames") = 8
+    lr: Annotated[Float, Field(gt=0, description="the detector must learn")] = 1e-3
+    lr_head: Annotated[Float, Field(gt=0, description="the circuit's head must learn")] = 1e-2
+    weight_decay: Annotated[Float, Field(ge=0)] = 1e-4
+    augment: Bool = True  # flips and intensity jitter
+    seed: Seed = 0
+    threads: OptionalCount(1024, "1 to 1024 threads") = None
+    progress: Bool = True
+
+
+class DetectionConfig(Section):
+    data: FramesConfig = Field(default_factory=FramesConfig)
+    model: DetectorConfig = Field(default_factory=DetectorConfig)
+    train: DetectorTrainConfig = Field(default_factory=DetectorTrainConfig)
+    out_dir: Text = "runs/detector"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def save(self, path: str | Path) -> None:
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_detection_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> DetectionConfig:
+    return load_config(path, overrides, kind=DetectionConfig)

@@ -1,0 +1,163 @@
+"""The detector: torchvision's FCOS on a ResNet18 feature pyramid, whose box classifier may
+also read q, the readout of LQER's circuit (or of its classical twin) at every location.
+
+FCOS scores each location of each pyramid level with a 3x3 convolution over its features f.
+With a head, the logits are conv(f) + W q with q = head(f): the detector's counterpart of
+LQER's linear classifier on [f, q] (`lqer.models.lqer.Classifier`). The circuit head and the
+classical head have the same parameter count, so the two detectors are twins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torchvision.models.detection import FCOS
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from lqer.data.annotations import Detection
+from lqer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from lqer.detection_config import DetectionConfig, DetectorConfig
+from lqer.errors import LqerError
+from lqer.guarded_yaml import first_line
+from lqer.io import atomic_path
+from lqer.models.baselines import ClassicalHead
+from lqer.models.lqer import QuantumHead
+from lqer.models.weights import shipped
+from lqer.quantum import quantum_layer
+
+FORMAT = "lqer-detector"
+VERSION = 1
+PYRAMID = 256  # channels of every feature pyramid level
+
+
+class FusedLogits(nn.Module):
+    """Class logits at every location: `logits(f) + W q`, with q = `head(f)` per location."""
+
+    def __init__(self, logits: nn.Conv2d, head: nn.Module, head_dim: int):
+        super().__init__()
+        self.logits = logits  # FCOS's own 3x3 convolution, with its prior bias
+        self.head = head
+        self.read_q = nn.Conv2d(head_dim, logits.out_channels, kernel_size=1, bias=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = features.shape
+        rows = features.permute(0, 2, 3, 1).reshape(-1, c)
+        q = self.head(rows).to(features.dtype).reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        return self.logits(features) + self.read_q(q)
+
+
+def box_head(cfg: DetectorConfig) -> tuple[nn.Module, int] | None:
+    """The f -> q head that the box classifier reads besides f: LQER's circuit or its twin."""
+    if cfg.head == "none":
+        return None
+    quantum = quantum_layer(cfg.quantum)
+    if cfg.head == "lqer":
+        return QuantumHead(PYRAMID, quantum), quantum.out_features
+    return ClassicalHead(PYRAMID, quantum.circuit), quantum.circuit.n_qubits
+
+
+def build_detector(cfg: DetectorConfig, input_size: int) -> FCOS:
+    """FCOS with two classes (0 background, 1 stenosis) for frames resized to `input_size`."""
+    backbone = resnet_fpn_backbone(
+        backbone_name="resnet18", weights=None, trainable_layers=5, returned_layers=[2, 3, 4],
+        extra_blocks=LastLevelP6P7(PYRAMID, PYRAMID),
+    )  # fmt: skip
+    if cfg.backbone_weights != "none":
+        load_backbone(backbone.body, cfg.backbone_weights)
+    model = FCOS(
+        backbone, num_classes=2, min_size=input_size, max_size=input_size,
+        image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
+        score_thresh=cfg.min_score, detections_per_img=cfg.max_detections,
+    )  # fmt: skip
+    extra = box_head(cfg)
+    if extra is not None:
+        classifier = model.head.classification_head
+        classifier.cls_logits = FusedLogits(classifier.cls_logits, *extra)
+    return model
+
+
+def load_backbone(body: nn.Module, source: str) -> None:
+    """ResNet18 weights for the pyramid's body: shipped weights (`lqer models`), an lqer
+    checkpoint's backbone or a ResNet18 state dict."""
+    entry = shipped(source)
+    path = entry.files[0] if entry is not None else Path(source)
+    if not path.is_file():
+        raise LqerError(f"model.backbone_weights: neither shipped weights nor a file: {source}")
+    try:
+        if path.suffix == ".safetensors":
+            state = {k: v.float() for k, v in load_file(path).items()}
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = type(e).__name__
+        raise LqerError(f"model.backbone_weights: cannot read {path} ({why})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # an lqer checkpoint
+    if not isinstance(state, dict):
+        raise LqerError(f"model.backbone_weights: {path} holds no state dict")
+    state = {k.removeprefix("backbone."): v for k, v in state.items()}
+    wanted = body.state_dict()
+    picked = {k: v for k, v in state.items() if k in wanted and v.shape == wanted[k].shape}
+    if len(picked) < len(wanted):
+        raise LqerError(
+            f"model.backbone_weights: {path} is not a ResNet18 (it fits {len(picked)} of "
+            f"{len(wanted)} tensors)"
+        )
+    body.load_state_dict(picked)
+
+
+def save_detector(path: Path, model: nn.Module, cfg: DetectionConfig, **extra: Any) -> None:
+    state = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(),
+             "model": model.state_dict(), **extra}  # fmt: skip
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def is_detector(state: dict) -> bool:
+    return isinstance(state, dict) and state.get("format") == FORMAT
+
+
+def detector_from(state: dict, where: str) -> tuple[FCOS, DetectionConfig]:
+    """The detector (eval mode) and configuration a checkpoint's state describes."""
+    if state.get("version") != VERSION:
+        raise LqerError(f"{where}: detector format version {state.get('version')}; "
+                        f"this lqer reads version {VERSION}")  # fmt: skip
+    try:
+        cfg = DetectionConfig.validated(state["config"])
+    except LqerError as e:
+        raise LqerError(f"{where}: its configuration is not valid here ({e})") from None
+    cfg.model.backbone_weights = "none"  # the state below holds the trained weights
+    model = build_detector(cfg.model, cfg.data.input_size)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        why = first_line(e)
+        raise LqerError(f"{where}: weights do not fit the detector it describes ({why})") from None
+    return model.eval(), cfg
+
+
+@torch.no_grad()
+def detect(
+    model: torch.nn.Module, images: torch.Tensor, scales: torch.Tensor, batch_size: int = 8
+) -> list[list[Detection]]:
+    """Candidates per frame, best first, for uint8 frames (N, S, S) at the detector's input
+    size; `scales` (N, 2) maps input pixels back to frame pixels (x, y)."""
+    model.eval()
+    found = []
+    for start in range(0, len(images), batch_size):
+        part = images[start : start + batch_size]
+        outputs = model([image.float().div(255)[None].expand(3, -1, -1) for image in part])
+        frame_scales = scales[start : start + batch_size].tolist()
+        for output, (sx, sy) in zip(outputs, frame_scales, strict=True):
+            boxes, scores = output["boxes"].tolist(), output["scores"].tolist()
+            found.append([
+                Detection(round(x0 * sx), round(y0 * sy), round((x1 - x0) * sx),
+                          round((y1 - y0) * sy), round(s, 6))
+                for (x0, y0, x1, y1), s in zip(boxes, scores, strict=True)
+            ])  # fmt: skip
+    return found
