@@ -34,6 +34,7 @@ from lqer.eval.evaluate import Decision, decision, predict_proba
 from lqer.guarded_yaml import shown
 from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
 from lqer.models.checkpoint import load_checkpoint
+from lqer.models.detector import detect_frame, load_detector
 
 # P-ADSD's patches are 32-166 px with median 52 (ADSD stenosis boxes of 15-30 px)
 DEFAULT_SIZES = (48, 64)
@@ -203,6 +204,27 @@ def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: s
     return torch_scorer(model.to(dev).eval(), size, dev), size, decision(checkpoint, info, None)
 
 
+FrameScanner = Callable[[np.ndarray], tuple[np.ndarray | None, list[Detection]]]
+
+
+def frame_scanner(
+    checkpoint: str | Path | None, onnx: str | Path | None, device: str, cfg: ScanConfig
+) -> tuple[FrameScanner, Decision]:
+    """What scans one frame, and its decision threshold: a whole-frame detector gives
+    candidates (no heatmap); a patch classifier slides its windows (`scan_frame`)."""
+    found = load_detector(checkpoint) if onnx is None else None
+    if found is not None:
+        model, detector_cfg, info = found
+        model.to(pick_device(device))
+
+        def scan_one(frame: np.ndarray) -> tuple[None, list[Detection]]:
+            return None, detect_frame(model, frame, detector_cfg.data.input_size)
+
+        return scan_one, decision(checkpoint, info, None)
+    score, size, chosen = scorer_for(checkpoint, onnx, device)
+    return (lambda frame: scan_frame(score, frame, size, cfg)), chosen
+
+
 def scan_files(
     checkpoint: str | Path | None,
     paths: list[str | Path],
@@ -223,7 +245,7 @@ def scan_files(
         raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {shown(fmt)}")
     inputs = [*paths, *(p for p in (checkpoint, onnx, annotations) if p is not None)]
     out = check_own_folder(out, KIND, "--out", inputs)
-    score, image_size, chosen = scorer_for(checkpoint, onnx, device)
+    scan_one, chosen = frame_scanner(checkpoint, onnx, device, cfg)
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
     refs = pick_frames(collect_frames(paths), frames)
@@ -232,7 +254,7 @@ def scan_files(
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
     with owned_folder(out, KIND):  # only once the inputs are known to be good
         started = time.perf_counter()
-        scans = write_scans(out, refs, score, image_size, cfg, truth, chosen, progress)
+        scans = write_scans(out, refs, scan_one, truth, chosen, progress)
         seconds = time.perf_counter() - started
         rows = [{**r, "above_threshold": r["score"] >= chosen.threshold}
                 for s in scans.values() for r in s.rows()]  # fmt: skip
@@ -256,23 +278,24 @@ def scan_files(
 def write_scans(
     out: Path,
     refs: list[FrameRef],
-    score: Scorer,
-    image_size: int,
-    cfg: ScanConfig,
+    scan_one: FrameScanner,
     truth: dict,
     chosen: Decision,
     progress: bool,
 ) -> dict[str, FrameScan]:
-    """Scan each frame and write its heatmap and overlay; YOLO boxes in `truth` are read
-    once the frame's size is known."""
+    """Scan each frame and write its heatmap (where the model gives one) and overlay; YOLO
+    boxes in `truth` are read once the frame's size is known."""
     scans: dict[str, FrameScan] = {}
     for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
-        heatmap, found = scan_frame(score, image, image_size, cfg)
+        heatmap, found = scan_one(image)
         scan = FrameScan(ref.path.name, ref.index, ref.id, heatmap, found)
         if isinstance(truth.get(ref.id), Path):  # YOLO boxes are fractions of the frame size
             truth[ref.id] = read_yolo(truth[ref.id], image.shape[1], image.shape[0])
-        save_png(Image.fromarray(np.round(heatmap * 255).astype(np.uint8)),
-                 out / f"{ref.id}_heatmap.png")  # fmt: skip
+        if heatmap is None:
+            heatmap = np.zeros(image.shape, np.float32)  # the overlay shows boxes alone
+        else:
+            save_png(Image.fromarray(np.round(heatmap * 255).astype(np.uint8)),
+                     out / f"{ref.id}_heatmap.png")  # fmt: skip
         kept = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in found if d.score >= chosen.threshold]
         labelled = [(b.xmin, b.ymin, b.xmax, b.ymax) for b in truth.get(ref.id, [])]
         save_png(overlay(image, heatmap, {"cyan": labelled, "lime": kept}),

@@ -46,6 +46,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise LqerError(f"{path} is not a readable lqer checkpoint ({type(e).__name__})") from None
+    if isinstance(state, dict) and state.get("format") == "lqer-detector":
+        raise LqerError(f"{path} is a whole-frame detector: use it with lqer scan")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise LqerError(f"{path} is not an lqer checkpoint")
     if state.get("version") != VERSION:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -20,7 +21,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from lqer.data.annotations import Detection
-from lqer.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from lqer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize
 from lqer.detection_config import DetectionConfig, DetectorConfig
 from lqer.errors import LqerError
 from lqer.guarded_yaml import first_line
@@ -151,7 +152,8 @@ def detect(
     found = []
     for start in range(0, len(images), batch_size):
         part = images[start : start + batch_size]
-        outputs = model([image.float().div(255)[None].expand(3, -1, -1) for image in part])
+        device = next(model.parameters()).device
+        outputs = model([im.to(device).float().div(255)[None].expand(3, -1, -1) for im in part])
         frame_scales = scales[start : start + batch_size].tolist()
         for output, (sx, sy) in zip(outputs, frame_scales, strict=True):
             boxes, scores = output["boxes"].tolist(), output["scores"].tolist()
@@ -161,3 +163,33 @@ def detect(
                 for (x0, y0, x1, y1), s in zip(boxes, scores, strict=True)
             ])  # fmt: skip
     return found
+
+
+def detect_frame(model: nn.Module, frame: np.ndarray, input_size: int) -> list[Detection]:
+    """Candidates of one (H, W) uint8 frame, resized to the detector's input as in training."""
+    height, width = frame.shape
+    image = resize(torch.from_numpy(np.ascontiguousarray(frame))[None, None], input_size)[0]
+    scales = torch.tensor([[width / input_size, height / input_size]])
+    return detect(model, image, scales)[0]
+
+
+def load_detector(source: str | Path) -> tuple[FCOS, DetectionConfig, dict] | None:
+    """The detector, its configuration and the rest of the checkpoint (or shipped metadata)
+    that `source` names; None where `source` is not a detector (a patch classifier)."""
+    entry = shipped(str(source))
+    if entry is not None:
+        if entry.kind != "detector":
+            return None
+        model, cfg = detector_from(entry.state(), entry.name)
+        return model, cfg, entry.meta
+    path = Path(source)
+    if not path.is_file():
+        return None  # the patch loader says what is wrong
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file: the patch loader says so
+        return None
+    if not is_detector(state):
+        return None
+    model, cfg = detector_from(state, str(path))
+    return model, cfg, state

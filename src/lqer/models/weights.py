@@ -17,6 +17,7 @@ from typing import Any
 
 from lqer.config import ExperimentConfig, from_dict
 from lqer.data.transforms import eval_transform
+from lqer.detection_config import DetectionConfig
 from lqer.errors import LqerError
 from lqer.guarded_yaml import first_line
 from lqer.io import output_file
@@ -31,6 +32,7 @@ FOLDER = resources.files("lqer") / "weights"
 class Weights:
     name: str
     summary: str
+    kind: str = "classifier"  # of patches; or "detector" of whole frames (lqer.models.detector)
 
     @property
     def files(self) -> tuple[Path, Path]:
@@ -80,8 +82,10 @@ class Weights:
         return meta
 
     @property
-    def config(self) -> ExperimentConfig:
+    def config(self) -> ExperimentConfig | DetectionConfig:
         try:
+            if self.kind == "detector":
+                return DetectionConfig.validated(self.meta.get("config"))
             return from_dict(self.meta.get("config"))
         except LqerError as e:
             raise LqerError(f"{self.files[1]}: its configuration is not valid here ({e})") from None
@@ -96,10 +100,22 @@ class Weights:
         """uint8 patches (N, 1, S, S) at the stored size -> the model's input."""
         return eval_transform(self.config.data.image_size)
 
+    def state(self) -> dict[str, Any]:
+        """The tensors in float32 with the configuration, as a checkpoint holds them."""
+        from safetensors.torch import load_file
+
+        self.check()
+        tensors = {k: v.float() if v.is_floating_point() else v
+                   for k, v in load_file(self.files[0]).items()}  # fmt: skip
+        return {"format": f"lqer-{self.kind}", "version": 1, "config": self.meta["config"],
+                "model": tensors}  # fmt: skip
+
     def load(self) -> tuple[Model, ExperimentConfig, dict[str, Any]]:
         """The model in float32, eval mode, on the CPU; its configuration; the metadata."""
         from safetensors.torch import load_file
 
+        if self.kind == "detector":
+            raise LqerError(f"{self.name} is a whole-frame detector: use it with lqer scan")
         self.check()
         cfg = self.config
         cfg.model.weights = "none"
@@ -162,8 +178,14 @@ def describe() -> str:
             continue
         m, t = w.meta, w.meta["threshold"]
         test = m.get("metrics", {}).get("test", {})
-        auc = f", test AUC {test['auc']:.3f} on {m.get('test_split')}" if "auc" in test else ""
+        where = m.get("test_split")
+        if w.kind == "detector":
+            size, found = f"frames at {w.config.data.input_size} px", test.get("froc", {}).get("1")
+            score = "" if found is None else f", sensitivity {found:.3f} at 1 FP/frame on {where}"
+        else:
+            size, auc = f"{w.config.data.image_size} px", test.get("auc")
+            score = "" if auc is None else f", test AUC {auc:.3f} on {where}"
         lines.append(f"  {w.name:<14} {w.summary}")
-        lines.append(f"  {'':<14} {w.config.data.image_size} px, threshold {w.threshold:.3f} "
-                     f"({t.get('rule')}){auc}; licence {m.get('licence')}")  # fmt: skip
+        lines.append(f"  {'':<14} {size}, threshold {w.threshold:.3f} ({t.get('rule')}){score}; "
+                     f"licence {m.get('licence')}")  # fmt: skip
     return "\n".join(lines)

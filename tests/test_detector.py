@@ -1,0 +1,106 @@
+"""The whole-frame detector: twins of equal size, a tiny training run on real ARCADE frames that
+resumes, and `lqer scan` with its checkpoint scored against ARCADE's polygons."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_lqer
+
+from lqer.data.frame_sets import load_frame_sets
+from lqer.detection_config import load_detection_config
+from lqer.errors import LqerError
+from lqer.models.detector import build_detector, load_detector
+from lqer.train.detector import fit_detector
+
+
+def sizes(cfg) -> dict[str, int]:
+    return {
+        head: sum(p.numel() for p in build_detector(cfg.model.replace(head=head), 64).parameters())
+        for head in ("none", "lqer", "classical")
+    }
+
+
+def test_the_circuit_head_and_its_twin_have_the_same_size():
+    counts = sizes(load_detection_config())
+    assert counts["lqer"] == counts["classical"] > counts["none"]
+
+
+def test_the_box_classifier_reads_q_at_every_location():
+    model = build_detector(load_detection_config().model, 64).eval()
+    logits = model.head.classification_head.cls_logits
+    features = torch.randn(2, 256, 8, 8)
+    with torch.no_grad():
+        full = logits(features)
+        logits.read_q.weight.zero_()  # without q, only FCOS's own convolution is left
+        alone = logits(features)
+    assert full.shape == (2, 2, 8, 8) and not torch.allclose(full, alone)
+
+
+@pytest.fixture(scope="module")
+def arcade(datasets_dir):
+    return datasets_dir / "ARCADE-stenosis"
+
+
+def tiny(arcade, out, *more):
+    return load_detection_config(None, [
+        f"data.root={arcade}", "data.limit=8", "data.input_size=64", "train.epochs=1",
+        "train.batch_size=4", "train.progress=false", f"out_dir={out}", *more,
+    ])  # fmt: skip
+
+
+def test_training_frames_never_repeat_a_test_or_validation_frame(arcade):
+    sets = load_frame_sets(tiny(arcade, "x").data.replace(limit=None, input_size=16), seed=0)
+    train, val, test = sets["train"], sets["val"], sets["test"]
+    assert "218" not in train.ids  # pixel for pixel ARCADE's val 58 (the dataset README)
+    assert not set(train.digests) & (set(val.digests) | set(test.digests))
+    assert len(train) + len(val) == 999 and len(test) == 200
+    assert sum(len(b) for b in test.boxes) == 406
+
+
+@pytest.fixture(scope="module")
+def run(arcade, tmp_path_factory):
+    return fit_detector(tiny(arcade, tmp_path_factory.mktemp("detector") / "run"))
+
+
+def test_a_tiny_run_trains_resumes_and_refuses_other_settings(run, arcade, tmp_path):
+    names = {p.name for p in run.iterdir()}
+    assert {"best.pt", "last.pt", "history.csv", "config.yaml", "test_metrics.json"} <= names
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert set(metrics["froc"]) == {"0.25", "0.5", "1", "2", "4", "8"} and "ap50" in metrics
+    copy = shutil.copytree(run, tmp_path / "run")
+    fit_detector(tiny(arcade, copy, "train.epochs=2"), resume=True)
+    rows = (copy / "history.jsonl").read_text().splitlines()
+    assert [json.loads(row)["epoch"] for row in rows] == [1, 2]
+    with pytest.raises(LqerError, match="other settings"):
+        fit_detector(tiny(arcade, copy, "train.epochs=3", "model.head=classical"), resume=True)
+    with pytest.raises(LqerError, match="already holds a detector run"):
+        fit_detector(tiny(arcade, copy, "train.epochs=3"))
+
+
+def test_scan_with_a_detector_scores_frames_against_polygons(run, arcade, tmp_path):
+    frames = [str(arcade / "val" / "images" / f"{k}.png") for k in (1, 2)]
+    out = tmp_path / "scan"
+    result = run_lqer("scan", *frames, "--checkpoint", str(run / "best.pt"), "--annotations",
+                      str(arcade / "val" / "annotations" / "val.json"), "--format", "coco",
+                      "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 2 and "challenge_score" in summary and "ap50" in summary
+    assert (out / "1_overlay.png").is_file() and not (out / "1_heatmap.png").exists()
+    model, cfg, _ = load_detector(run / "best.pt")
+    assert cfg.data.input_size == 64 and not model.training
+
+
+def test_patch_commands_refuse_a_detector_in_one_line(run, tmp_path):
+    image = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
+    result = run_lqer("predict", str(image), "--checkpoint", str(run / "best.pt"), "--out",
+                      str(tmp_path / "p.csv"))  # fmt: skip
+    assert result.returncode == 2 and "whole-frame detector" in result.stderr
