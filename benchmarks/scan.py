@@ -10,8 +10,13 @@ model), in PyTorch on each device and, on the CPU, with the model exported to ON
 (`lqer scan --onnx`). The target of issue 13 is 1 frame/s on the 2-core CPU and 30 frames/s
 on a GPU.
 
+With `--detectors`, each whole-frame detector (a run's best.pt or shipped weights) is timed on
+the same frame, in the same run, and set against today's window scan at stride 0.25 (issue
+22: at least 5 frames/s and 10x the window scan on the CPU; 100 frames/s on a GPU).
+
     python benchmarks/scan.py                   # the shipped model, strides 0.25 and 0.5
     python benchmarks/scan.py --threads 1 --rounds 5
+    python benchmarks/scan.py --detectors lqer-arcade results/detection/runs/*/best.pt
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from lqer.device import cpu_name
 from lqer.eval.export import OnnxModel, export_onnx
 from lqer.eval.scan import ScanConfig, crops, scan_frame, torch_scorer, windows
 from lqer.models.checkpoint import load_checkpoint
+from lqer.models.detector import detect_frame, load_detector
 
 FRAME = Path(__file__).resolve().parents[2] / "shared/datasets/ADSD-sample/images/14_002_5_0016.bmp"
 
@@ -54,6 +60,7 @@ def main() -> None:
     parser.add_argument("--strides", type=float, nargs="+", default=[0.25, 0.5])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--detectors", nargs="*", default=[], help="Detector checkpoints.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,6 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         export_onnx(args.checkpoint, Path(folder) / "m.onnx")
         engines.append(("cpu, onnx runtime", OnnxModel(Path(folder) / "m.onnx").predict))
+    window_scan = None
     for label, score in engines:
         print(f"\n{label}: {args.checkpoint}, windows resized to {size} px")
         print(f"  {'stride':>6} {'windows':>8} {'scan fps':>9} {'model fps':>10} "
@@ -82,6 +90,17 @@ def main() -> None:
             t_model = timed(args.rounds, score, ready)
             print(f"  {stride:>6} {len(ready):>8} {1 / t_scan:>9.2f} {1 / t_model:>10.2f} "
                   f"{t_scan / t_model:>11.2f}")  # fmt: skip
+            window_scan = window_scan or t_scan  # the first engine at the first stride: today's
+    for checkpoint in args.detectors:
+        model, detector_cfg, _ = load_detector(checkpoint)
+        size = detector_cfg.data.input_size
+        for name in devices:
+            model.to(name)
+            t = timed(args.rounds, detect_frame, model, frame, size)
+            print(
+                f"\n{name}: detector {checkpoint} ({detector_cfg.model.head} head, frames at "
+                f"{size} px): {1 / t:.2f} frames/s, {window_scan / t:.1f}x the window scan"
+            )
 
 
 if __name__ == "__main__":
