@@ -15,15 +15,13 @@ from lqer.cli import _register, app
 from lqer.data.annotations import Box
 from lqer.data.dataset import _decode
 from lqer.data.images import load_gray
+from lqer.eval.detection import froc, score_at
 from lqer.eval.evaluate import predict_proba
 from lqer.eval.scan import (
     Detection,
-    FrameScan,
     ScanConfig,
     crops,
-    froc,
     scan_frame,
-    score_at,
     suppress,
     torch_scorer,
     windows,
@@ -90,10 +88,10 @@ def test_scoring_counts_hits_misses_and_false_positives():
     truth = {"a": [Box(10, 10, 20, 20, "Stenosis"), Box(100, 100, 110, 110, "Stenosis")],
              "b": [Box(0, 0, 8, 8, "Stenosis")]}  # fmt: skip
     scans = {
-        "a": FrameScan("a.png", 0, "a", None, [Detection(8, 8, 12, 12, 0.9),  # hits box 1
-                                                Detection(60, 60, 10, 10, 0.7),  # false
-                                                Detection(98, 98, 10, 10, 0.3)]),  # hits 2
-        "b": FrameScan("b.png", 0, "b", None, [Detection(200, 200, 10, 10, 0.8)]),  # false
+        "a": [Detection(8, 8, 12, 12, 0.9),  # hits box 1
+              Detection(60, 60, 10, 10, 0.7),  # false
+              Detection(98, 98, 10, 10, 0.3)],  # hits 2
+        "b": [Detection(200, 200, 10, 10, 0.8)],  # false
     }  # fmt: skip
     at = score_at(scans, truth, 0.5)
     assert (at.boxes, at.found, at.false_positives, at.frames) == (3, 1, 2, 2)
