@@ -301,3 +301,34 @@ def test_whole_image_boxes_and_wrong_sizes_are_warnings(adsd, tmp_path):
     assert len(summary.warnings) == 2
     # The whole-image box takes no negatives of the frame's real box with it.
     assert (summary.positive, summary.negative) == (7, 26) and "border" not in summary.dropped
+
+
+def test_names_without_a_patient_warn_only_under_a_given_pattern(adsd, tmp_path):
+    """ARCADE's frames are 1.png, 2.png...: the default pattern leaves their fields empty in
+    silence (one count in the CLI's summary); a pattern the user gave still warns."""
+    from typer.testing import CliRunner
+
+    from lqer.cli.data import app
+    from lqer.data.patches import ADSD_PATTERN
+
+    data = tmp_path / "plain"
+    for k, xml in enumerate(sorted((adsd / "annotations").glob("*.xml"))[:2], start=1):
+        (data / "annotations").mkdir(parents=True, exist_ok=True)
+        shutil.copy(xml, data / "annotations" / f"{k}.xml")
+        (data / "images").mkdir(exist_ok=True)
+        shutil.copy(adsd / "images" / f"{xml.stem}.bmp", data / "images" / f"{k}.bmp")
+    summary = make_patches(data / "images", data / "annotations", tmp_path / "a")
+    assert summary.warnings == [] and summary.unparsed == 2
+    assert not (tmp_path / "a" / "warnings.txt").exists()
+    assert {(r["patient"], r["sequence"], r["frame"]) for r in manifest(tmp_path / "a")} == {
+        ("", "", "")
+    }
+    given = make_patches(data / "images", data / "annotations", tmp_path / "b",
+                         PatchConfig(pattern=ADSD_PATTERN))  # fmt: skip
+    assert len(given.warnings) == 1 and "2 frame id(s) do not match --pattern" in given.warnings[0]
+    args = ["make-patches", str(data / "images"), "--annotations", str(data / "annotations")]
+    quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c")])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+    assert quiet.output.count("2 frame id(s) are not ADSD names") == 1
+    loud = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d"), "--pattern", r"(\d+)_x"])
+    assert "warning: 2 frame id(s) do not match --pattern" in loud.output

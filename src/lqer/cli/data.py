@@ -43,20 +43,42 @@ def make_patches(
     min_size: Annotated[int, typer.Option(help="Drop patches smaller than this (pixels).")] = 32,
     size: Annotated[int, typer.Option(help="Output side in pixels; 0 keeps native sizes.")] = 64,
     pattern: Annotated[
-        str | None, typer.Option(help="Regex with named groups patient/sequence/frame for ids.")
+        str | None,
+        typer.Option(help="Regex, named groups patient/sequence/frame; default ADSD's names."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    frame_negatives: Annotated[
+        int, typer.Option(help="Negatives per frame drawn from the whole frame (0: none).")
+    ] = 0,
+    negative_mix: Annotated[
+        str, typer.Option(help="Their kinds' shares (the catheter counts as vessel).")
+    ] = "vessel=0.5,border=0.25,background=0.25",
+    seed: Annotated[int, typer.Option(help="Seed of the whole-frame negatives.")] = 0,
+    mine: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint (or shipped weights) whose false candidates are negatives."),
+    ] = None,
+    mine_per_frame: Annotated[int, typer.Option(help="Mined negatives per frame.")] = 4,
+    mine_sizes: Annotated[str, typer.Option(help="Window sides of the mining scan.")] = "48,64",
+    mine_stride: Annotated[float, typer.Option(help="Its step, a fraction of the side.")] = 0.25,
+    device: Annotated[str, typer.Option(help="Device of the mining scan.")] = "auto",
 ):
-    """Cut positive patches at stenosis boxes and negatives beside them, with a manifest."""
-    from lqer.data import patches
+    """Cut positive patches at stenosis boxes and negatives beside them, with a manifest;
+    optionally negatives from the whole frame and a model's false candidates (--mine)."""
+    from lqer.data import negatives, patches
 
     cfg = patches.PatchConfig(
-        scale=scale, min_size=min_size, out_size=size, pattern=pattern or patches.ADSD_PATTERN,
-        labels=tuple(label) if label else None,
+        scale=scale, min_size=min_size, out_size=size, pattern=pattern,
+        labels=tuple(label) if label else None, frame_negatives=frame_negatives,
+        negative_mix=negatives.parse_mix(negative_mix), seed=seed,
     )  # fmt: skip
     names = _class_names(classes) if classes else None
+    mined = None
+    if mine is not None:
+        mined = _mine(frames, annotations, out, format, cfg, names, overwrite, mine,
+                      mine_per_frame, mine_sizes, mine_stride, device)  # fmt: skip
     summary = patches.make_patches(
-        frames, annotations, out, cfg, format, names, overwrite, progress=True
+        frames, annotations, out, cfg, format, names, overwrite, progress=True, mined=mined
     )
     for warning in summary.warnings[:20]:
         typer.echo(f"warning: {warning}", err=True)
@@ -67,6 +89,34 @@ def make_patches(
         f"{summary.frames} frames -> {summary.positive} positive, {summary.negative} negative "
         f"patches (dropped: {dropped}); manifest: {out / 'manifest.csv'}"
     )
+    kinds = {k: n for k, n in summary.positions.items() if k.startswith("frame-") or k == "mined"}
+    if kinds:
+        typer.echo("of the negatives: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    if summary.unparsed and pattern is None:
+        typer.echo(f"{summary.unparsed} frame id(s) are not ADSD names; patient/sequence/frame "
+                   "left empty")  # fmt: skip
+
+
+def _mine(frames, annotations, out, fmt, cfg, names, overwrite, checkpoint, per_frame, sizes,
+          stride, device) -> dict:  # fmt: skip
+    """The model's false candidates per frame id, after the output is known to be good."""
+    from lqer.cli.apply import number_list
+    from lqer.data import patches
+    from lqer.data.annotated import annotated_frames, check_format
+    from lqer.eval.mining import mine
+    from lqer.eval.scan import ScanConfig
+
+    check_format(fmt)
+    scan_cfg = ScanConfig(tuple(number_list(sizes, "--mine-sizes")), stride)
+    sources = {"the frames folder": frames, "--annotations": annotations, "--mine": checkpoint}
+    patches.check_output(Path(out), sources, overwrite)  # before the slow scan
+    found = ((ref.id, image, boxes) for ref, image, boxes
+             in annotated_frames(frames, annotations, fmt, cfg.labels, names))  # fmt: skip
+    typer.echo(f"mining: scanning the frames with {checkpoint}", err=True)
+    mined = mine(checkpoint, found, per_frame, scan_cfg, device, progress=True)
+    typer.echo(f"mining: {sum(map(len, mined.values()))} false candidate(s) in {len(mined)} "
+               "frame(s)", err=True)  # fmt: skip
+    return mined
 
 
 def _class_names(path: Path) -> list[str]:
@@ -149,9 +199,32 @@ def audit(
         Path | None, typer.Option(help="Write a split CSV with near-duplicate clusters kept whole.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of --regroup.")] = 0,
+    frames: Annotated[
+        list[Path] | None,
+        typer.Option(help="Whole-frame folder(s) to audit instead, each with --annotations."),
+    ] = None,
+    annotations: Annotated[
+        list[Path] | None, typer.Option(help="The annotations of each --frames folder.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="Of --annotations.")] = "coco",
+    label: Annotated[
+        list[str] | None, typer.Option(help="Box label meaning stenosis (repeatable); default all.")
+    ] = None,
+    duplicates: Annotated[
+        Path | None, typer.Option(help="CSV of the pixel-identical frames (with --frames).")
+    ] = None,
 ):
-    """Find near-duplicates across splits and report how much of the test set leaks."""
+    """Find near-duplicates across splits and report how much of the test set leaks; with
+    --frames, audit annotated whole frames (identical frames, frames without a box, missing
+    images)."""
     import time
+
+    if frames or annotations or duplicates:
+        if train or val or test or split_file or pairs or regroup:
+            raise LqerError("--frames audits whole frames; give it without --train/--val/--test,"
+                            " --split-file, --pairs or --regroup")  # fmt: skip
+        _audit_frames(frames or [], annotations or [], format, label, duplicates)
+        return
 
     import numpy as np
 
@@ -168,7 +241,7 @@ def audit(
         if path is not None:
             check_output_file(path, option, inputs)
     if split_file is None and not folders:
-        raise LqerError("give --train and --test folders, or --split-file")
+        raise LqerError("give --train and --test folders, --split-file, or --frames")
     if split_file is not None and folders:  # one would be ignored without a word
         raise LqerError("give --split-file or --train/--val/--test folders, not both")
     cfg = lib.AuditConfig(
@@ -192,6 +265,27 @@ def audit(
         )
         write_split(regroup, [Path(p) for p in result.paths], result.labels, new)
         typer.echo(f"{regroup}:\n{describe(result.labels, new)}")
+
+
+def _audit_frames(frames, annotations, fmt, label, duplicates) -> None:
+    import time
+
+    from lqer.data import frame_audit
+    from lqer.io import check_output_file
+
+    if not frames or len(frames) != len(annotations):
+        raise LqerError(f"give one --annotations per --frames folder ({len(frames)} --frames, "
+                        f"{len(annotations)} --annotations)")  # fmt: skip
+    if duplicates is not None:
+        check_output_file(duplicates, "--duplicates", [*frames, *annotations])
+    start = time.perf_counter()
+    sets = list(zip(frames, annotations, strict=True))
+    audit = frame_audit.audit_frames(sets, fmt, tuple(label) if label else None, progress=True)
+    typer.echo(frame_audit.report(audit))
+    typer.echo(f"audit time: {time.perf_counter() - start:.1f} s")
+    if duplicates is not None:
+        frame_audit.write_duplicates(audit, duplicates)
+        typer.echo(f"identical frames: {duplicates}")
 
 
 @app.command("augment")

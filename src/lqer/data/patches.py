@@ -7,6 +7,11 @@ rest are resampled to `out_size`. The side is `scale` times the longer box side,
 even number: the papers do not give it, and 2 reproduces P-ADSD's sizes (all even, 32-166 px,
 median 52, from ADSD boxes of typically 15-30 px).
 
+Two more kinds of negatives, both off by default: `frame_negatives` windows per frame drawn from
+the whole frame, on vessels, the border and background in a stated mix (`lqer.data.negatives`),
+and `mined` squares that the caller found (`lqer.eval.mining`: a model's strongest false
+candidates). Neither overlaps a stenosis box; the manifest's `position` says each one's kind.
+
 The output tree `{positive,negative}/` and its `manifest.csv` are written into a temporary folder
 beside the destination and renamed into place at the end, so an interrupted run leaves no
 partial tree that looks complete. The next run for the same output removes such leftovers; this
@@ -19,6 +24,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +32,19 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from lqer.data.annotations import (
-    FORMATS,
-    Box,
-    check_boxes,
-    find_annotation_files,
-    read_coco,
-    read_voc_with_size,
-    read_yolo,
-)
-from lqer.data.frames import FrameRef, list_frames, read_frames
+from lqer.data.annotated import check_format, frame_boxes, open_annotated
+from lqer.data.annotated import load_boxes as load_boxes  # lqer.eval.scan imports it from here
+from lqer.data.annotations import Box
+from lqer.data.frames import FrameRef, read_frames
 from lqer.data.layout import CLASSES
+from lqer.data.negatives import (
+    DEFAULT_MIX,
+    Square,
+    check_mix,
+    frame_rng,
+    sample_negatives,
+    square_overlaps,
+)
 from lqer.errors import LqerError
 from lqer.io import atomic_folder, check_apart, claim_folder, locked, marker, remove_stale_work
 
@@ -49,6 +57,7 @@ OFFSETS = {"centre": (0, 0), "left": (-1, 0), "right": (1, 0), "up": (0, -1), "d
 MANIFEST_START = ["path", "label", "frame_id", "source"]  # the first columns make-patches writes
 KIND = "patches"  # its output is marked as make-patches'
 OUTPUT_NAMES = {*CLASSES, "manifest.csv", "warnings.txt", marker(KIND)}
+MAX_FRAME_NEGATIVES = 1000
 
 
 @dataclass
@@ -56,8 +65,17 @@ class PatchConfig:
     scale: float = 2.0  # patch side / longer box side
     min_size: int = 32  # smaller squares are dropped
     out_size: int = 64  # resampled side; 0 keeps each patch at its native size
-    pattern: str = ADSD_PATTERN  # regex with named groups, matched against the frame id
+    pattern: str | None = None  # regex with named groups for the frame id; None: ADSD's
     labels: tuple[str, ...] | None = None  # box labels that mean stenosis; None: every box
+    frame_negatives: int = 0  # windows per frame drawn from the whole frame
+    negative_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    seed: int = 0  # of the whole-frame windows
+
+    def __post_init__(self):
+        if not 0 <= self.frame_negatives <= MAX_FRAME_NEGATIVES:
+            raise LqerError(f"--frame-negatives must be 0 to {MAX_FRAME_NEGATIVES}, "
+                            f"not {self.frame_negatives}")  # fmt: skip
+        self.negative_mix = check_mix(self.negative_mix)
 
 
 @dataclass(frozen=True)
@@ -75,12 +93,7 @@ class PatchSpec:
         return int(self.position == "centre")
 
     def overlaps(self, box: Box) -> bool:
-        return (
-            self.x < box.xmax
-            and box.xmin < self.x + self.size
-            and self.y < box.ymax
-            and box.ymin < self.y + self.size
-        )
+        return bool(square_overlaps(self.x, self.y, self.size, box))
 
 
 @dataclass
@@ -90,6 +103,8 @@ class PatchSummary:
     negative: int = 0
     dropped: Counter = field(default_factory=Counter)  # reason -> number of squares
     warnings: list[str] = field(default_factory=list)
+    positions: Counter = field(default_factory=Counter)  # position -> patches written
+    unparsed: int = 0  # frame ids that the pattern does not match
 
 
 def patch_side(box: Box, scale: float) -> int:
@@ -131,73 +146,6 @@ def parse_name(frame_id: str, pattern: str) -> dict[str, str]:
     """Named groups of `pattern` matched against the whole frame id; {} if it does not match."""
     match = re.fullmatch(pattern, frame_id)
     return match.groupdict(default="") if match else {}
-
-
-def load_boxes(
-    frames: list[FrameRef], annotations: str | Path, fmt: str, summary: PatchSummary
-) -> tuple[dict[str, list[Box] | Path], dict[str, tuple[int, int]]]:
-    """Boxes per annotated frame id, or the YOLO file (read once the image size is known), and
-    the image sizes that VOC files declare.
-
-    Frames without annotations and annotations without frames are reported as warnings.
-    """
-    sizes: dict[str, tuple[int, int]] = {}
-    if fmt == "coco":
-        annotations = Path(annotations)
-        if not annotations.is_file():
-            raise LqerError(f"COCO annotation file not found: {annotations}")
-        found: dict[str, list[Box] | Path] = dict(read_coco(annotations))
-    else:
-        files = find_annotation_files(annotations, fmt)
-        found = dict(files)
-        if fmt == "voc":
-            for key, path in files.items():
-                found[key], size = read_voc_with_size(path)
-                if size is not None:
-                    sizes[key] = size
-    ids = {ref.id for ref in frames}
-    unannotated = sorted(ids - set(found))
-    orphans = sorted(set(found) - ids)
-    if unannotated:
-        summary.warnings.append(
-            f"{len(unannotated)} frame(s) have no annotation and are skipped, "
-            f"e.g. {', '.join(unannotated[:3])}"
-        )
-    if orphans:
-        summary.warnings.append(
-            f"{len(orphans)} annotation(s) have no frame, e.g. {', '.join(orphans[:3])}"
-        )
-    if not ids & set(found):
-        raise LqerError(f"no frame has an annotation in {annotations} (format {fmt})")
-    return {k: v for k, v in found.items() if k in ids}, sizes
-
-
-def check_labels(
-    annotated: dict[str, list[Box] | Path],
-    labels: tuple[str, ...],
-    class_names: list[str] | None,
-    summary: PatchSummary,
-) -> None:
-    """Fail early if no box has a wanted label: labels are matched exactly, and `Stenosis` is
-    not `stenosis`. A wanted label that no box has is only a warning."""
-    found: Counter = Counter()
-    for boxes in annotated.values():
-        if isinstance(boxes, Path):  # YOLO: the labels do not depend on the image size
-            boxes = read_yolo(boxes, 1, 1, class_names)
-        found.update(box.label for box in boxes)
-    missing = [label for label in labels if not found[label]]
-    if len(missing) == len(labels):
-        listing = ", ".join(f"{_show(name)} ({n})" for name, n in found.most_common()) or "none"
-        wanted = " or ".join(repr(label) for label in labels)
-        raise LqerError(f"no box is labelled {wanted} (--label); labels found: {listing}")
-    if missing:
-        summary.warnings.append(
-            f"no box is labelled {', '.join(repr(label) for label in missing)} (--label)"
-        )
-
-
-def _show(label: str) -> str:
-    return label if label.isprintable() else repr(label)
 
 
 def check_output(out_dir: Path, sources: dict[str, str | Path], overwrite: bool) -> None:
@@ -255,6 +203,39 @@ def foreign_content(folder: Path, finished: bool) -> str | None:
     return None
 
 
+def extra_negatives(
+    frame_id: str,
+    image: np.ndarray,
+    boxes: list[Box],
+    sides: list[int],
+    cfg: PatchConfig,
+    mined: Sequence[Square],
+    dropped: Counter,
+) -> list[PatchSpec]:
+    """The whole-frame windows (sides drawn from `sides`) and the mined squares of one frame.
+
+    A mined square outside the frame or over a stenosis box is dropped and counted: the caller
+    should not have sent it, but a box may have been clipped since it was found.
+    """
+    height, width = image.shape
+    specs = []
+    for x, y, size in mined:
+        spec = PatchSpec(-1, "mined", int(x), int(y), int(size))
+        if not (size > 0 and 0 <= x <= width - size and 0 <= y <= height - size):
+            dropped["mined square outside the frame"] += 1
+        elif any(spec.overlaps(b) for b in boxes):
+            dropped["mined square overlaps a stenosis box"] += 1
+        else:
+            specs.append(spec)
+    if cfg.frame_negatives and sides:
+        rng = frame_rng(cfg.seed, frame_id)
+        drawn, short = sample_negatives(image, boxes, sides, cfg.frame_negatives,
+                                        cfg.negative_mix, rng)  # fmt: skip
+        specs += [PatchSpec(-1, kind, *square) for kind, square in drawn]
+        dropped.update({f"no free {kind} window": n for kind, n in short.items()})
+    return specs
+
+
 def make_patches(
     frames_dir: str | Path,
     annotations: str | Path,
@@ -264,14 +245,15 @@ def make_patches(
     class_names: list[str] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    mined: Mapping[str, Sequence[Square]] | None = None,
 ) -> PatchSummary:
-    """Write `out_dir/{positive,negative}/*.png` and `out_dir/manifest.csv`."""
+    """Write `out_dir/{positive,negative}/*.png` and `out_dir/manifest.csv`; `mined` adds
+    negatives (x, y, side) per frame id."""
     cfg = cfg or PatchConfig()
     out_dir = Path(out_dir)
-    if fmt not in FORMATS:
-        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    check_format(fmt)
     try:
-        re.compile(cfg.pattern)
+        re.compile(cfg.pattern or ADSD_PATTERN)
     except re.error as e:
         raise LqerError(f"--pattern is not a valid regular expression ({e})") from None
     check_output(
@@ -280,8 +262,8 @@ def make_patches(
     target = out_dir.resolve()  # a name and a parent even for "." or "sub/.."
     with locked(target.parent, "--out", wait=True):  # one writer beside the output at a time
         remove_stale_work(target, lambda work: foreign_content(work, finished=False))
-        return _make_patches(frames_dir, annotations, target, cfg, fmt, class_names, overwrite,
-                             progress)  # fmt: skip
+        return _make_patches(frames_dir, annotations, target, cfg, fmt, class_names, progress,
+                             mined or {})  # fmt: skip
 
 
 def _make_patches(
@@ -291,18 +273,15 @@ def _make_patches(
     cfg: PatchConfig,
     fmt: str,
     class_names: list[str] | None,
-    overwrite: bool,
     progress: bool,
+    mined: Mapping[str, Sequence[Square]],
 ) -> PatchSummary:
     summary = PatchSummary()
-    frames = list_frames(frames_dir)
-    if not frames:
-        raise LqerError(f"no frames (images or DICOM) in {frames_dir}")
-    annotated, declared = load_boxes(frames, annotations, fmt, summary)
-    if cfg.labels is not None:
-        check_labels(annotated, cfg.labels, class_names, summary)
-    frames = [ref for ref in frames if ref.id in annotated]
-    extra = [g for g in re.compile(cfg.pattern).groupindex if g not in NAME_FIELDS]
+    frames, annotated, declared = open_annotated(
+        frames_dir, annotations, fmt, cfg.labels, class_names, summary
+    )
+    pattern = cfg.pattern or ADSD_PATTERN
+    extra = [g for g in re.compile(pattern).groupindex if g not in NAME_FIELDS]
     columns = ["path", "label", "frame_id", "source", *NAME_FIELDS, *extra, "box"]
     columns += ["box_xmin", "box_ymin", "box_xmax", "box_ymax", "position", "x", "y", "size"]
     unparsed = []
@@ -312,44 +291,57 @@ def _make_patches(
         for name in CLASSES:
             (tmp / name).mkdir()
         rows = []
-        for ref, image in tqdm(read_frames(frames), total=len(frames), disable=not progress):
-            height, width = image.shape
-            size = declared.get(ref.id, (width, height))
-            if size != (width, height):
-                summary.warnings.append(
-                    f"{ref.id}: the annotation gives the size {size[0]}x{size[1]}, the image is "
-                    f"{width}x{height}; its boxes may have been drawn on another version"
-                )
-            boxes = annotated[ref.id]
-            if isinstance(boxes, Path):
-                boxes = read_yolo(boxes, width, height, class_names)
-            if cfg.labels is not None:
-                boxes = [b for b in boxes if b.label in cfg.labels]
-            boxes = check_boxes(ref.id, boxes, width, height, summary.warnings)
-            specs, dropped = plan_patches(boxes, width, height, cfg.scale, cfg.min_size)
-            summary.frames += 1
-            summary.dropped.update(dropped)
-            fields = parse_name(ref.id, cfg.pattern)
-            if not fields:
-                unparsed.append(ref.id)
+
+        def write(ref: FrameRef, image: np.ndarray, specs: list[PatchSpec], boxes: list[Box]):
+            fields = parse_name(ref.id, pattern)
             for spec in specs:
-                name = f"{CLASSES[spec.label]}/{ref.id}_b{spec.box}_{spec.position}.png"
+                if spec.box >= 0:  # cut around a box
+                    name = f"{CLASSES[spec.label]}/{ref.id}_b{spec.box}_{spec.position}.png"
+                    box = boxes[spec.box]
+                    around = {"box": spec.box, "box_xmin": box.xmin, "box_ymin": box.ymin,
+                              "box_xmax": box.xmax, "box_ymax": box.ymax}  # fmt: skip
+                else:
+                    where = f"x{spec.x}_y{spec.y}_s{spec.size}"
+                    name, around = f"{CLASSES[0]}/{ref.id}_{spec.position}_{where}.png", {}
                 Image.fromarray(cut(image, spec, cfg.out_size)).save(tmp / name)
-                box = boxes[spec.box]
                 rows.append(
                     {
                         "path": name, "label": spec.label, "frame_id": ref.id,
-                        "source": str(ref.path.resolve()), **fields, "box": spec.box,
-                        "box_xmin": box.xmin, "box_ymin": box.ymin,
-                        "box_xmax": box.xmax, "box_ymax": box.ymax,
+                        "source": str(ref.path.resolve()), **fields, **around,
                         "position": spec.position, "x": spec.x, "y": spec.y, "size": spec.size,
                     }
                 )  # fmt: skip
                 summary.positive += spec.label
                 summary.negative += 1 - spec.label
+                summary.positions[spec.position] += 1
+
+        run_sides: list[int] = []
+        waiting: dict[str, list[Box]] = {}  # frames without a positive: the run's sides
+        found = frame_boxes(frames, annotated, declared, cfg.labels, class_names,
+                            summary.warnings)  # fmt: skip
+        for ref, image, boxes in tqdm(found, total=len(frames), disable=not progress):
+            specs, dropped = plan_patches(boxes, image.shape[1], image.shape[0], cfg.scale,
+                                          cfg.min_size)  # fmt: skip
+            summary.frames += 1
+            summary.dropped.update(dropped)
+            if not parse_name(ref.id, pattern):
+                unparsed.append(ref.id)
+            sides = [spec.size for spec in specs if spec.label]
+            run_sides += sides
+            if cfg.frame_negatives and not sides:
+                waiting[ref.id] = boxes
+            specs += extra_negatives(ref.id, image, boxes, sides, cfg, mined.get(ref.id, ()),
+                                     summary.dropped)  # fmt: skip
+            write(ref, image, specs, boxes)
+        later = [ref for ref in frames if ref.id in waiting and run_sides]
+        for ref, image in read_frames(later):  # decoded again: few frames lack a positive
+            specs = extra_negatives(ref.id, image, waiting[ref.id], run_sides, cfg, (),
+                                    summary.dropped)  # fmt: skip
+            write(ref, image, specs, waiting[ref.id])
         if not rows:
             raise LqerError(f"no patch survived (dropped: {dict(summary.dropped)})")
-        if unparsed:
+        summary.unparsed = len(unparsed)
+        if unparsed and cfg.pattern is not None:  # ADSD's pattern not matching is no news
             summary.warnings.append(
                 f"{len(unparsed)} frame id(s) do not match --pattern {cfg.pattern!r}, "
                 f"e.g. {', '.join(unparsed[:3])}; their patient/sequence/frame are empty"
