@@ -21,6 +21,7 @@ from lqer.eval.detection import (
     frame_challenge_score,
     froc,
     hits,
+    plot_froc,
     region,
     score_at,
     sensitivity_at,
@@ -150,6 +151,14 @@ def test_detection_summary_is_json_with_every_metric():
     empty = detection_summary({}, {"a": []}, 0.5)
     json.dumps(empty, allow_nan=False)  # NaN is written as null
     assert empty["ap"] is None and empty["froc"]["1"] is None and empty["challenge_score"] == 1
+
+
+def test_froc_plot_is_drawn_without_candidates_or_stenoses(tmp_path):
+    for found, truth in (({}, TRUTH), (FOUND, {"f3": []}), (FOUND, TRUTH)):
+        curve = froc(found, truth)
+        plot_froc(curve, score_at(found, truth, 0.5), tmp_path / "froc.png")
+        assert (tmp_path / "froc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        (tmp_path / "froc.png").unlink()
 
 
 def test_coco_polygons_are_read_with_their_boxes(tmp_path):

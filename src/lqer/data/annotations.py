@@ -202,8 +202,8 @@ def read_coco(path: str | Path) -> dict[str, list[Box]]:
 def _polygon(ann: dict, path: Path) -> tuple[Ring, ...] | None:
     """The rings of an annotation's COCO polygon `segmentation` ([[x1, y1, x2, y2, ...], ...]).
 
-    An RLE mask (a dict), an absent or empty segmentation, and rings of under 3 points (no
-    area) leave None: the box stands in for the outline.
+    Rings of under 3 points (no area) are dropped. An RLE mask (a dict), an absent or empty
+    segmentation, or no ring left gives None: the box stands in for the outline.
     """
     segmentation = ann.get("segmentation")
     if not isinstance(segmentation, list):

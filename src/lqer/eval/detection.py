@@ -270,9 +270,11 @@ def plot_froc(curve: Sequence[Score], at: Score, path: Path, rates=FP_RATES) -> 
             label=f"threshold {at.threshold:.3g}: {at.sensitivity:.2f} at "
                   f"{at.fp_per_frame:.2f} FP/frame")  # fmt: skip
     ax.set_xscale("log")
-    ax.set_xticks(list(rates), [f"{r:g}" for r in rates])
+    ticks = [*rates, *(2.0**k for k in range(4, 12) if 2**k < right)]  # 16, 32, ... past 8
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xticks([], minor=True)
     ax.set(xlabel="false positives per frame", ylabel="sensitivity", xlim=(left, right),
            ylim=(0, 1.02), title="FROC")  # fmt: skip
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
