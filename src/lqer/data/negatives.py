@@ -105,6 +105,12 @@ class FrameMasks:
     vessel: np.ndarray  # bool (H, W)
     vignette: np.ndarray  # bool (H, W)
 
+    def __post_init__(self):  # summed-area tables, one row and column of zeros in front
+        self.tables = {
+            name: np.pad(np.cumsum(np.cumsum(mask, 0, dtype=np.int64), 1), ((1, 0), (1, 0)))
+            for name, mask in (("vessel", self.vessel), ("vignette", self.vignette))
+        }
+
 
 def frame_masks(image: np.ndarray) -> FrameMasks:
     """Vessel (and catheter) and dark-vignette pixels of one (H, W) frame."""
@@ -135,7 +141,7 @@ def _origins(length: int, side: int) -> np.ndarray:
 
 
 def _window_sums(table: np.ndarray, x: np.ndarray, y: np.ndarray, side: int) -> np.ndarray:
-    """Sums of squares of `side` at (x, y), from a summed-area table padded by one row/col."""
+    """Sums of squares of `side` at (x, y), from a summed-area table."""
     return table[y + side, x + side] - table[y, x + side] - table[y + side, x] + table[y, x]
 
 
@@ -145,10 +151,7 @@ def window_kinds(masks: FrameMasks, side: int) -> tuple[np.ndarray, np.ndarray, 
     height, width = masks.vessel.shape
     xs, ys = np.meshgrid(_origins(width, side), _origins(height, side))
     x, y = xs.ravel(), ys.ravel()
-    tables = {
-        name: np.pad(np.cumsum(np.cumsum(mask, 0, dtype=np.int64), 1), ((1, 0), (1, 0)))
-        for name, mask in (("vessel", masks.vessel), ("vignette", masks.vignette))
-    }
+    tables = masks.tables
     vignette = _window_sums(tables["vignette"], x, y, side) / side**2
     half, quarter = side // 2, side // 4
     centre = _window_sums(tables["vessel"], x + quarter, y + quarter, half) / half  # px wide
