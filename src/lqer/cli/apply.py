@@ -45,6 +45,13 @@ def scan(
     stride: Annotated[
         float, typer.Option(help="Step between windows, a fraction of the side.")
     ] = 0.25,
+    dense: Annotated[
+        bool,
+        typer.Option(
+            help="Run the backbone once over the frame per window side (stride 0.5 "
+            "or 0.25), not once per window."
+        ),
+    ] = False,
     frames: Annotated[str | None, typer.Option(help="DICOM frames to scan, e.g. 1,5-9.")] = None,
     annotations: Annotated[
         Path | None, typer.Option(help="Labelled boxes to score the scan against.")
@@ -58,7 +65,7 @@ def scan(
 
     if (checkpoint is None) == (onnx is None):
         raise LqerError("give one of --checkpoint and --onnx")
-    cfg = ScanConfig(tuple(number_list(sizes, "--sizes")), stride)
+    cfg = ScanConfig(tuple(number_list(sizes, "--sizes")), stride, dense=dense)
     summary = scan_files(checkpoint, paths, out, cfg, number_list(frames, "--frames"),
                          annotations, format_, threshold, device, onnx=onnx)  # fmt: skip
     typer.echo(

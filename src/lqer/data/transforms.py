@@ -65,18 +65,19 @@ class ToFloat:
         return x.float().div_(255)
 
 
-def resize(x: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
-    """Images (B, C, H, W) to S x S, bilinear with antialiasing, `chunk` images at a time to
-    bound the float copy. uint8 images stay uint8, rounded; float ones stay float. The one
-    resize: decoding, packs and the model's input all go through it."""
-    if x.shape[-2:] == (size, size):
+def resize(x: torch.Tensor, size: int | tuple[int, int], chunk: int = 1024) -> torch.Tensor:
+    """Images (B, C, H, W) to S x S (or to (H', W')), bilinear with antialiasing, `chunk`
+    images at a time to bound the float copy. uint8 images stay uint8, rounded; float ones stay
+    float. The one resize: decoding, packs, dense scans and the model's input go through it."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if x.shape[-2:] == size:
         return x
     as_float = x.is_floating_point()
     parts = []
     for start in range(0, len(x), chunk):
         part = x[start : start + chunk]
         part = F.interpolate(
-            part if as_float else part.float(), size=(size, size), mode="bilinear", antialias=True
+            part if as_float else part.float(), size=size, mode="bilinear", antialias=True
         )
         parts.append(part if as_float else part.round().clamp(0, 255).to(x.dtype))
     return parts[0] if len(parts) == 1 else torch.cat(parts)

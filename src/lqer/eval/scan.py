@@ -38,6 +38,7 @@ from lqer.models.detector import detect_frame, load_detector
 
 # P-ADSD's patches are 32-166 px with median 52 (ADSD stenosis boxes of 15-30 px)
 DEFAULT_SIZES = (48, 64)
+DENSE_STRIDES = {0.5: 1, 0.25: 2}  # a dense scan's stride -> ResNet18 stages it dilates
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class ScanConfig:
     min_score: float = 0.05  # candidates below this are dropped (the FROC curve starts here)
     max_boxes: int = 50  # per frame, best first
     batch_size: int = 512
+    # the backbone once over the frame per window side (`lqer.eval.dense`), not once a window
+    dense: bool = False
 
     def __post_init__(self):
         if not self.sizes or min(self.sizes) < 8 or any(s % 2 for s in self.sizes):
@@ -55,6 +58,10 @@ class ScanConfig:
             raise LqerError(f"--sizes: window sides must be even and >= 8 px, got {self.sizes}")
         if not 0 < self.stride <= 1:
             raise LqerError(f"--stride must lie in (0, 1], got {self.stride}")
+        if self.dense and self.stride not in DENSE_STRIDES:
+            raise LqerError(
+                f"--dense steps windows by 0.5 or 0.25 of their side, not {self.stride}"
+            )
 
 
 @dataclass
@@ -106,11 +113,32 @@ def torch_scorer(model: torch.nn.Module, image_size: int, device="cpu", batch_si
     return lambda windows: predict_proba(model, windows, image_size, device, batch_size)
 
 
+WindowScores = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+
+
 def scan_frame(
     score: Scorer, frame: np.ndarray, image_size: int, cfg: ScanConfig = ScanConfig()
 ) -> tuple[np.ndarray, list[Detection]]:
     """Heatmap and candidates (best first) of one (H, W) uint8 frame; `score` is the model,
-    in PyTorch (`torch_scorer`) or ONNX Runtime (`OnnxModel.predict`)."""
+    in PyTorch (`torch_scorer`) or ONNX Runtime (`OnnxModel.predict`), on cropped windows."""
+
+    def window_scores(image: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        corners = windows(*image.shape, side, cfg.stride)
+        probs = torch.cat([
+            torch.from_numpy(score(crops(image, part, side, image_size)))
+            for part in corners.split(cfg.batch_size * 4)
+        ])  # fmt: skip
+        return corners, probs
+
+    return scan_with(window_scores, frame, cfg)
+
+
+def scan_with(
+    window_scores: WindowScores, frame: np.ndarray, cfg: ScanConfig
+) -> tuple[np.ndarray, list[Detection]]:
+    """Heatmap and candidates of one frame, given what scores its windows of one side:
+    (N, 2) top-left corners and their N probabilities (cropped, or dense: `lqer.eval.dense`).
+    The heatmap at a pixel is the mean score of the windows whose central half covers it."""
     height, width = frame.shape
     if min(height, width) < max(cfg.sizes):
         raise LqerError(
@@ -120,19 +148,15 @@ def scan_frame(
     heat = torch.zeros(height, width, dtype=torch.float64)
     count = torch.zeros(height, width, dtype=torch.float64)
     boxes, scores = [], []
-    for size in cfg.sizes:
-        corners = windows(height, width, size, cfg.stride)
-        probs = torch.cat([
-            torch.from_numpy(score(crops(image, part, size, image_size)))
-            for part in corners.split(cfg.batch_size * 4)
-        ]).double()  # fmt: skip
-        half, quarter = size // 2, size // 4
+    for side in cfg.sizes:
+        corners, probs = window_scores(image, side)
+        half, quarter = side // 2, side // 4
         for (x, y), p in zip(corners.tolist(), probs.tolist(), strict=True):
             heat[y + quarter : y + quarter + half, x + quarter : x + quarter + half] += p
             count[y + quarter : y + quarter + half, x + quarter : x + quarter + half] += 1
         centre = corners + quarter
         boxes.append(torch.cat([centre, centre + half], dim=1).double())
-        scores.append(probs)
+        scores.append(probs.double())
     heatmap = (heat / count.clamp(min=1)).float().numpy()
     return heatmap, suppress(torch.cat(boxes), torch.cat(scores), cfg)
 
@@ -221,6 +245,14 @@ def frame_scanner(
             return None, detect_frame(model, frame, detector_cfg.data.input_size)
 
         return scan_one, decision(checkpoint, info, None)
+    if cfg.dense and onnx is None:
+        from lqer.eval.dense import DenseScanner
+
+        model, model_cfg, info = load_checkpoint(checkpoint)
+        dev = pick_device(device)
+        scanner = DenseScanner(model.to(dev), model_cfg.data.image_size, cfg,
+                               DENSE_STRIDES[cfg.stride], dev)  # fmt: skip
+        return scanner, decision(checkpoint, info, None)
     score, size, chosen = scorer_for(checkpoint, onnx, device)
     return (lambda frame: scan_frame(score, frame, size, cfg)), chosen
 

@@ -79,7 +79,11 @@ class Classifier(Model):
         self.q_ablation: Literal["none", "zeros", "shuffle"] = "none"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(images)
+        return self.classify(self.backbone(images))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from backbone features (B, F): what follows the backbone, so that a dense
+        scan (`lqer.eval.dense`) can run the backbone over a whole frame instead."""
         if self.head is not None:
             q = ablate(self.head(features).to(features.dtype), self.q_ablation)
             features = torch.cat([features, q], dim=1) if self.fuse else q
