@@ -29,7 +29,7 @@ from lqer.errors import LqerError
 from lqer.sample import SAMPLE_DIR
 from lqer.train import fit
 
-OUTPUT_OPTIONS = ("--out", "--regroup", "--pairs")
+OUTPUT_OPTIONS = ("--out", "--regroup", "--pairs", "--duplicates")
 WRITES_WITHOUT_OPTION = {"report": "TARGET/report", "data augment": "beside SPLIT_DIR's images"}
 WRITES_NOTHING = {"serve", "circuit", "models"}
 
@@ -47,6 +47,7 @@ SHIP = "ship {run} --name w"
 PATCHES = "data make-patches {frames}/images --annotations {frames}/annotations --overwrite"
 SPLIT = "data split --manifest {mp}/manifest.csv --strategy group"
 AUDIT = "data audit --train {data}/train --test {data}/validation"
+FRAMES_AUDIT = "data audit --frames {frames}/images --annotations {frames}/annotations --format voc"
 
 
 def user_file(relative: str, text: str = "mine\n"):
@@ -156,6 +157,12 @@ CASES = [
          f"{AUDIT} --pairs {{data}}/validation/p.png", "lies inside"),
     Case("pairs-foreign", "data audit", "--pairs", "foreign", f"{AUDIT} --pairs {{tmp}}/p.png",
          "lqer did not write", user_file("p.png")),
+    Case("duplicates-same", "data audit", "--duplicates", "same",
+         f"{FRAMES_AUDIT} --duplicates {{frames}}/images", "is a folder"),
+    Case("duplicates-inside", "data audit", "--duplicates", "inside",
+         f"{FRAMES_AUDIT} --duplicates {{frames}}/images/d.csv", "lies inside"),
+    Case("duplicates-foreign", "data audit", "--duplicates", "foreign",
+         f"{FRAMES_AUDIT} --duplicates {{tmp}}/d.csv", "lqer did not write", user_file("d.csv")),
     # commands that write without an output option
     Case("report-foreign", "report", "TARGET/report", "foreign", "report {tmp}/cmp",
          "lqer did not write", user_file("cmp/report/report.md")),
