@@ -104,3 +104,14 @@ def test_patch_commands_refuse_a_detector_in_one_line(run, tmp_path):
     result = run_lqer("predict", str(image), "--checkpoint", str(run / "best.pt"), "--out",
                       str(tmp_path / "p.csv"))  # fmt: skip
     assert result.returncode == 2 and "whole-frame detector" in result.stderr
+
+
+def test_ship_a_detector_with_its_one_false_positive_threshold(run, tmp_path):
+    result = run_lqer("ship", str(run), "--name", "tiny-arcade", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "tiny-arcade.json").read_text())
+    assert meta["kind"] == "detector" and 0 <= meta["threshold"]["value"] <= 1
+    assert "1 false positive per frame" in meta["threshold"]["rule"]
+    assert meta["metrics"]["hold_out"]["fp_per_frame"] <= 1
+    assert set(meta["metrics"]["test"]["froc"]) == {"0.25", "0.5", "1", "2", "4", "8"}
+    assert (tmp_path / "tiny-arcade.safetensors").stat().st_size < 50e6

@@ -112,6 +112,18 @@ def sensitivity_at(curve: Sequence[Score], rates: Iterable[float] = FP_RATES) ->
     }
 
 
+def operating_threshold(curve: Sequence[Score], fp_rate: float | None = None,
+                        sensitivity: float | None = None) -> float | None:  # fmt: skip
+    """The score to use as threshold: the lowest whose point makes at most `fp_rate` false
+    positives per frame, or the highest whose point reaches `sensitivity`; None where no point
+    of the curve does."""
+    if fp_rate is not None:
+        within = [s for s in curve if s.fp_per_frame <= fp_rate]
+        return within[-1].threshold if within else None
+    reaching = [s for s in curve if s.sensitivity >= sensitivity]
+    return reaching[0].threshold if reaching else None
+
+
 def box_report(detections: Candidates, truth: Truth, threshold: float) -> list[dict]:
     """One row per stenosis: found or not at `threshold` (`hits`), the best score and the best
     box IoU among the candidates that find it at any score."""

@@ -11,12 +11,15 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 from lqer.data.dataset import load_experiment
+from lqer.data.frame_sets import load_frame_sets
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval import metrics
+from lqer.eval.detection import detection_summary, froc, operating_threshold
 from lqer.eval.evaluate import predict_proba
 from lqer.io import check_output_file
 from lqer.models.checkpoint import load_checkpoint
+from lqer.models.detector import detect, load_detector
 from lqer.models.weights import export, weight_files
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a file name, never a path
@@ -50,6 +53,9 @@ def ship(
         )
     for path in weight_files(folder, name):
         check_output_file(path, "--out", [run])
+    detector = load_detector(run / "best.pt")
+    if detector is not None:
+        return ship_detector(run, name, folder, detector, target_sensitivity)
     model, cfg, state = load_checkpoint(run / "best.pt")
     data = load_experiment(cfg.data, cfg.train.seed)  # the same hold-out as in training
     device = pick_device("auto")
@@ -79,4 +85,53 @@ def ship(
         meta["metrics"]["test_intervals"] = {
             k: [v.low, v.high] for k, v in intervals.items()
         }  # 95% percentile bootstrap, stratified
+    return export(model.cpu(), cfg, meta, folder, name)
+
+
+ARCADE_LICENCE = (
+    "weights MIT, like the code; trained on ARCADE (Popov et al., Scientific Data 11, 20, "
+    "2024; Zenodo record 10390295): credit its authors, and check the dataset's licence "
+    "before any use beyond research (MODEL_CARD.md); no ARCADE image ships with lqer"
+)
+
+
+def ship_detector(
+    run: Path, name: str, folder: Path, detector: tuple, target_sensitivity: float = 0.90
+) -> tuple[Path, Path]:
+    """A whole-frame detector as weights NAME: the threshold that makes at most one false
+    positive per frame on the hold-out that chose its epoch, and the one that reaches
+    `target_sensitivity` there; the test split's metrics at the first, scored once."""
+    model, cfg, state = detector
+    sets = load_frame_sets(cfg.data, cfg.train.seed)  # the hold-out of training
+    scored = {}
+    for split, frames in sets.items():
+        if split != "train":
+            scored[split] = dict(zip(frames.ids, detect(model, frames.images, frames.scales),
+                                     strict=True))  # fmt: skip
+    curve = froc(scored["val"], sets["val"].truth)
+    threshold = operating_threshold(curve, fp_rate=1.0)
+    if threshold is None:
+        raise LqerError(f"{run}: even its best candidates make more than 1 false positive per "
+                        "frame on the hold-out; no threshold to ship")  # fmt: skip
+    sensitive = operating_threshold(curve, sensitivity=target_sensitivity)
+    hold_out = f"the hold-out of {cfg.data.train_split}/ ({len(sets['val'])} frames)"
+    meta = {
+        "kind": "detector",
+        "summary": f"FCOS, {cfg.model.head} head, from {run.name}, epoch {state.get('epoch')}",
+        "created": datetime.date.today().isoformat(),
+        "training_data": {
+            "root": Path(cfg.data.root).name, "split": cfg.data.train_split,
+            "frames": len(sets["train"]), "hold_out": len(sets["val"]),
+            "stenoses": sum(len(b) for b in sets["train"].boxes),
+        },
+        "threshold": {"value": threshold, "rule": f"<= 1 false positive per frame on {hold_out}"},
+        "threshold_sensitivity": {
+            "value": sensitive, "rule": f"sensitivity >= {target_sensitivity:.2f} on {hold_out}",
+        },
+        "metrics": {"hold_out": detection_summary(scored["val"], sets["val"].truth, threshold)},
+        "test_split": f"{Path(cfg.data.root).name} {cfg.data.test_split}/",
+        "licence": ARCADE_LICENCE,
+    }  # fmt: skip
+    if "test" in sets:
+        meta["metrics"]["test"] = detection_summary(scored["test"], sets["test"].truth, threshold)
     return export(model.cpu(), cfg, meta, folder, name)
