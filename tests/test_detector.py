@@ -115,3 +115,20 @@ def test_ship_a_detector_with_its_one_false_positive_threshold(run, tmp_path):
     assert meta["metrics"]["hold_out"]["fp_per_frame"] <= 1
     assert set(meta["metrics"]["test"]["froc"]) == {"0.25", "0.5", "1", "2", "4", "8"}
     assert (tmp_path / "tiny-arcade.safetensors").stat().st_size < 50e6
+
+
+def test_the_server_scans_frames_with_a_detector(run, arcade):
+    from fastapi.testclient import TestClient
+
+    from lqer.serve.app import Service, create_app
+
+    service = Service("lqer-padsd", frames=run / "best.pt")
+    with TestClient(create_app(service)) as client:
+        frame = (arcade / "val" / "images" / "1.png").read_bytes()
+        answer = client.post("/api/scan", files={"file": ("f.png", frame)})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model"] == str(run / "best.pt") and body["overlay_png"].startswith("data:image")
+    assert all(b["score"] >= body["threshold"] for b in body["boxes"])
+    with pytest.raises(LqerError, match="not a whole-frame detector"):
+        Service("lqer-padsd", frames="lqer-padsd")

@@ -134,12 +134,22 @@ def serve(
     ] = Path("lqer-padsd"),
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    frames: Annotated[
+        str | None,
+        typer.Option(
+            help="A whole-frame detector for frames [default: lqer-arcade where it is "
+            "installed, else the patch model's window scan]."
+        ),
+    ] = None,
 ):
     """A web page and JSON API for predict, scan and explain (docs at /docs)."""
+    from lqer.models.weights import WEIGHTS
     from lqer.serve.app import serve as run_server
 
+    if frames is None and "lqer-arcade" in WEIGHTS and WEIGHTS["lqer-arcade"].available:
+        frames = "lqer-arcade"
     typer.echo(f"lqer serve: http://{host}:{port}/ (research use only, not a medical device)")
-    run_server(checkpoint, host, port)
+    run_server(checkpoint, host, port, frames)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,6 +38,7 @@ from lqer.eval.explain import overlay as cam_overlay
 from lqer.eval.scan import ScanConfig, scan_frame
 from lqer.eval.scan import overlay as scan_overlay
 from lqer.models.checkpoint import load_checkpoint
+from lqer.models.detector import detect_frame, load_detector
 from lqer.models.weights import shipped
 from lqer.serve.queue import BadUpload, Batcher, FairLock, Guard, Job, Limits, Load, json_errors
 
@@ -77,12 +78,19 @@ class Service:
     """The model and what the API does with it; the web layer only translates."""
 
     def __init__(self, checkpoint: str | Path = "lqer-padsd", limits: Limits | None = None,
-                 scan: ScanConfig | None = None):  # fmt: skip
+                 scan: ScanConfig | None = None,
+                 frames: str | Path | None = None):  # fmt: skip
         self.model, self.cfg, self.info = load_checkpoint(checkpoint)
         self.model.eval()
         self.checkpoint = str(checkpoint)
         self.size = self.cfg.data.image_size
         self.decision = decision(checkpoint, self.info, None)
+        # whole frames go to a detector where one is given (`lqer-arcade`), else the patch
+        # classifier slides its windows over them
+        self.detector = load_detector(frames) if frames is not None else None
+        if frames is not None and self.detector is None:
+            raise LqerError(f"--frames: {frames} is not a whole-frame detector")
+        self.frames_name = str(frames) if frames is not None else self.checkpoint
         self.limits = limits or Limits()
         self.scan_cfg = scan or ScanConfig()
         self.model_lock = FairLock()  # one forward pass at a time (GradCAM hooks the model)
@@ -174,14 +182,24 @@ class Service:
                 parts.append(self.score(part))  # predictions may take the model in between
             return np.concatenate(parts)
 
+        chosen = self.decision
         try:
-            heatmap, found = scan_frame(score, image, self.size, self.scan_cfg)
+            if self.detector is not None:
+                model, detector_cfg, info = self.detector
+                chosen = decision(self.frames_name, info, None)
+                check()
+                with self.model_lock:
+                    found = detect_frame(model, image, detector_cfg.data.input_size)
+                heatmap = np.zeros(image.shape, np.float32)  # a detector gives boxes alone
+            else:
+                heatmap, found = scan_frame(score, image, self.size, self.scan_cfg)
         except LqerError as e:  # a frame smaller than the window
             raise BadUpload(422, str(e)) from None
-        kept = [d for d in found if d.score >= self.decision.threshold]
+        kept = [d for d in found if d.score >= chosen.threshold]
         boxes = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in kept]
         return {
-            **self._header(), "frame": frame, "n_frames": n_frames,
+            **self._header(), "model": self.frames_name, "threshold": chosen.threshold,
+            "frame": frame, "n_frames": n_frames,
             "width": image.shape[1], "height": image.shape[0],
             "max_score": max((d.score for d in found), default=0.0),
             "boxes": [{"x": d.x, "y": d.y, "w": d.w, "h": d.h, "score": d.score} for d in kept],
@@ -278,9 +296,13 @@ def create_app(service: Service):
     return app
 
 
-def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000,
+    frames: str | Path | None = None,
+) -> None:  # fmt: skip
     try:
         import uvicorn
     except ImportError:
         raise LqerError("lqer serve needs fastapi and uvicorn: pip install 'lqer[serve]'") from None
-    uvicorn.run(create_app(Service(checkpoint)), host=host, port=port, log_level="info")
+    service = Service(checkpoint, frames=frames)
+    uvicorn.run(create_app(service), host=host, port=port, log_level="info")
