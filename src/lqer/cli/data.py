@@ -61,6 +61,9 @@ def make_patches(
     mine_per_frame: Annotated[int, typer.Option(help="Mined negatives per frame.")] = 4,
     mine_sizes: Annotated[str, typer.Option(help="Window sides of the mining scan.")] = "48,64",
     mine_stride: Annotated[float, typer.Option(help="Its step, a fraction of the side.")] = 0.25,
+    mine_dense: Annotated[
+        bool, typer.Option(help="Scan densely (stride 0.5 or 0.25), as `lqer scan --dense`.")
+    ] = False,
     device: Annotated[str, typer.Option(help="Device of the mining scan.")] = "auto",
 ):
     """Cut positive patches at stenosis boxes and negatives beside them, with a manifest;
@@ -76,7 +79,7 @@ def make_patches(
     mined = None
     if mine is not None:
         mined = _mine(frames, annotations, out, format, cfg, names, overwrite, mine,
-                      mine_per_frame, mine_sizes, mine_stride, device)  # fmt: skip
+                      mine_per_frame, mine_sizes, mine_stride, mine_dense, device)  # fmt: skip
     summary = patches.make_patches(
         frames, annotations, out, cfg, format, names, overwrite, progress=True, mined=mined
     )
@@ -98,7 +101,7 @@ def make_patches(
 
 
 def _mine(frames, annotations, out, fmt, cfg, names, overwrite, checkpoint, per_frame, sizes,
-          stride, device) -> dict:  # fmt: skip
+          stride, dense, device) -> dict:  # fmt: skip
     """The model's false candidates per frame id, after the output is known to be good."""
     from lqer.cli.apply import number_list
     from lqer.data import patches
@@ -107,7 +110,7 @@ def _mine(frames, annotations, out, fmt, cfg, names, overwrite, checkpoint, per_
     from lqer.eval.scan import ScanConfig
 
     check_format(fmt)
-    scan_cfg = ScanConfig(tuple(number_list(sizes, "--mine-sizes")), stride)
+    scan_cfg = ScanConfig(tuple(number_list(sizes, "--mine-sizes")), stride, dense=dense)
     sources = {"the frames folder": frames, "--annotations": annotations, "--mine": checkpoint}
     patches.check_output(Path(out), sources, overwrite)  # before the slow scan
     found = ((ref.id, image, boxes) for ref, image, boxes

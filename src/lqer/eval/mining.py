@@ -19,7 +19,7 @@ from tqdm import tqdm
 from lqer.data.annotations import Box, Detection
 from lqer.data.negatives import Square, square_overlaps
 from lqer.errors import LqerError
-from lqer.eval.scan import ScanConfig, Scorer, scan_frame, scorer_for, window_of
+from lqer.eval.scan import FrameScanner, ScanConfig, frame_scanner, window_of
 
 MAX_PER_FRAME = 1000
 
@@ -41,22 +41,20 @@ def false_windows(
 
 
 def mine_frames(
-    score: Scorer,
-    image_size: int,
+    scan_one: FrameScanner,
     frames: Iterable[tuple[str, np.ndarray, list[Box]]],
     per_frame: int,
-    cfg: ScanConfig | None = None,
     progress: bool = False,
     total: int | None = None,
 ) -> dict[str, list[Square]]:
     """Per frame id, the windows of its `per_frame` strongest false candidates; `frames`
-    yields (id, (H, W) uint8 frame, its stenosis boxes)."""
+    yields (id, (H, W) uint8 frame, its stenosis boxes), `scan_one` is what `lqer scan` runs
+    on a frame (`lqer.eval.scan.frame_scanner`: windows cropped or dense)."""
     if not 1 <= per_frame <= MAX_PER_FRAME:
         raise LqerError(f"--mine-per-frame must be 1 to {MAX_PER_FRAME}, not {per_frame}")
-    cfg = cfg or ScanConfig()
     mined = {}
     for frame_id, image, boxes in tqdm(frames, total=total, disable=not progress):
-        _, detections = scan_frame(score, image, image_size, cfg)
+        _, detections = scan_one(image)
         mined[frame_id] = false_windows(detections, boxes, per_frame, *image.shape[::-1])
     return mined
 
@@ -73,5 +71,5 @@ def mine(
     """`mine_frames` with a checkpoint or the name of shipped weights (`lqer models`)."""
     if not 1 <= per_frame <= MAX_PER_FRAME:  # before the model is loaded
         raise LqerError(f"--mine-per-frame must be 1 to {MAX_PER_FRAME}, not {per_frame}")
-    score, image_size, _ = scorer_for(checkpoint, None, device)
-    return mine_frames(score, image_size, frames, per_frame, cfg, progress, total)
+    scan_one, _ = frame_scanner(checkpoint, None, device, cfg or ScanConfig())
+    return mine_frames(scan_one, frames, per_frame, progress, total)
