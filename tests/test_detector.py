@@ -132,3 +132,21 @@ def test_the_server_scans_frames_with_a_detector(run, arcade):
     assert all(b["score"] >= body["threshold"] for b in body["boxes"])
     with pytest.raises(LqerError, match="not a whole-frame detector"):
         Service("lqer-padsd", frames="lqer-padsd")
+
+
+def test_export_a_detector_to_onnx_and_scan_with_it(run, arcade, tmp_path):
+    model = tmp_path / "detector.onnx"
+    result = run_lqer("export", "--checkpoint", str(run / "best.pt"), "--out", str(model))
+    assert result.returncode == 0, result.stderr
+    frames = [str(arcade / "val" / "images" / f"{k}.png") for k in (1, 2)]
+    torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
+    for out, how in ((torch_out, ["--checkpoint", str(run / "best.pt")]),
+                     (onnx_out, ["--onnx", str(model)])):  # fmt: skip
+        scanned = run_lqer("scan", *frames, *how, "--out", str(out))
+        assert scanned.returncode == 0, scanned.stderr
+    ours = json.loads((onnx_out / "boxes.json").read_text())
+    theirs = json.loads((torch_out / "boxes.json").read_text())
+    assert len(ours) == len(theirs) and all(
+        abs(a["score"] - b["score"]) < 1e-4 and (a["x"], a["w"]) == (b["x"], b["w"])
+        for a, b in zip(ours, theirs, strict=True)
+    )

@@ -2,7 +2,8 @@
 
 For each finished run, its candidates on the val frames: a detector's own (results/detection/
 runs/*, `lqer detector train`), or the window classifier's from a dense scan at stride 0.5
-(results/detection/window/runs/*, `lqer compare` on ARCADE patches), timed on this CPU. They
+with windows of 64, 96, 128 and 192 px (results/detection/window/runs/*, `lqer compare` on
+ARCADE patches), timed on this CPU. They
 are kept in candidates/<run>.csv.gz, so the tables can be rebuilt without checkpoints. Every
 approach is scored the same way (`lqer.eval.detection`): FROC sensitivity at 0.25-8 false
 positives per frame, AP50 and AP (pycocotools), and the challenge score at the threshold that
@@ -37,18 +38,20 @@ from lqer.models.detector import detect_frame, load_detector
 
 HERE = Path(__file__).resolve().parent
 ARCADE = HERE.parents[2] / "shared" / "datasets" / "ARCADE-stenosis"
+# ARCADE's positive patches are twice a stenosis box (median box 56x53 px in train)
+WINDOWS = ScanConfig(sizes=(64, 96, 128, 192), stride=0.5, dense=True)
 TWINS = {"fcos-lqer": "fcos-classical", "window-lqer": "window-resnet18"}
 
 
 def runs() -> list[tuple[str, str, int, Path]]:
-    """(approach, model, seed, best.pt) of every finished run."""
+    """(approach, model, seed, best.pt) of every finished run (its test split scored)."""
     found = []
-    for best in sorted((HERE / "runs").glob("fcos-*-seed*/best.pt")):
-        head, seed = best.parent.name.removeprefix("fcos-").rsplit("-seed", 1)
-        found.append(("detector", f"fcos-{head}", int(seed), best))
-    for best in sorted((HERE / "window" / "runs").glob("*-seed*/best.pt")):
-        model, seed = best.parent.name.rsplit("-seed", 1)
-        found.append(("window", f"window-{model}", int(seed), best))
+    for done in sorted((HERE / "runs").glob("fcos-*-seed*/test_metrics.json")):
+        head, seed = done.parent.name.removeprefix("fcos-").rsplit("-seed", 1)
+        found.append(("detector", f"fcos-{head}", int(seed), done.parent / "best.pt"))
+    for done in sorted((HERE / "window" / "runs").glob("*-seed*/test_metrics.json")):
+        model, seed = done.parent.name.rsplit("-seed", 1)
+        found.append(("window", f"window-{model}", int(seed), done.parent / "best.pt"))
     return found
 
 
@@ -59,7 +62,7 @@ def candidates(kind: str, best: Path, frames: dict) -> tuple[dict, float]:
         scan = lambda frame: detect_frame(model, frame, cfg.data.input_size)  # noqa: E731
     else:
         model, cfg, _ = load_checkpoint(best)
-        dense = DenseScanner(model, cfg.data.image_size, ScanConfig(stride=0.5, dense=True), 1)
+        dense = DenseScanner(model, cfg.data.image_size, WINDOWS, 1)
         scan = lambda frame: dense(frame)[1]  # noqa: E731
     found, started = {}, time.perf_counter()
     for key, frame in frames.items():

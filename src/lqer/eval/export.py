@@ -26,6 +26,7 @@ from lqer.eval.evaluate import Decision, collect_images, decision, predict_proba
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import check_output_file, output_file
 from lqer.models.checkpoint import load_checkpoint
+from lqer.models.detector import load_detector
 from lqer.quantum.fourier import fourier_form
 from lqer.quantum.layer import QuantumLayer
 from lqer.threshold import checked_threshold
@@ -35,7 +36,7 @@ TOLERANCE = 1e-4  # largest difference in probability that export accepts
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "test"  # bundled P-ADSD patches
 
 
-def _need_onnx():
+def need_onnx():
     try:
         import onnx
         import onnxruntime
@@ -71,8 +72,13 @@ def parity_images(data: str | Path | None, image_size: int) -> ImageSet:
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None = None) -> dict:
-    """Write `out` (.onnx) if ONNX Runtime matches PyTorch within TOLERANCE on real patches."""
-    onnx, ort = _need_onnx()
+    """Write `out` (.onnx) if ONNX Runtime matches PyTorch within TOLERANCE on real patches
+    (whole frames for a detector: `lqer.eval.export_detector`)."""
+    if load_detector(checkpoint) is not None:
+        from lqer.eval.export_detector import export_detector
+
+        return export_detector(checkpoint, out, data)
+    onnx, ort = need_onnx()
     out = check_output_file(out, "--out", [checkpoint, *([data] if data else [])])
     model, cfg, info = load_checkpoint(checkpoint)
     model = model.float().cpu().eval()
@@ -108,23 +114,31 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
             "image_size": size, "threshold": chosen.threshold, "model": cfg.model.name}  # fmt: skip
 
 
+def onnx_session(path: str | Path, threads: int | None = None) -> tuple[object, dict]:
+    """An ONNX Runtime session on the CPU and the file's metadata, or a one-line error."""
+    onnx, ort = need_onnx()
+    path = Path(path)
+    if not path.is_file():
+        raise LqerError(f"--onnx: no such file: {path}")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+    except Exception as e:  # ONNX Runtime's errors have no common base class
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LqerError(f"--onnx: {path} is not a loadable ONNX model ({first})") from None
+    return session, dict(session.get_modelmeta().custom_metadata_map)
+
+
 class OnnxModel:
     """An exported lqer model in ONNX Runtime: its size, threshold and probabilities."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        onnx, ort = _need_onnx()
         path = Path(path)
-        if not path.is_file():
-            raise LqerError(f"--onnx: no such file: {path}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
-        except Exception as e:  # ONNX Runtime's errors have no common base class
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise LqerError(f"--onnx: {path} is not a loadable ONNX model ({first})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.session, meta = onnx_session(path, threads)
+        if meta.get("lqer.kind") == "detector":
+            raise LqerError(f"--onnx: {path} is a whole-frame detector: use it with lqer scan")
         if "lqer.image_size" not in meta:
             raise LqerError(f"--onnx: {path} was not exported by lqer export (no lqer metadata)")
         self.path = path

@@ -236,6 +236,11 @@ def frame_scanner(
 ) -> tuple[FrameScanner, Decision]:
     """What scans one frame, and its decision threshold: a whole-frame detector gives
     candidates (no heatmap); a patch classifier slides its windows (`scan_frame`)."""
+    from lqer.eval.export_detector import OnnxDetector, is_onnx_detector
+
+    if onnx is not None and is_onnx_detector(onnx):
+        session = OnnxDetector(onnx)
+        return (lambda frame: (None, session.detect_frame(frame))), session.decision
     found = load_detector(checkpoint) if onnx is None else None
     if found is not None:
         model, detector_cfg, info = found
