@@ -1,9 +1,11 @@
 """The trained weights that ship with lqer, after torchvision's weights pattern:
 `lqer.weights.LQER_PADSD.load()` gives the model, and the entry carries its `transforms()`,
-`threshold` and `meta` (training data, metrics, licence). The files sit beside this module."""
+`threshold` and `meta` (training data, metrics, licence). `LQER_ARCADE` is a whole-frame
+detector (`lqer scan --checkpoint lqer-arcade`). The files sit beside this module."""
 
 from lqer.models.weights import WEIGHTS, Weights
 
 LQER_PADSD = WEIGHTS["lqer-padsd"]
+LQER_ARCADE = WEIGHTS["lqer-arcade"]
 
-__all__ = ["LQER_PADSD", "WEIGHTS", "Weights"]
+__all__ = ["LQER_ARCADE", "LQER_PADSD", "WEIGHTS", "Weights"]
