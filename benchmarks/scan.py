@@ -16,7 +16,8 @@ the same frame, in the same run, and set against today's window scan at stride 0
 
     python benchmarks/scan.py                   # the shipped model, strides 0.25 and 0.5
     python benchmarks/scan.py --threads 1 --rounds 5
-    python benchmarks/scan.py --detectors lqer-arcade results/detection/runs/*/best.pt
+    python benchmarks/scan.py --detectors lqer-arcade results/detection/runs/*/best.pt \
+        --dense lqer-padsd results/detection/window/runs/lqer-seed0/best.pt:64,96,128,192
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import torch
 
 from lqer.data.images import load_gray
 from lqer.device import cpu_name
+from lqer.eval.dense import DenseScanner
 from lqer.eval.export import OnnxModel, export_onnx
-from lqer.eval.scan import ScanConfig, crops, scan_frame, torch_scorer, windows
+from lqer.eval.scan import DENSE_STRIDES, ScanConfig, crops, scan_frame, torch_scorer, windows
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import detect_frame, load_detector
 
@@ -61,6 +63,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--detectors", nargs="*", default=[], help="Detector checkpoints.")
+    parser.add_argument("--dense", nargs="*", default=[],
+                        help="Patch classifiers to scan densely, as CHECKPOINT or "
+                             "CHECKPOINT:SIDE,SIDE,... (window sides; default 48,64).")  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,6 +96,19 @@ def main() -> None:
             print(f"  {stride:>6} {len(ready):>8} {1 / t_scan:>9.2f} {1 / t_model:>10.2f} "
                   f"{t_scan / t_model:>11.2f}")  # fmt: skip
             window_scan = window_scan or t_scan  # the first engine at the first stride: today's
+    for spec in args.dense:
+        checkpoint, _, sides = spec.partition(":")
+        model, cfg, _ = load_checkpoint(checkpoint)
+        sizes = tuple(int(s) for s in sides.split(",")) if sides else (48, 64)
+        for name in devices:
+            for stride in (0.5, 0.25):
+                scan = ScanConfig(sizes=sizes, stride=stride, dense=True)
+                dense = DenseScanner(model.to(name), cfg.data.image_size, scan,
+                                     DENSE_STRIDES[stride], name)  # fmt: skip
+                t = timed(args.rounds, dense, frame)
+                print(f"\n{name}: dense scan of {checkpoint}, windows {sizes} px every "
+                      f"{stride} side: {1 / t:.2f} frames/s, {window_scan / t:.1f}x the window "
+                      "scan")  # fmt: skip
     for checkpoint in args.detectors:
         model, detector_cfg, _ = load_detector(checkpoint)
         size = detector_cfg.data.input_size
