@@ -40,7 +40,11 @@ HERE = Path(__file__).resolve().parent
 ARCADE = HERE.parents[2] / "shared" / "datasets" / "ARCADE-stenosis"
 # ARCADE's positive patches are twice a stenosis box (median box 56x53 px in train)
 WINDOWS = ScanConfig(sizes=(64, 96, 128, 192), stride=0.5, dense=True)
-TWINS = {"fcos-lqer": "fcos-classical", "window-lqer": "window-resnet18"}
+TWINS = {
+    "fcos-lqer": "fcos-classical",
+    "window-lqer": "window-resnet18",
+    "window-mined-lqer": "window-mined-resnet18",
+}
 
 
 def runs() -> list[tuple[str, str, int, Path]]:
@@ -49,15 +53,16 @@ def runs() -> list[tuple[str, str, int, Path]]:
     for done in sorted((HERE / "runs").glob("fcos-*-seed*/test_metrics.json")):
         head, seed = done.parent.name.removeprefix("fcos-").rsplit("-seed", 1)
         found.append(("detector", f"fcos-{head}", int(seed), done.parent / "best.pt"))
-    for done in sorted((HERE / "window" / "runs").glob("*-seed*/test_metrics.json")):
+    for done in sorted(HERE.glob("window*/runs/*-seed*/test_metrics.json")):
         model, seed = done.parent.name.rsplit("-seed", 1)
-        found.append(("window", f"window-{model}", int(seed), done.parent / "best.pt"))
+        kind = done.parents[2].name.removesuffix(f"-{model}")  # window or window-mined
+        found.append((kind, f"{kind}-{model}", int(seed), done.parent / "best.pt"))
     return found
 
 
 def candidates(kind: str, best: Path, frames: dict) -> tuple[dict, float]:
     """Candidates per val frame in frame pixels, and frames per second of producing them."""
-    if kind == "detector":
+    if kind == "detector":  # else a window classifier
         model, cfg, _ = load_detector(best)
         scan = lambda frame: detect_frame(model, frame, cfg.data.input_size)  # noqa: E731
     else:
