@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ARCADE = HERE.parents[2] / "shared" / "datasets" / "ARCADE-stenosis"
 # ARCADE's positive patches are twice a stenosis box (median box 56x53 px in train)
 WINDOWS = ScanConfig(sizes=(64, 96, 128, 192), stride=0.5, dense=True)
+SPEEDS = HERE / "candidates" / "frames_per_s.json"  # as measured when the candidates were made
 TWINS = {
     "fcos-lqer": "fcos-classical",
     "window-lqer": "window-resnet18",
@@ -121,14 +123,16 @@ def main() -> None:
     frames = {ref.id: image for ref, image in frames.items() if ref.id in val.truth}
     (HERE / "candidates").mkdir(exist_ok=True)
     rows, found_by_run = [], {}
+    speeds = json.loads(SPEEDS.read_text()) if SPEEDS.exists() else {}
     for kind, model, seed, best in runs():
         path = HERE / "candidates" / f"{model}-seed{seed}.csv.gz"
-        fps = None
         if path.exists():
-            found = load(path, val.truth)
+            found, fps = load(path, val.truth), speeds.get(path.name)
         else:
             found, fps = candidates(kind, best, frames)
             save(path, found)
+            speeds[path.name] = round(fps, 3)
+            SPEEDS.write_text(json.dumps(speeds, indent=1, sort_keys=True) + "\n")
         found_by_run[model, seed] = found
         threshold = operating_threshold(froc(found, val.truth), fp_rate=1.0) or 1.0
         summary = detection_summary(found, val.truth, threshold)
