@@ -419,8 +419,17 @@ def load_config(
         try:
             cfg = kind.validated(values)
         except LqerError as e:
+            if kind is ExperimentConfig and _names_detector(values):
+                raise LqerError(
+                    f"{path}: a detector configuration; train it with `lqer detector train`"
+                ) from None
             raise LqerError(f"{path}: {e}") from None
     return apply_overrides(cfg, overrides or [])
+
+
+def _names_detector(values: dict[str, Any]) -> bool:
+    model = values.get("model")
+    return isinstance(model, dict) and model.get("name") == "fcos"
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
