@@ -136,8 +136,12 @@ WEIGHTS = {
     w.name: w
     for w in (
         Weights("lqer-padsd", "LQER trained from scratch on all of P-ADSD train/ (research use)"),
-        Weights("lqer-arcade", "a whole-frame detector (FCOS, ResNet18 pyramid, LQER box head) "
-                "trained on ARCADE train/ (research use)", kind="detector"),
+        Weights(
+            "lqer-arcade",
+            "a whole-frame detector (FCOS, ResNet18 pyramid, LQER box head) "
+            "trained on ARCADE train/ (research use)",
+            kind="detector",
+        ),
     )
 }
 
