@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from lqer.config import ModelConfig
-from lqer.models import build_model
+from lqer.models.configured import from_config
 from lqer.quantum import ANSATZES, Circuit, QuantumLayer, simulator
 
 
@@ -183,8 +183,8 @@ def layer_on_gpu(batch: int, rounds: int, calls: int) -> None:
 def training_steps(device: torch.device, batch: int, size: int, rounds: int) -> None:
     torch.manual_seed(0)
     models = {
-        "lqer": build_model(ModelConfig(name="lqer", weights="none")),
-        "resnet18": build_model(ModelConfig(name="resnet18", weights="none")),
+        "lqer": from_config(ModelConfig(name="lqer", weights="none")),
+        "resnet18": from_config(ModelConfig(name="resnet18", weights="none")),
     }
     models["lqer"].backbone.load_state_dict(models["resnet18"].backbone.state_dict())
     images = torch.randn(batch, 3, size, size, device=device)

@@ -32,7 +32,7 @@ from lqer.config import ModelConfig
 from lqer.data.layout import list_folder
 from lqer.device import cpu_flags, cpu_name, pick_device, training_precision
 from lqer.eval.evaluate import predict_logits
-from lqer.models import build_model
+from lqer.models.configured import from_config
 from lqer.train.distributed import Group, cpu_threads
 from lqer.train.loop import TrainBatches, batch_indices, train_epoch
 
@@ -47,7 +47,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def make_model(name: str, device: torch.device, compile_: bool, bf16: bool):
-    model = build_model(ModelConfig(name=name)).to(device)
+    model = from_config(ModelConfig(name=name)).to(device)
     if bf16:  # bf16 goes with channels_last, as in training
         model = model.to(memory_format=torch.channels_last)
     if compile_:

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from lqer.config import ModelConfig
-from lqer.models import MODELS, build_model
+from lqer.models import MODELS
 from lqer.models.baselines import ClassicalHead
+from lqer.models.configured import from_config
 from lqer.models.lqer import QuantumHead
 from lqer.quantum import Circuit, QuantumLayer
 
@@ -22,7 +23,7 @@ def n_params(module: torch.nn.Module) -> int:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_model_gives_two_logits_and_one_training_interface(name):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=name))
+    model = from_config(ModelConfig(name=name))
     images = torch.randn(3, 3, 32, 32)
     logits = model(images)
     assert logits.shape == (3, 2) and torch.isfinite(logits).all()
@@ -51,8 +52,8 @@ def test_classical_head_has_the_parameter_count_of_projection_plus_circuit(rotat
         == n_params(quantum)
         == 512 * 4 + 4 + 2 * 4 * (3 if rotation == "rot" else 1)
     )
-    full_q = build_model(ModelConfig(name="lqer"))
-    full_c = build_model(ModelConfig(name="lqer-classical"))
+    full_q = from_config(ModelConfig(name="lqer"))
+    full_c = from_config(ModelConfig(name="lqer-classical"))
     assert n_params(full_c) == n_params(full_q)
     q = classical(torch.randn(5, 512))
     assert q.shape == (5, 4) and (q.abs() < 1).all()
@@ -60,15 +61,15 @@ def test_classical_head_has_the_parameter_count_of_projection_plus_circuit(rotat
 
 @pytest.mark.parametrize("name", ["lqer-dressed", "classical-dressed", "lqer", "lqer-classical"])
 def test_projection_norm_auto_is_batch_for_dressed_heads_only(name):
-    head = build_model(ModelConfig(name=name)).head
+    head = from_config(ModelConfig(name=name)).head
     dressed = name.endswith("dressed")
     assert isinstance(head.norm, torch.nn.BatchNorm1d if dressed else torch.nn.Identity)
-    chosen = build_model(ModelConfig(name=name, projection_norm="none" if dressed else "batch"))
+    chosen = from_config(ModelConfig(name=name, projection_norm="none" if dressed else "batch"))
     assert isinstance(chosen.head.norm, torch.nn.Identity if dressed else torch.nn.BatchNorm1d)
 
 
 def test_dressed_twins_keep_equal_parameter_counts_with_the_norm():
-    counts = {name: n_params(build_model(ModelConfig(name=name)).head)
+    counts = {name: n_params(from_config(ModelConfig(name=name)).head)
               for name in ("lqer-dressed", "classical-dressed")}  # fmt: skip
     assert counts["lqer-dressed"] == counts["classical-dressed"] == 512 * 4 + 4 + 24 + 8
 
@@ -90,15 +91,15 @@ def test_batch_norm_keeps_tanh_out_of_saturation_when_features_grow(make):
 
 
 def test_separable_circuit_has_no_entangler():
-    model = build_model(ModelConfig(name="lqer-separable"))
+    model = from_config(ModelConfig(name="lqer-separable"))
     assert model.head.quantum.circuit.entangler == "none"
     assert model.head.quantum.circuit.cnots == ()
-    assert build_model(ModelConfig(name="lqer")).head.quantum.circuit.cnots != ()
+    assert from_config(ModelConfig(name="lqer")).head.quantum.circuit.cnots != ()
 
 
 def test_frozen_circuit_gets_no_gradient_and_keeps_its_weights():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="lqer-frozen"))
+    model = from_config(ModelConfig(name="lqer-frozen"))
     before = model.head.quantum.weights.detach().clone()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
@@ -107,13 +108,13 @@ def test_frozen_circuit_gets_no_gradient_and_keeps_its_weights():
     optimizer.step()
     assert torch.equal(model.head.quantum.weights, before)
     # a reloaded checkpoint is frozen too: the builder, not the training loop, freezes it
-    rebuilt = build_model(ModelConfig(name="lqer-frozen"))
+    rebuilt = from_config(ModelConfig(name="lqer-frozen"))
     rebuilt.load_state_dict(model.state_dict())
     assert not rebuilt.head.quantum.weights.requires_grad
 
 
 def test_qcnn_runs_one_circuit_per_patch_on_the_lqer_simulator():
-    model = build_model(ModelConfig(name="qcnn"))
+    model = from_config(ModelConfig(name="qcnn"))
     maps = []
     model.quanvolution.register_forward_hook(lambda m, i, o: maps.append(o))
     model(torch.randn(2, 3, 64, 64))
@@ -129,7 +130,7 @@ def capture_q(model):
 
 def test_test_time_q_ablation_zeros_and_shuffle():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="lqer")).eval()
+    model = from_config(ModelConfig(name="lqer")).eval()
     seen = capture_q(model)
     images = torch.randn(6, 3, 32, 32)
     with torch.no_grad():
@@ -150,7 +151,7 @@ def test_test_time_q_ablation_zeros_and_shuffle():
 @pytest.mark.parametrize("name", ["lqer-dressed", "classical-dressed"])
 def test_dressed_models_read_the_head_alone(name):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=name)).eval()
+    model = from_config(ModelConfig(name=name)).eval()
     assert model.classifier.in_features == 4  # q only, not [f, q]
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
@@ -164,7 +165,7 @@ def test_dressed_models_read_the_head_alone(name):
 
 def test_dressed_twins_have_equal_parameter_counts():
     quantum, classical = (
-        build_model(ModelConfig(name=n)) for n in ("lqer-dressed", "classical-dressed")
+        from_config(ModelConfig(name=n)) for n in ("lqer-dressed", "classical-dressed")
     )
     assert n_params(quantum.head) == n_params(classical.head)
     assert n_params(quantum) == n_params(classical)
@@ -177,4 +178,4 @@ def test_separable_needs_an_ansatz_with_an_entangler():
         quantum=ModelConfig().quantum.replace(ansatz="strongly-entangling")
     )
     with pytest.raises(LqerError, match="ansatz strongly-entangling"):
-        build_model(cfg)
+        from_config(cfg)

@@ -18,7 +18,7 @@ from lqer.config import (
 from lqer.detection_config import DetectionConfig
 from lqer.errors import LqerError
 from lqer.guarded_yaml import YamlRefused, safe_yaml, shown
-from lqer.models import build_model
+from lqer.models.configured import from_config
 
 
 def test_overrides_are_typed():
@@ -215,7 +215,7 @@ def test_every_model_trains_at_the_smallest_image_size(name):
     with pytest.raises(LqerError):
         DataConfig(image_size=size - 1)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=name, weights="none")).train()
+    model = from_config(ModelConfig(name=name, weights="none")).train()
     logits = model(torch.randn(2, 3, size, size))  # the smallest batch train.batch_size allows
     logits.sum().backward()
     assert logits.shape == (2, 2) and torch.isfinite(logits).all()

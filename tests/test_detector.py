@@ -20,7 +20,12 @@ from lqer.train.detector import fit_detector
 
 def sizes(cfg) -> dict[str, int]:
     return {
-        head: sum(p.numel() for p in build_detector(cfg.model.replace(head=head), 64).parameters())
+        head: sum(
+            p.numel()
+            for p in build_detector(
+                **{**cfg.detector_arguments(), "head": head, "input_size": 64}
+            ).parameters()
+        )
         for head in ("none", "lqer", "classical")
     }
 
@@ -31,7 +36,8 @@ def test_the_circuit_head_and_its_twin_have_the_same_size():
 
 
 def test_the_box_classifier_reads_q_at_every_location():
-    model = build_detector(load_detection_config().model, 64).eval()
+    arguments = {**load_detection_config().detector_arguments(), "input_size": 64}
+    model = build_detector(**arguments).eval()
     logits = model.head.classification_head.cls_logits
     features = torch.randn(2, 256, 8, 8)
     with torch.no_grad():

@@ -13,8 +13,8 @@ import torch
 from test_train import tiny_config
 
 from lqer.config import ModelConfig
-from lqer.models import build_model
 from lqer.models.checkpoint import read_checkpoint
+from lqer.models.configured import from_config
 from lqer.train import distributed, fit
 from lqer.train.loop import TrainBatches, batch_indices, train_epoch
 
@@ -41,7 +41,7 @@ def sgd_epoch(model, group):
 def _ddp_worker(out_path):
     group = distributed.setup("cpu")
     torch.manual_seed(0)
-    model = distributed.sync_batch_norm(build_model(ModelConfig(name="lqer")), group.device)
+    model = distributed.sync_batch_norm(from_config(ModelConfig(name="lqer")), group.device)
     sums, seen = sgd_epoch(model, group)
     if group.main:
         torch.save({"model": model.state_dict(), "sums": sums, "seen": seen}, out_path)
@@ -50,7 +50,7 @@ def _ddp_worker(out_path):
 
 def test_ddp_steps_match_one_process(tmp_path):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="lqer"))
+    model = from_config(ModelConfig(name="lqer"))
     before = copy.deepcopy(model.state_dict())
     sums, seen = sgd_epoch(model, distributed.Group())
 

@@ -4,12 +4,12 @@ from torchvision.models import resnet18
 
 from lqer.config import ModelConfig, QuantumConfig
 from lqer.errors import LqerError
-from lqer.models import build_model
 from lqer.models.backbone import resnet18_backbone
+from lqer.models.configured import from_config
 
 
 def test_lqer_shapes_and_fusion():
-    model = build_model(ModelConfig(quantum=QuantumConfig(n_qubits=3, n_layers=2)))
+    model = from_config(ModelConfig(quantum=QuantumConfig(n_qubits=3, n_layers=2)))
     assert model.classifier.in_features == 512 + 3
     logits = model(torch.randn(2, 3, 32, 32))
     assert logits.shape == (2, 2)
@@ -18,7 +18,7 @@ def test_lqer_shapes_and_fusion():
 
 
 def test_every_part_gets_gradients():
-    model = build_model(ModelConfig())
+    model = from_config(ModelConfig())
     model(torch.randn(4, 3, 32, 32)).sum().backward()
     for name in ("head.projection.weight", "head.quantum.weights", "classifier.weight"):
         grad = model.get_parameter(name).grad
@@ -29,7 +29,7 @@ def test_every_part_gets_gradients():
 
 
 def test_resnet18_baseline_has_no_circuit():
-    model = build_model(ModelConfig(name="resnet18"))
+    model = from_config(ModelConfig(name="resnet18"))
     assert model.head is None and model.classifier.in_features == 512
 
 

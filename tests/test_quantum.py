@@ -12,7 +12,7 @@ from lqer.cli.quantum import register
 from lqer.config import ModelConfig, load_config
 from lqer.eval.evaluate import predict_proba
 from lqer.eval.metrics import binary_metrics
-from lqer.models import build_model
+from lqer.models.configured import from_config
 from lqer.quantum import Circuit, Execution, Noise, QuantumLayer, executing
 from lqer.quantum import noise as noisy
 from lqer.quantum import simulator as sim
@@ -228,7 +228,7 @@ def test_builder_passes_the_quantum_configuration():
         "model.quantum.grad=parameter-shift", "model.quantum.shots=100",
         "model.quantum.depolarizing=0.01", "model.quantum.readout_error=0.02",
     ])  # fmt: skip
-    model = build_model(cfg.model)
+    model = from_config(cfg.model)
     ex = model.head.quantum.execution
     assert (ex.grad, ex.shots, ex.noise) == ("parameter-shift", 100, Noise(0.01, 0, 0.02))
     with executing(model, noise=Noise(), shots=None):
@@ -260,7 +260,7 @@ def test_cli_noise_sweep_scores_a_checkpoint(tiny_dataset, tmp_path):
 
     cfg = load_config(None, ["data.image_size=16"])
     torch.manual_seed(0)
-    model = build_model(ModelConfig())
+    model = from_config(ModelConfig())
     save_checkpoint(tmp_path / "best.pt", model, cfg)
     args = [
         "noise-sweep",

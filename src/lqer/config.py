@@ -36,7 +36,9 @@ from lqer.quantum.ansatz import (
     MAX_QUBITS,
     READOUTS,
     ROTATIONS,
+    Circuit,
 )
+from lqer.quantum.execution import GRADS, Execution, Noise, device_name
 
 # The settings a `--resume` may change: they alter how long or where a run goes on, not what
 # it learns. Everything else must match the run being resumed.
@@ -83,9 +85,11 @@ def _none_word(value: Any) -> Any:
 
 
 def _backend(value: str) -> str:
-    """As `lqer.quantum.pennylane_circuit.device_name` reads it; the device is checked on use."""
-    if value != "native" and value.partition(":")[0] != "pennylane":
-        raise PydanticCustomError("backend", "expected native or pennylane[:DEVICE]")
+    """As `Execution` reads it; the device itself is checked on use."""
+    try:
+        value == "native" or device_name(value)
+    except LqerError:
+        raise PydanticCustomError("backend", "expected native or pennylane[:DEVICE]") from None
     return value
 
 
@@ -165,6 +169,12 @@ class Section(BaseModel):
         """A checked copy with some fields changed, like `dataclasses.replace`."""
         return self.validated({**self.model_dump(), **changes})
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def save(self, path: str | Path) -> None:
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
 
 class DataConfig(Section):
     prefix: ClassVar[str] = "data"
@@ -218,12 +228,31 @@ class QuantumConfig(Section):
     gate: Literal[tuple(GATES)] = "cnot"  # the entangling gate
     readout: Literal[tuple(READOUTS)] = "z"
     backend: Annotated[Text, AfterValidator(_backend)] = "native"  # native | pennylane[:device]
-    grad: Literal["backprop", "parameter-shift"] = "backprop"
+    grad: Literal[GRADS] = "backprop"
     shots: OptionalCount(10**7, "at most 10 million; none gives exact expectations") = None
     depolarizing: Probability = 0.0
     amplitude_damping: Probability = 0.0
     readout_error: Probability = 0.0
     seed: Seed = 0  # of the shot sampler
+
+    @model_validator(mode="after")
+    def _is_a_circuit(self) -> QuantumConfig:
+        """What the fields alone cannot say (readout zz needs 2 qubits) is checked once, by
+        the circuit and its execution themselves."""
+        try:
+            circuit_of(self), execution_of(self)
+        except LqerError as e:
+            raise PydanticCustomError("circuit", str(e)) from None
+        return self
+
+
+def circuit_of(quantum: QuantumConfig) -> Circuit:
+    return Circuit(**{name: getattr(quantum, name) for name in Circuit.__dataclass_fields__})
+
+
+def execution_of(quantum: QuantumConfig) -> Execution:
+    noise = Noise(quantum.depolarizing, quantum.amplitude_damping, quantum.readout_error)
+    return Execution(quantum.backend, quantum.grad, quantum.shots, noise, quantum.seed)
 
 
 class ModelConfig(Section):
@@ -238,6 +267,16 @@ class ModelConfig(Section):
     # or auto: none where q is fused with f (the paper), batch for the dressed models
     projection_norm: Literal["auto", "none", "batch"] = "auto"
     quantum: QuantumConfig = Field(default_factory=QuantumConfig)
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of the builders in `lqer.models.registry.MODELS`."""
+        return {
+            "weights": self.weights,
+            "dropout": self.dropout,
+            "projection_norm": self.projection_norm,
+            "circuit": circuit_of(self.quantum),
+            "execution": execution_of(self.quantum),
+        }
 
 
 class TrainConfig(Section):
@@ -274,12 +313,6 @@ class ExperimentConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     out_dir: Text = "runs/lqer"
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
-
-    def save(self, path: str | Path) -> None:
-        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 # ----------------------------------------------------------------------------- messages
@@ -327,6 +360,8 @@ def describe(error: ValidationError, cls: type[Section] = ExperimentConfig) -> s
     key = ".".join([cls.prefix, *loc] if cls.prefix else loc)
     if kind in ("extra_forbidden", "no_such_attribute"):  # the latter on assignment
         return f"unknown configuration key {shown(key)}"
+    if kind == "circuit":  # the circuit's own words
+        return f"{key}: {first['msg']}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
         return f"{key}: {shown(value)} is not one of {', '.join(choices)}"

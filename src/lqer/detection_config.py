@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import Field
 
 from lqer.config import (
@@ -19,9 +18,10 @@ from lqer.config import (
     Section,
     Seed,
     Text,
+    circuit_of,
+    execution_of,
     load_config,
 )
-from lqer.io import write_text
 
 HEADS = ("none", "lqer", "classical")  # the box classifier's extra head: none, circuit, twin
 
@@ -76,11 +76,18 @@ class DetectionConfig(Section):
     train: DetectorTrainConfig = Field(default_factory=DetectorTrainConfig)
     out_dir: Text = "runs/detector"
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
-
-    def save(self, path: str | Path) -> None:
-        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def detector_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `lqer.models.detector.build_detector`."""
+        model = self.model
+        return {
+            "input_size": self.data.input_size,
+            "head": model.head,
+            "circuit": circuit_of(model.quantum),
+            "execution": execution_of(model.quantum),
+            "backbone_weights": model.backbone_weights,
+            "min_score": model.min_score,
+            "max_detections": model.max_detections,
+        }
 
 
 def load_detection_config(

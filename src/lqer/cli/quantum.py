@@ -23,17 +23,15 @@ def circuit(
     ] = False,
 ):
     """Print the circuit of the current configuration, with its parameter count and depth."""
-    from lqer.config import load_config
-    from lqer.quantum import quantum_layer
+    from lqer.config import circuit_of, execution_of, load_config
     from lqer.quantum.draw import describe, list_ansatzes
 
     quantum = load_config(config, set_).model.quantum
     if list_:
         typer.echo(list_ansatzes(quantum.n_qubits, quantum.n_layers))
         return
-    layer = quantum_layer(quantum)
-    circuit = layer.circuit
-    typer.echo(describe(circuit, layer.execution))
+    circuit = circuit_of(quantum)
+    typer.echo(describe(circuit, execution_of(quantum)))
     if pennylane:
         import torch
 
@@ -42,7 +40,7 @@ def circuit(
         qml = import_pennylane()
         angles = torch.zeros(circuit.n_uploads, circuit.n_qubits)
         weights = torch.zeros(circuit.weight_shape)
-        qnode = make_qnode(circuit, "default.mixed", noise=layer.execution.noise)
+        qnode = make_qnode(circuit, "default.mixed", noise=execution_of(quantum).noise)
         typer.echo("\nPennyLane (all angles shown as 0):")
         typer.echo(qml.draw(qnode)(angles, weights))
 

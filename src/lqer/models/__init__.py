@@ -1,5 +1,31 @@
-from lqer.models.base import Model
-from lqer.models.lqer import Classifier, QuantumHead
-from lqer.models.registry import MODELS, ModelEntry, build_model
+"""The models: LQER, its baselines and ablations (`MODELS`), and the whole-frame detector."""
 
-__all__ = ["MODELS", "Classifier", "Model", "ModelEntry", "QuantumHead", "build_model"]
+from typing import TYPE_CHECKING
+
+from lqer.lazy import exports
+
+_NAMES = {
+    "MODELS": "lqer.models.registry",
+    "from_config": "lqer.models.configured",
+    "ModelEntry": "lqer.models.registry",
+    "build_model": "lqer.models.registry",
+    "Model": "lqer.models.base",
+    "Classifier": "lqer.models.lqer",
+    "QuantumHead": "lqer.models.lqer",
+}
+__all__ = [
+    "from_config",
+    "Classifier",
+    "MODELS",
+    "Model",
+    "ModelEntry",
+    "QuantumHead",
+    "build_model",
+]
+__getattr__ = exports(__name__, _NAMES)
+
+if TYPE_CHECKING:
+    from lqer.models.base import Model
+    from lqer.models.configured import from_config
+    from lqer.models.lqer import Classifier, QuantumHead
+    from lqer.models.registry import MODELS, ModelEntry, build_model

@@ -7,8 +7,8 @@ them all; the test-time ablation of q (zeros, or shuffled across the batch) is
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +18,9 @@ from lqer.errors import LqerError
 from lqer.models.backbone import FEATURE_DIM
 from lqer.models.base import Model
 from lqer.models.lqer import Classifier, lqer, norm_for, on_resnet18, projection_norm
-from lqer.quantum import ANSATZES, Circuit, QuantumLayer
-from lqer.quantum.layer import quantum_layer
-
-if TYPE_CHECKING:
-    from lqer.config import ModelConfig
+from lqer.quantum.ansatz import ANSATZES, Circuit
+from lqer.quantum.execution import Execution
+from lqer.quantum.layer import QuantumLayer
 
 
 class SmallCNN(nn.Module):
@@ -46,9 +44,9 @@ class SmallCNN(nn.Module):
         return self.features(images)
 
 
-def cnn(cfg: ModelConfig) -> Classifier:
+def cnn(*, dropout: float = 0.0, **_: object) -> Classifier:
     backbone = SmallCNN()
-    return Classifier(backbone, None, feature_dim=backbone.out_features, dropout=cfg.dropout)
+    return Classifier(backbone, None, feature_dim=backbone.out_features, dropout=dropout)
 
 
 class Quanvolution(nn.Module):
@@ -95,10 +93,16 @@ class QCNN(Model):
     # No backbone: the circuit learns at the head's rate, as in LQER.
 
 
-def qcnn(cfg: ModelConfig) -> QCNN:
-    """Same execution settings (backend, gradient, shots, noise) as LQER's circuit."""
-    quantum = quantum_layer(cfg.quantum.replace(n_qubits=4))
-    return QCNN(Quanvolution(quantum), dropout=cfg.dropout)
+def qcnn(
+    *,
+    dropout: float = 0.0,
+    circuit: Circuit | None = None,
+    execution: Execution | None = None,
+    **_: object,
+) -> QCNN:
+    """LQER's circuit on 4 qubits, with the same execution (backend, gradient, shots, noise)."""
+    quantum = QuantumLayer(dataclasses.replace(circuit or Circuit(), n_qubits=4), execution)
+    return QCNN(Quanvolution(quantum), dropout=dropout)
 
 
 class RingLayers(nn.Module):
@@ -138,26 +142,35 @@ class ClassicalHead(nn.Module):
         return self.layers(torch.tanh(self.norm(self.projection(features))))
 
 
-def lqer_classical(cfg: ModelConfig, fuse: bool = True) -> Classifier:
-    circuit = quantum_layer(cfg.quantum).circuit
-    head = ClassicalHead(FEATURE_DIM, circuit, norm_for(cfg, fuse))
-    return on_resnet18(cfg, head, circuit.n_qubits, fuse)
+def lqer_classical(
+    *,
+    weights: str = "none",
+    dropout: float = 0.0,
+    projection_norm: str = "auto",
+    circuit: Circuit | None = None,
+    fuse: bool = True,
+    **_: object,
+) -> Classifier:
+    circuit = circuit or Circuit()
+    head = ClassicalHead(FEATURE_DIM, circuit, norm_for(projection_norm, fuse))
+    return on_resnet18(weights, head, circuit.n_qubits, dropout, fuse)
 
 
-def classical_dressed(cfg: ModelConfig) -> Classifier:
-    return lqer_classical(cfg, fuse=False)
+def classical_dressed(**arguments) -> Classifier:
+    return lqer_classical(**arguments, fuse=False)
 
 
-def lqer_separable(cfg: ModelConfig) -> Classifier:
-    if "entangler" not in ANSATZES[cfg.quantum.ansatz].options:
+def lqer_separable(*, circuit: Circuit | None = None, **arguments) -> Classifier:
+    circuit = circuit or Circuit()
+    if "entangler" not in ANSATZES[circuit.ansatz].options:
         raise LqerError(
-            f"lqer-separable removes the entangler, which ansatz {cfg.quantum.ansatz} has no "
-            "option for; use model.quantum.ansatz=reuploading or iqp"
+            f"lqer-separable removes the entangler, which ansatz {circuit.ansatz} has no "
+            "option for; use the ansatz reuploading or iqp"
         )
-    return lqer(cfg.replace(quantum=cfg.quantum.replace(entangler="none")))
+    return lqer(circuit=dataclasses.replace(circuit, entangler="none"), **arguments)
 
 
-def lqer_frozen(cfg: ModelConfig) -> Classifier:
-    model = lqer(cfg)
+def lqer_frozen(**arguments) -> Classifier:
+    model = lqer(**arguments)
     model.head.quantum.weights.requires_grad_(False)
     return model

@@ -10,7 +10,8 @@ import torch
 from lqer.config import ExperimentConfig, from_dict
 from lqer.errors import LqerError
 from lqer.io import atomic_path
-from lqer.models import Model, build_model
+from lqer.models import Model
+from lqer.models.configured import from_config
 from lqer.models.weights import shipped
 
 FORMAT = "lqer-checkpoint"
@@ -73,7 +74,7 @@ def load_checkpoint(path: str | Path) -> tuple[Model, ExperimentConfig, dict[str
     except LqerError as e:
         raise LqerError(f"{path}: its configuration is not valid here ({e})") from None
     cfg.model.weights = "none"  # the state dict below holds the trained weights
-    model = build_model(cfg.model)
+    model = from_config(cfg.model)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

@@ -22,14 +22,16 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from lqer.data.annotations import Detection
 from lqer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize
-from lqer.detection_config import DetectionConfig, DetectorConfig
+from lqer.detection_config import DetectionConfig
 from lqer.errors import LqerError
 from lqer.guarded_yaml import first_line
 from lqer.io import atomic_path
 from lqer.models.baselines import ClassicalHead
 from lqer.models.lqer import QuantumHead
 from lqer.models.weights import shipped
-from lqer.quantum import quantum_layer
+from lqer.quantum.ansatz import Circuit
+from lqer.quantum.execution import Execution
+from lqer.quantum.layer import QuantumLayer
 
 FORMAT = "lqer-detector"
 VERSION = 1
@@ -52,32 +54,43 @@ class FusedLogits(nn.Module):
         return self.logits(features) + self.read_q(q)
 
 
-def box_head(cfg: DetectorConfig) -> tuple[nn.Module, int] | None:
+def box_head(head: str, circuit: Circuit, execution: Execution | None) -> tuple[nn.Module, int]:
     """The f -> q head that the box classifier reads besides f: LQER's circuit or its twin."""
-    if cfg.head == "none":
-        return None
-    quantum = quantum_layer(cfg.quantum)
-    if cfg.head == "lqer":
+    if head == "lqer":
+        quantum = QuantumLayer(circuit, execution)
         return QuantumHead(PYRAMID, quantum), quantum.out_features
-    return ClassicalHead(PYRAMID, quantum.circuit), quantum.circuit.n_qubits
+    return ClassicalHead(PYRAMID, circuit), circuit.n_qubits
 
 
-def build_detector(cfg: DetectorConfig, input_size: int) -> FCOS:
-    """FCOS with two classes (0 background, 1 stenosis) for frames resized to `input_size`."""
+def build_detector(
+    *,
+    input_size: int = 256,
+    head: str = "lqer",
+    circuit: Circuit | None = None,
+    execution: Execution | None = None,
+    backbone_weights: str = "none",
+    min_score: float = 0.05,
+    max_detections: int = 50,
+) -> FCOS:
+    """FCOS with two classes (0 background, 1 stenosis) for frames resized to `input_size`.
+
+    head: what the box classifier reads besides f: none, lqer (the circuit) or classical (its
+    twin of equal size). backbone_weights: none, shipped weights or a checkpoint's path.
+    """
     backbone = resnet_fpn_backbone(
         backbone_name="resnet18", weights=None, trainable_layers=5, returned_layers=[2, 3, 4],
         extra_blocks=LastLevelP6P7(PYRAMID, PYRAMID),
     )  # fmt: skip
-    if cfg.backbone_weights != "none":
-        load_backbone(backbone.body, cfg.backbone_weights)
+    if backbone_weights != "none":
+        load_backbone(backbone.body, backbone_weights)
     model = FCOS(
         backbone, num_classes=2, min_size=input_size, max_size=input_size,
         image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
-        score_thresh=cfg.min_score, detections_per_img=cfg.max_detections,
+        score_thresh=min_score, detections_per_img=max_detections,
     )  # fmt: skip
-    extra = box_head(cfg)
-    if extra is not None:
+    if head != "none":
         classifier = model.head.classification_head
+        extra = box_head(head, circuit or Circuit(), execution)
         classifier.cls_logits = FusedLogits(classifier.cls_logits, *extra)
     return model
 
@@ -133,7 +146,7 @@ def detector_from(state: dict, where: str) -> tuple[FCOS, DetectionConfig]:
     except LqerError as e:
         raise LqerError(f"{where}: its configuration is not valid here ({e})") from None
     cfg.model.backbone_weights = "none"  # the state below holds the trained weights
-    model = build_detector(cfg.model, cfg.data.input_size)
+    model = build_detector(**cfg.detector_arguments())
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as e:

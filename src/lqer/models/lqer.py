@@ -4,17 +4,16 @@ classifier on the fused vector [f, q]."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
 from lqer.models.backbone import FEATURE_DIM, resnet18_backbone
 from lqer.models.base import Model
-from lqer.quantum import QuantumLayer, quantum_layer
-
-if TYPE_CHECKING:  # the configuration reads its model names from lqer.models
-    from lqer.config import ModelConfig
+from lqer.quantum.ansatz import Circuit
+from lqer.quantum.execution import Execution
+from lqer.quantum.layer import QuantumLayer
 
 
 def projection_norm(name: str, n: int) -> nn.Module:
@@ -90,29 +89,39 @@ class Classifier(Model):
         return self.classifier(self.dropout(features))
 
 
-def on_resnet18(cfg: ModelConfig, head: nn.Module | None, head_dim: int, fuse: bool = True):
+def on_resnet18(weights: str, head: nn.Module | None, head_dim: int, dropout: float, fuse=True):
     """ResNet18 features, `head` and the classifier: the frame of every ResNet18 model."""
-    backbone = resnet18_backbone(cfg.weights)
-    return Classifier(backbone, head, head_dim, dropout=cfg.dropout, fuse=fuse)
+    return Classifier(resnet18_backbone(weights), head, head_dim, dropout=dropout, fuse=fuse)
 
 
-def norm_for(cfg: ModelConfig, fuse: bool) -> str:
+def norm_for(projection_norm: str, fuse: bool) -> str:
     """`model.projection_norm`, where "auto" is the paper's none when q is fused with f and
     batch for a dressed head, which does not train without it (results/dressed/)."""
-    if cfg.projection_norm == "auto":
+    if projection_norm == "auto":
         return "none" if fuse else "batch"
-    return cfg.projection_norm
+    return projection_norm
 
 
-def lqer(cfg: ModelConfig, fuse: bool = True) -> Classifier:
-    quantum = quantum_layer(cfg.quantum)
-    head = QuantumHead(FEATURE_DIM, quantum, norm_for(cfg, fuse))
-    return on_resnet18(cfg, head, quantum.out_features, fuse)
+def lqer(
+    *,
+    weights: str = "none",
+    dropout: float = 0.0,
+    projection_norm: str = "auto",
+    circuit: Circuit | None = None,
+    execution: Execution | None = None,
+    fuse: bool = True,
+    **_: object,
+) -> Classifier:
+    """LQER: ResNet18 (`weights`: none, imagenet or a state dict's path), the circuit's readout
+    q of a projection of f, and a linear classifier on [f, q] (on q alone without `fuse`)."""
+    quantum = QuantumLayer(circuit or Circuit(), execution)
+    head = QuantumHead(FEATURE_DIM, quantum, norm_for(projection_norm, fuse))
+    return on_resnet18(weights, head, quantum.out_features, dropout, fuse)
 
 
-def lqer_dressed(cfg: ModelConfig) -> Classifier:
-    return lqer(cfg, fuse=False)
+def lqer_dressed(**arguments) -> Classifier:
+    return lqer(**arguments, fuse=False)
 
 
-def resnet18_classifier(cfg: ModelConfig) -> Classifier:
-    return on_resnet18(cfg, None, 0)
+def resnet18_classifier(*, weights: str = "none", dropout: float = 0.0, **_: object) -> Classifier:
+    return on_resnet18(weights, None, 0, dropout)

@@ -22,7 +22,7 @@ from lqer.errors import LqerError
 from lqer.guarded_yaml import first_line
 from lqer.io import output_file
 from lqer.models.base import Model
-from lqer.models.registry import build_model
+from lqer.models.configured import from_config
 from lqer.threshold import checked_threshold
 
 FOLDER = resources.files("lqer") / "weights"
@@ -119,7 +119,7 @@ class Weights:
         self.check()
         cfg = self.config
         cfg.model.weights = "none"
-        model = build_model(cfg.model)
+        model = from_config(cfg.model)
         state = {k: v.float() if v.is_floating_point() else v
                  for k, v in load_file(self.files[0]).items()}  # fmt: skip
         try:

@@ -8,14 +8,11 @@ this one list. Noise acts after every gate layer, as on a device that runs a lay
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-
-import torch
 
 from lqer.errors import LqerError
 from lqer.quantum.gates import KINDS
@@ -219,7 +216,7 @@ class Circuit:
 
     @property
     def n_outputs(self) -> int:
-        return len(readout_matrix(self).T)
+        return len(readout_labels(self))
 
     def describe_options(self) -> str:
         return ", ".join(f"{o} {getattr(self, o)}" for o in ANSATZES[self.ansatz].options)
@@ -228,43 +225,6 @@ class Circuit:
 def input_sources(circuit: Circuit) -> list[Input]:
     """Every encoded angle of the circuit, in gate order: what the parameter-shift rule shifts."""
     return [p for g in circuit.gates for p in g.params if isinstance(p, Input)]
-
-
-@functools.lru_cache(maxsize=128)
-def _input_index(circuit: Circuit, uploads: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each input gate's upload (G,) and inputs (G, arity), padded with n, the column of ones."""
-    sources = input_sources(circuit)
-    arity = max(len(s.indices) for s in sources)
-    upload = torch.tensor([min(s.upload, uploads - 1) for s in sources])
-    padded = [[*s.indices, *[circuit.n_qubits] * (arity - len(s.indices))] for s in sources]
-    return upload, torch.tensor(padded)
-
-
-def gate_inputs(circuit: Circuit, uploads: torch.Tensor) -> torch.Tensor:
-    """(B, G) encoded angles of the G input gates, from uploads (B, U, n), U = n_uploads or 1
-    when every upload is the same data."""
-    upload, inputs = (t.to(uploads.device) for t in _input_index(circuit, uploads.shape[1]))
-    if inputs.shape[1] == 1:
-        return uploads[:, upload, inputs[:, 0]]
-    padded = torch.nn.functional.pad(uploads, (0, 1), value=1.0)
-    return padded[:, upload[:, None], inputs].prod(-1)
-
-
-def z_signs(n: int) -> torch.Tensor:
-    """(2^n, n) Pauli-Z eigenvalue of each wire in each basis state, wire 0 the top bit."""
-    index = torch.arange(2**n)[:, None]
-    return 1.0 - 2.0 * ((index >> (n - 1 - torch.arange(n)[None, :])) & 1).double()
-
-
-def readout_matrix(circuit: Circuit) -> torch.Tensor:
-    """(2^n, m) real matrix R: the readout of basis-state probabilities p is p @ R, since each
-    readout is a diagonal observable. z: <Z_i>; zz: <Z_i Z_j> for i < j; probs: p itself."""
-    n, z = circuit.n_qubits, z_signs(circuit.n_qubits)
-    if circuit.readout == "z":
-        return z
-    if circuit.readout == "zz":
-        return torch.stack([z[:, i] * z[:, j] for i, j in itertools.combinations(range(n), 2)], 1)
-    return torch.eye(2**n, dtype=torch.float64)
 
 
 def readout_labels(circuit: Circuit) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from lqer.quantum.ansatz import ANSATZES, Circuit, Gate, Input, Weight, readout_labels
+from lqer.quantum.execution import Execution
 from lqer.quantum.gates import KINDS
-from lqer.quantum.layer import Execution
 from lqer.quantum.simulator import plan
 
 

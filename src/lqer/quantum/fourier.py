@@ -21,7 +21,8 @@ from torch import nn
 
 from lqer.errors import LqerError
 from lqer.quantum.ansatz import Circuit, Input
-from lqer.quantum.layer import Execution, QuantumLayer
+from lqer.quantum.execution import Execution
+from lqer.quantum.layer import QuantumLayer
 
 MAX_TERMS = 4096  # 5^4 = 625 for the paper's 4 qubits and 2 layers
 ENCODERS = ("RX", "RY", "RZ", "MultiRZ")  # generators with eigenvalues +-1

@@ -5,49 +5,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from lqer.errors import LqerError
 from lqer.quantum import noise, simulator
-from lqer.quantum.ansatz import Circuit, gate_inputs
-from lqer.quantum.noise import NO_NOISE, Noise
+from lqer.quantum.ansatz import Circuit
+from lqer.quantum.execution import Execution, device_name
 from lqer.quantum.shift import parameter_shift
-
-if TYPE_CHECKING:  # the configuration reads its choices from lqer.quantum
-    from lqer.config import QuantumConfig
-
-GRADS = ("backprop", "parameter-shift")
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How the circuit is run, as opposed to what it is (`Circuit`) and what it learnt (weights).
-
-    backend: `native` (the exact PyTorch simulator) or `pennylane[:DEVICE]`.
-    grad: `backprop` through the backend, or the `parameter-shift` rule of quantum hardware.
-    shots: estimate each expectation from this many seeded measurements; None for exact values.
-    noise: gate noise and readout error; see `Noise`.
-    """
-
-    backend: str = "native"
-    grad: str = "backprop"
-    shots: int | None = None
-    noise: Noise = NO_NOISE
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.backend != "native":
-            from lqer.quantum.pennylane_circuit import device_name
-
-            device_name(self.backend)  # checks the spelling
-        if self.grad not in GRADS:
-            raise LqerError(f"quantum grad must be one of {', '.join(GRADS)}, got {self.grad!r}")
-        if self.shots is not None and self.shots < 1:
-            raise LqerError(f"quantum shots must be a positive number, got {self.shots}")
+from lqer.quantum.tensors import gate_inputs
 
 
 class QuantumLayer(nn.Module):
@@ -122,7 +89,7 @@ class QuantumLayer(nn.Module):
 
         ex, per_gate = self.execution, angles.dim() == 2
         if self._qnode is None or self._qnode[0] != per_gate:
-            device = pl.device_name(ex.backend)
+            device = device_name(ex.backend)
             qnode = pl.make_qnode(
                 self.circuit, device, "best", ex.noise, ex.shots, self._seed, per_gate
             )
@@ -146,13 +113,6 @@ class QuantumLayer(nn.Module):
             f"({c.describe_options()}), readout={c.readout}, backend={ex.backend}, "
             f"grad={ex.grad}, shots={ex.shots}, noise={ex.noise}"
         )
-
-
-def quantum_layer(cfg: QuantumConfig) -> QuantumLayer:
-    """The layer that a configuration describes, with freshly initialised weights."""
-    circuit = Circuit(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(Circuit)})
-    noise = Noise(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
-    return QuantumLayer(circuit, Execution(cfg.backend, cfg.grad, cfg.shots, noise, cfg.seed))
 
 
 def quantum_layers(model: nn.Module) -> list[QuantumLayer]:

@@ -11,45 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, fields
 
 import torch
 
-from lqer.errors import LqerError
 from lqer.quantum import simulator
 from lqer.quantum.ansatz import Circuit
-
-
-@dataclass(frozen=True)
-class Noise:
-    """Per-wire strengths in [0, 1]; all zero is the ideal circuit.
-
-    depolarizing p: rho -> (1 - p) rho + p I/2 on each wire, so p = 1 forgets the state
-    completely. (PennyLane's DepolarizingChannel(q) is this channel with p = 4q/3.)
-    amplitude_damping g: decay |1> -> |0> with probability g; g = 1 resets the wire to |0>.
-    readout_error r: each measured bit is flipped with probability r.
-    """
-
-    depolarizing: float = 0.0
-    amplitude_damping: float = 0.0
-    readout_error: float = 0.0
-
-    def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not 0.0 <= value <= 1.0:
-                raise LqerError(f"quantum {f.name} must be between 0 and 1, got {value}")
-
-    @property
-    def has_gate_noise(self) -> bool:
-        return self.depolarizing > 0 or self.amplitude_damping > 0
-
-    @property
-    def is_zero(self) -> bool:
-        return not self.has_gate_noise and self.readout_error == 0
-
-
-NO_NOISE = Noise()
+from lqer.quantum.execution import Noise
 
 
 def single_wire_channel(noise: Noise) -> torch.Tensor:

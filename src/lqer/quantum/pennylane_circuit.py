@@ -12,7 +12,7 @@ import torch
 
 from lqer.errors import LqerError
 from lqer.quantum.ansatz import Circuit, Input, Weight
-from lqer.quantum.noise import NO_NOISE, Noise
+from lqer.quantum.execution import NO_NOISE, Noise
 
 
 def import_pennylane():
@@ -23,14 +23,6 @@ def import_pennylane():
             "the pennylane backend needs PennyLane: pip install 'lqer[pennylane]'"
         ) from None
     return qml
-
-
-def device_name(backend: str) -> str:
-    """`pennylane` -> default.qubit, `pennylane:lightning.qubit` -> lightning.qubit."""
-    name, _, device = backend.partition(":")
-    if name != "pennylane":
-        raise LqerError(f"quantum backend must be native or pennylane[:DEVICE], got {backend!r}")
-    return device or "default.qubit"
 
 
 def make_device(name: str, n_qubits: int, seed: int | None = None):

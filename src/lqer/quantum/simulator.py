@@ -32,19 +32,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from lqer.quantum import gates
-from lqer.quantum.ansatz import (
-    Circuit,
-    Fixed,
-    Gate,
-    GateLayer,
-    Input,
-    Weight,
-    gate_inputs,
-    input_sources,
-    readout_matrix,
-    z_signs,
-)
-from lqer.quantum.gates import complex_dtype
+from lqer.quantum.ansatz import Circuit, Fixed, Gate, GateLayer, Input, Weight, input_sources
+from lqer.quantum.matrices import complex_dtype, gate_matrix
+from lqer.quantum.tensors import gate_inputs, readout_matrix, z_signs
 
 CPU = torch.device("cpu")
 
@@ -165,7 +155,7 @@ def _layer_matrix(circuit: Circuit, index: int, rows: torch.Tensor) -> torch.Ten
     layer, n = circuit.layers[index], circuit.n_qubits
     mats = [None] * len(layer)
     for kind, members, columns in _kind_groups(circuit, index):
-        group = gates.matrix(kind, rows[:, columns.to(rows.device)])  # (b, g, 2^k, 2^k)
+        group = gate_matrix(kind, rows[:, columns.to(rows.device)])  # (b, g, 2^k, 2^k)
         if len(members) == n == len(layer) and all(layer[i].wires == (i,) for i in members):
             return kron(group)  # the commonest layer: one kind on every wire, in order
         for j, i in enumerate(members):
@@ -333,7 +323,7 @@ def sine_form(kind: str, pauli: str) -> SineForm:
     generator = torch.Generator().manual_seed(0)
     samples = torch.rand(16 * weight.shape[1], r, dtype=torch.float64, generator=generator) * 8 - 4
     v = torch.tensor(gates.EIGENVECTORS[pauli], dtype=torch.complex128)
-    entries = (v.mH @ gates.matrix(kind, samples) @ v).mT.flatten(-2)
+    entries = (v.mH @ gate_matrix(kind, samples) @ v).mT.flatten(-2)
     target = torch.view_as_real(entries).flatten(-2)  # (N, 8)
     combine = torch.linalg.lstsq(torch.sin(samples @ weight + offset), target).solution
     keep = combine.abs().amax(1) > 1e-9

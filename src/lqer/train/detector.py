@@ -42,7 +42,7 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
     for name, part in sets.items():
         stenoses = sum(len(b) for b in part.boxes)
         print(f"{name}: {len(part)} frames, {stenoses} stenoses")
-    model = build_detector(cfg.model, cfg.data.input_size)
+    model = build_detector(**cfg.detector_arguments())
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.train.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.train.epochs)
     with owned_folder(out, KIND):

@@ -33,8 +33,8 @@ from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.metrics import binary_metrics
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import atomic_path, write_text
-from lqer.models import build_model
 from lqer.models.checkpoint import read_checkpoint, save_checkpoint
+from lqer.models.configured import from_config
 from lqer.quantum.layer import quantum_layers
 from lqer.train import distributed, run_folder
 from lqer.train.distributed import Group
@@ -303,7 +303,7 @@ def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Ses
         skipped = f", {part.skipped} bad file(s) skipped" if part.skipped else ""
         if group.main:
             print(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
-    model = build_model(cfg.model)
+    model = from_config(cfg.model)
     if group.world > 1:
         model = distributed.sync_batch_norm(model, device)
     model = model.to(device)
