@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 import typer
-from conftest import random_inputs, value_and_grads
+from helpers import random_inputs, value_and_grads
 from typer.testing import CliRunner
 
 from lqer.cli.quantum import register

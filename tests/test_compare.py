@@ -159,7 +159,7 @@ def tiny_base(root, *extra):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A finished comparison on the tiny synthetic set: lqer (three variants) and cnn, seed 0."""
-    from conftest import make_tiny_dataset
+    from helpers import make_tiny_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     base = tiny_base(make_tiny_dataset(root / "data"))
@@ -249,7 +249,7 @@ def test_pieces_run_apart_merge_into_one_comparison(tiny, tmp_path):
 
 
 def test_folds_are_comparisons_of_their_own(tmp_path):
-    from conftest import make_tiny_dataset
+    from helpers import make_tiny_dataset
 
     for k in (0, 1):
         make_tiny_dataset(tmp_path / "data" / f"fold{k}")
@@ -326,7 +326,7 @@ def test_collect_writes_results_summary_csv(tiny, tmp_path):
     import importlib.util
     import shutil
 
-    from conftest import REPO
+    from helpers import REPO
 
     spec = importlib.util.spec_from_file_location("collect", REPO / "results" / "collect.py")
     collect = importlib.util.module_from_spec(spec)
@@ -342,7 +342,7 @@ def test_grid_sh_runs_one_piece(tmp_path):
     import os
     import subprocess
 
-    from conftest import REPO
+    from helpers import REPO
 
     env = {**os.environ, "DRY_RUN": "1"}
     run = subprocess.run(

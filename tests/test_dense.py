@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_lqer
+from helpers import run_lqer
 
 from lqer.eval.dense import DenseScanner, dilated_trunk
 from lqer.eval.scan import ScanConfig

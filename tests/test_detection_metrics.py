@@ -234,7 +234,8 @@ def test_metrics_stay_in_range_and_froc_never_falls(frames, threshold):
 def test_scan_with_coco_annotations_writes_every_metric_on_arcade_frames(datasets_dir, tmp_path):
     """Two ARCADE val frames through `scan --format coco`: the summary holds every metric and
     the outlines, not only the boxes, reach the challenge score."""
-    from lqer.eval.scan import ScanConfig, scan_files
+    from lqer.eval.scan import ScanConfig
+    from lqer.eval.scan_files import scan_files
 
     arcade = datasets_dir / "ARCADE-stenosis/val"
     out = tmp_path / "scan"

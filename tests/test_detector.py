@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import run_lqer
+from helpers import run_lqer
 
 from lqer.data.frame_sets import load_frame_sets
 from lqer.detection_config import load_detection_config

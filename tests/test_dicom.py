@@ -3,7 +3,7 @@
 import numpy as np
 import pydicom
 import pytest
-from conftest import write_dicom
+from helpers import write_dicom
 
 from lqer.data.dicom import read_dicom
 from lqer.data.images import BadImage

@@ -10,7 +10,7 @@ import json
 
 import pytest
 import torch
-from test_train import tiny_config
+from helpers import tiny_config
 
 from lqer.config import ModelConfig
 from lqer.models.checkpoint import read_checkpoint

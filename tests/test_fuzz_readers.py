@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
-from conftest import write_dicom
+from helpers import write_dicom
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image

@@ -213,7 +213,8 @@ def test_mining_with_the_shipped_model_adds_false_candidates(adsd, tmp_path):
     from typer.testing import CliRunner
 
     from lqer.cli.data import app
-    from lqer.eval.scan import crops, scorer_for
+    from lqer.eval.scan import crops
+    from lqer.eval.scanners import scorer_for
 
     args = ["make-patches", str(adsd / "images"), "--annotations", str(adsd / "annotations"),
             "--out", str(tmp_path / "p"), "--mine", "lqer-padsd", "--mine-per-frame", "2",

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from conftest import make_tiny_dataset, run_lqer, snapshot, write_image
-from test_train import tiny_config
+from helpers import make_tiny_dataset, run_lqer, snapshot, tiny_config, write_image
 
 from lqer import io
 from lqer.data.layout import list_folder

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import write_dicom
+from helpers import write_dicom
 from PIL import Image
 
 from lqer.data.annotations import Box, read_voc

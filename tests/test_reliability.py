@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import lqer_command, make_tiny_dataset, run_lqer, write_image
-from test_train import tiny_config
+from helpers import lqer_command, make_tiny_dataset, run_lqer, tiny_config, write_image
 
 from lqer.train import fit
 

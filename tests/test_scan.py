@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import write_dicom
+from helpers import write_dicom
 from typer.testing import CliRunner
 
 from lqer.cli import _register, app
@@ -196,7 +196,7 @@ def test_bad_input_leaves_no_output_folder(tmp_path):
 
 def test_yolo_and_coco_boxes_score_as_voc_boxes(two_frames):
     from lqer.data.annotations import read_voc
-    from lqer.eval.scan import scan_files
+    from lqer.eval.scan_files import scan_files
 
     yolo = two_frames / "yolo"
     yolo.mkdir()

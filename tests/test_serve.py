@@ -20,8 +20,8 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from conftest import write_dicom
 from fastapi.testclient import TestClient
+from helpers import write_dicom
 from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid

@@ -1,36 +1,12 @@
 import csv
 import json
-import sys
 
 import pytest
 import torch
+from helpers import run_cli, tiny_config
 
-from lqer.cli import main
-from lqer.config import load_config
 from lqer.errors import LqerError
 from lqer.train import fit, load_checkpoint
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lqer", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def tiny_config(root, out, *extra):
-    return load_config(
-        None,
-        [
-            f"data.root={root}", "data.image_size=16", f"out_dir={out}", "train.epochs=2",
-            "train.batch_size=16", "train.progress=false", "train.lr_backbone=1e-3",
-            "train.lr_head=1e-2", *extra,
-        ],
-    )  # fmt: skip
 
 
 def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from test_train import tiny_config
+from helpers import tiny_config
 
 from lqer.data.dataset import load_folder
 from lqer.errors import LqerError
@@ -18,7 +18,7 @@ from lqer.train import fit
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    from conftest import make_tiny_dataset
+    from helpers import make_tiny_dataset
 
     root = tmp_path_factory.mktemp("w")
     data = make_tiny_dataset(root / "data")
@@ -65,7 +65,7 @@ def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
 
 
 def test_cli_uses_the_stored_threshold_unless_told(shipped, monkeypatch, capsys):
-    from test_train import run_cli
+    from helpers import run_cli
 
     run, (tensors, info), data = shipped
     monkeypatch.setattr(weights, "FOLDER", tensors.parent)

@@ -61,7 +61,8 @@ def scan(
     device: DeviceOpt = "auto",
 ):
     """Slide windows over whole frames: heatmap, overlay and candidate boxes per frame."""
-    from lqer.eval.scan import ScanConfig, scan_files
+    from lqer.eval.scan import ScanConfig
+    from lqer.eval.scan_files import scan_files
 
     if (checkpoint is None) == (onnx is None):
         raise LqerError("give one of --checkpoint and --onnx")

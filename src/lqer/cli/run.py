@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from lqer.config import load_config
 from lqer.errors import LqerError
 from lqer.models import MODELS
 
@@ -72,6 +71,8 @@ def train(
 
         cfg = resumed_config(out, overrides)
     else:
+        from lqer.config import load_config  # pydantic: not for --help
+
         cfg = load_config(config, overrides)
     from lqer.train import fit  # after the configuration: a bad option fails in well under 1 s
 
@@ -179,6 +180,8 @@ def demo(
     from lqer.io import check_apart
     from lqer.sample import SAMPLE_DIR, demo_config
     from lqer.train import fit
+
+    from lqer.config import load_config
 
     cfg = load_config(None, [f"{k}={v}" for k, v in demo_config(out).items()] + list(set_ or []))
     if epochs is not None:

@@ -23,6 +23,7 @@ from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, collect_images, decision, predict_proba
+from lqer.eval.onnx_runtime import SAMPLE, TOLERANCE, need_onnx, onnx_session
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import check_output_file, output_file
 from lqer.models.checkpoint import load_checkpoint
@@ -32,19 +33,6 @@ from lqer.quantum.layer import QuantumLayer
 from lqer.threshold import checked_threshold
 
 OPSET = 18
-TOLERANCE = 1e-4  # largest difference in probability that export accepts
-SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "test"  # bundled P-ADSD patches
-
-
-def need_onnx():
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError:
-        raise LqerError(
-            "ONNX export needs onnx and onnxruntime: pip install 'lqer[onnx]'"
-        ) from None
-    return onnx, onnxruntime
 
 
 class Exported(nn.Module):
@@ -112,23 +100,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
             )
     return {"out": str(out), "opset": OPSET, "patches": len(images), "max_difference": worst,
             "image_size": size, "threshold": chosen.threshold, "model": cfg.model.name}  # fmt: skip
-
-
-def onnx_session(path: str | Path, threads: int | None = None) -> tuple[object, dict]:
-    """An ONNX Runtime session on the CPU and the file's metadata, or a one-line error."""
-    onnx, ort = need_onnx()
-    path = Path(path)
-    if not path.is_file():
-        raise LqerError(f"--onnx: no such file: {path}")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
-    except Exception as e:  # ONNX Runtime's errors have no common base class
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LqerError(f"--onnx: {path} is not a loadable ONNX model ({first})") from None
-    return session, dict(session.get_modelmeta().custom_metadata_map)
 
 
 class OnnxModel:

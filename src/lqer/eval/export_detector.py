@@ -23,7 +23,7 @@ from lqer.data.layout import list_folder
 from lqer.data.transforms import resize
 from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision
-from lqer.eval.export import SAMPLE, TOLERANCE, need_onnx, onnx_session
+from lqer.eval.onnx_runtime import SAMPLE, TOLERANCE, need_onnx, onnx_session
 from lqer.io import check_output_file, output_file
 from lqer.models.detector import load_detector
 from lqer.quantum.fourier import fourier_form

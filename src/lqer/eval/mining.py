@@ -19,7 +19,8 @@ from tqdm import tqdm
 from lqer.data.annotations import Box, Detection
 from lqer.data.negatives import Square, square_overlaps
 from lqer.errors import LqerError
-from lqer.eval.scan import FrameScanner, ScanConfig, frame_scanner, window_of
+from lqer.eval.scan import ScanConfig, window_of
+from lqer.eval.scanners import FrameScanner, frame_scanner
 
 MAX_PER_FRAME = 1000
 
@@ -49,7 +50,7 @@ def mine_frames(
 ) -> dict[str, list[Square]]:
     """Per frame id, the windows of its `per_frame` strongest false candidates; `frames`
     yields (id, (H, W) uint8 frame, its stenosis boxes), `scan_one` is what `lqer scan` runs
-    on a frame (`lqer.eval.scan.frame_scanner`: windows cropped or dense)."""
+    on a frame (`lqer.eval.scanners.frame_scanner`: windows cropped or dense)."""
     if not 1 <= per_frame <= MAX_PER_FRAME:
         raise LqerError(f"--mine-per-frame must be 1 to {MAX_PER_FRAME}, not {per_frame}")
     mined = {}

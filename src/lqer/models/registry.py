@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from lqer.models.base import Model
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,7 +23,7 @@ class ModelEntry:
     circuit: bool = False  # has LQER's quantum head, so q can be ablated at test time
     twin: str | None = None  # the same model with the circuit replaced by a classical layer
 
-    def __call__(self, **arguments: Any) -> Model:
+    def __call__(self, **arguments: Any) -> Any:  # a `lqer.models.base.Model`
         module, _, function = self.builder.partition(":")
         return getattr(import_module(f"lqer.models.{module}"), function)(**arguments)
 
@@ -60,6 +57,6 @@ MODELS = {
 }  # fmt: skip
 
 
-def build_model(name: str, **arguments: Any) -> Model:
+def build_model(name: str, **arguments: Any) -> Any:
     """A freshly initialised model: `build_model("lqer", circuit=Circuit(n_qubits=6))`."""
     return MODELS[name](**arguments)

@@ -1,0 +1,63 @@
+"""What scans one frame: a whole-frame detector (its candidates, no heatmap), a patch classifier
+sliding its windows (`scan`), densely (`dense`) or cropped, from a checkpoint or an ONNX export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lqer.data.annotations import Detection
+from lqer.device import pick_device
+from lqer.eval.evaluate import Decision, decision
+from lqer.eval.scan import DENSE_STRIDES, ScanConfig, scan_frame, torch_scorer
+from lqer.models.checkpoint import load_checkpoint
+from lqer.models.detector import detect_frame, load_detector
+
+
+def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: str):
+    """The scorer, input size and decision threshold of a checkpoint or an ONNX export."""
+    if onnx is not None:
+        from lqer.eval.export import OnnxModel, onnx_decision
+
+        session = OnnxModel(onnx)
+        return session.predict, session.image_size, onnx_decision(session, threshold=None)
+    model, model_cfg, info = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    size = model_cfg.data.image_size
+    return torch_scorer(model.to(dev).eval(), size, dev), size, decision(checkpoint, info, None)
+
+
+FrameScanner = Callable[[np.ndarray], tuple[np.ndarray | None, list[Detection]]]
+
+
+def frame_scanner(
+    checkpoint: str | Path | None, onnx: str | Path | None, device: str, cfg: ScanConfig
+) -> tuple[FrameScanner, Decision]:
+    """What scans one frame, and its decision threshold: a whole-frame detector gives
+    candidates (no heatmap); a patch classifier slides its windows (`scan_frame`)."""
+    from lqer.eval.export_detector import OnnxDetector, is_onnx_detector
+
+    if onnx is not None and is_onnx_detector(onnx):
+        session = OnnxDetector(onnx)
+        return (lambda frame: (None, session.detect_frame(frame))), session.decision
+    found = load_detector(checkpoint) if onnx is None else None
+    if found is not None:
+        model, detector_cfg, info = found
+        model.to(pick_device(device))
+
+        def scan_one(frame: np.ndarray) -> tuple[None, list[Detection]]:
+            return None, detect_frame(model, frame, detector_cfg.data.input_size)
+
+        return scan_one, decision(checkpoint, info, None)
+    if cfg.dense and onnx is None:
+        from lqer.eval.dense import DenseScanner
+
+        model, model_cfg, info = load_checkpoint(checkpoint)
+        dev = pick_device(device)
+        scanner = DenseScanner(model.to(dev), model_cfg.data.image_size, cfg,
+                               DENSE_STRIDES[cfg.stride], dev)  # fmt: skip
+        return scanner, decision(checkpoint, info, None)
+    score, size, chosen = scorer_for(checkpoint, onnx, device)
+    return (lambda frame: scan_frame(score, frame, size, cfg)), chosen
