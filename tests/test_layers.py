@@ -25,7 +25,7 @@ LAYERS = [
     ("lqer.train",),
     ("lqer.experiments",),
     ("lqer.serve",),
-    ("lqer.cli", "lqer.__main__"),
+    ("lqer.api", "lqer.cli", "lqer.__main__"),
 ]  # fmt: skip
 PUBLIC_FACES = {"lqer"}  # `import lqer` names the user's verbs lazily, from every layer
 

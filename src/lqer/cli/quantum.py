@@ -85,27 +85,16 @@ def noise_sweep(
     skip_bad: SkipBadOpt = False,
 ):
     """Score a trained model at a range of noise strengths and shot counts: table and plot."""
-    from lqer.data.dataset import check_both_classes, load_folder
-    from lqer.device import pick_device
     from lqer.experiments import noise_sweep as sweep
-    from lqer.models.checkpoint import load_checkpoint
 
-    out = sweep.check_out(out or checkpoint.parent / "noise_sweep", [checkpoint, data])
-    points = sweep.grid(
-        channel or ["depolarizing"],
-        _numbers(strengths, "--strengths", float),
-        _numbers(shots, "--shots", int),
-    )
-    model, cfg, _ = load_checkpoint(checkpoint)
-    images = load_folder(data, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
-    check_both_classes(images, str(data))
-    rows = sweep.noise_sweep(
-        model, images, points, pick_device(device), threshold, seed, progress=True
-    )
-    title = f"{checkpoint} on {data} (n={len(images.labels)})"
-    paths = sweep.write_outputs(rows, out, title)
-    typer.echo(sweep.markdown_table(rows, title))
-    typer.echo("wrote " + ", ".join(map(str, paths)))
+    out = out or checkpoint.parent / "noise_sweep"
+    rows = sweep.sweep_folder(
+        checkpoint, data, out, channel or ["depolarizing"],
+        _numbers(strengths, "--strengths", float), _numbers(shots, "--shots", int),
+        threshold, seed, device, skip_bad,
+    )  # fmt: skip
+    typer.echo(sweep.markdown_table(rows, f"{checkpoint} on {data}"))
+    typer.echo(f"wrote noise_sweep.csv, .md, .png and .svg in {out}")
 
 
 def register(app: typer.Typer) -> None:

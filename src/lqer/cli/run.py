@@ -177,11 +177,10 @@ def demo(
     set_: SetOpt = None,
 ):
     """Train LQER from scratch on the bundled P-ADSD sample and score its held-aside part."""
+    from lqer.config import load_config
     from lqer.io import check_apart
     from lqer.sample import SAMPLE_DIR, demo_config
     from lqer.train import fit
-
-    from lqer.config import load_config
 
     cfg = load_config(None, [f"{k}={v}" for k, v in demo_config(out).items()] + list(set_ or []))
     if epochs is not None:

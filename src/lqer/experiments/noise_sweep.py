@@ -154,3 +154,36 @@ def write_outputs(rows: list[dict], out_dir: str | Path, title: str) -> list[Pat
         write_text(out_dir / "noise_sweep.md", markdown_table(rows, title))
         figures = plot(rows, out_dir / "noise_sweep", title)
     return [out_dir / "noise_sweep.csv", out_dir / "noise_sweep.md", *figures]
+
+
+def sweep_folder(
+    checkpoint: str | Path,
+    data: str | Path,
+    out: str | Path | None = None,
+    channels: Sequence[str] = ("depolarizing",),
+    strengths: Sequence[float] = (0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+    shots: Sequence[int | None] = (None, 1000, 100),
+    threshold: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """The whole workflow: a model and a labelled folder, the sweep, and (with `out`) its
+    table and plot. Without `threshold`, the model's stored one decides."""
+    from lqer.data.dataset import check_both_classes, load_folder
+    from lqer.device import pick_device
+    from lqer.eval.evaluate import decision
+    from lqer.models.checkpoint import load_checkpoint
+
+    if out is not None:
+        out = check_out(out, [checkpoint, data])
+    points = grid(list(channels), list(strengths), list(shots))
+    model, cfg, info = load_checkpoint(checkpoint)
+    chosen = decision(checkpoint, info, threshold).threshold
+    images = load_folder(data, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
+    check_both_classes(images, str(data))
+    rows = noise_sweep(model, images, points, pick_device(device), chosen, seed, progress)
+    if out is not None:
+        write_outputs(rows, out, f"{checkpoint} on {data} (n={len(images.labels)})")
+    return rows
