@@ -14,6 +14,7 @@ def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):
     for name in ("config.yaml", "history.csv", "history.jsonl", "best.pt", "last.pt",
                  "test_metrics.json", "test_predictions.csv"):  # fmt: skip
         assert (run / name).is_file(), name
+    assert not (run / "tensorboard").exists()  # only when asked (train.tensorboard)
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     for column in ("train_loss", "train_auc", "train_f1", "val_loss", "val_auc", "val_f1",
@@ -122,3 +123,14 @@ def test_bf16_on_cpus_with_amx_from_64_px(tiny_dataset, tmp_path, monkeypatch, c
     assert json.loads((run / "test_metrics.json").read_text())["n"] == 24
     monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx2"}))  # an EPYC here
     assert device.training_precision(cpu, 64, True, True) == device.Precision(False, False)
+
+
+def test_tensorboard_gets_every_epoch(tiny_dataset, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = fit(tiny_config(tiny_dataset, tmp_path / "run", "train.tensorboard=true"))
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/loss", "val/auc", "lr/backbone", "lr/head"} <= set(tags), tags
+    assert [e.step for e in events.Scalars("val/auc")] == [1, 2]

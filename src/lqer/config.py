@@ -40,9 +40,15 @@ from lqer.quantum.ansatz import (
 )
 from lqer.quantum.execution import GRADS, Execution, Noise, device_name
 
-# The settings a `--resume` may change: they alter how long or where a run goes on, not what
-# it learns. Everything else must match the run being resumed.
-RESUMABLE = ("train.epochs", "train.progress", "train.threads", "train.device")
+# Settings that change how a run goes, not what it computes: a run that `lqer compare` reuses,
+# or a run resumed, may differ from the asked configuration in these (and in out_dir).
+RESULT_NEUTRAL = (
+    "train.progress", "train.threads", "train.devices", "train.compile", "train.channels_last",
+    "train.tensorboard",
+)  # fmt: skip
+# A `--resume` may also train for longer and move to another device. Everything else must
+# match the run being resumed.
+RESUMABLE = ("train.epochs", "train.device", *RESULT_NEUTRAL)
 
 MAX_SEED = 2**32 - 1  # np.random.seed takes no more
 MAX_FOLDS = 100  # `data split --folds` and data.fold: more parts than any cross-validation uses
@@ -306,6 +312,7 @@ class TrainConfig(Section):
     # local processes for DistributedDataParallel; torchrun overrides
     devices: Count(64, "1 to 64 local processes") = 1
     progress: Bool = True
+    tensorboard: Bool = False  # loss, metrics and learning rates per epoch in <run>/tensorboard
 
 
 class ExperimentConfig(Section):
@@ -477,7 +484,7 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def changed_keys(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+def changed_keys(old: Section, new: Section) -> list[str]:
     """The dotted keys whose values differ, sorted, e.g. ['model.quantum.shots']."""
     before, after = _flat(old.to_dict()), _flat(new.to_dict())
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -68,6 +68,7 @@ class DetectorTrainConfig(Section):
     seed: Seed = 0
     threads: OptionalCount(1024, "1 to 1024 threads") = None
     progress: Bool = True
+    tensorboard: Bool = False  # loss, metrics and learning rate per epoch in <run>/tensorboard
 
 
 class DetectionConfig(Section):

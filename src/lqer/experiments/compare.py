@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import yaml
 
-from lqer.config import DataConfig, ExperimentConfig, from_dict, load_config
+from lqer.config import RESULT_NEUTRAL, DataConfig, ExperimentConfig, from_dict, load_config
 from lqer.data.dataset import ImageSet, listed_sets, load_experiment
 from lqer.device import cpu_name
 from lqer.errors import LqerError
@@ -63,10 +63,6 @@ Q_ABLATIONS = {  # test-time ablations of a trained circuit model, and what each
     "shuffle": "shuffling q across a batch of test patches in random order",
 }
 METRICS = metrics.NAMES
-IGNORED_KEYS = (  # may differ in a reused run without changing what it computes
-    "out_dir", "train.progress", "train.threads", "train.devices", "train.compile",
-    "train.channels_last",
-)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -122,7 +118,7 @@ def run_config(base: ExperimentConfig, model: str, seed: int, out: Path) -> Expe
 
 def _comparable(values: dict) -> dict:
     values = json.loads(json.dumps(values))
-    for key in IGNORED_KEYS:
+    for key in ("out_dir", *RESULT_NEUTRAL):
         *parents, leaf = key.split(".")
         node = values
         for part in parents:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from lqer.config import RESUMABLE, changed_keys
 from lqer.data.frame_sets import Frames, load_frame_sets
 from lqer.data.transforms import IntensityJitter
 from lqer.detection_config import DetectionConfig
@@ -46,7 +47,7 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.train.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.train.epochs)
     with owned_folder(out, KIND):
-        history, start, best = History(out), 0, -math.inf
+        history, start, best = History(out, tensorboard=cfg.train.tensorboard), 0, -math.inf
         if resume:
             history, start, best = restore(out, cfg, model, optimizer, schedule)
         cfg.save(out / "config.yaml")
@@ -87,11 +88,10 @@ def parameter_groups(model: torch.nn.Module, cfg: DetectionConfig) -> list[dict]
 def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule):
     state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     saved = DetectionConfig.validated(state["config"])
-    if saved.model_dump(exclude={"train": {"epochs", "progress", "threads"}, "out_dir": True}) != (
-        cfg.model_dump(exclude={"train": {"epochs", "progress", "threads"}, "out_dir": True})
-    ):
-        raise LqerError(f"--resume: {out} was trained with other settings; only train.epochs, "
-                        "train.progress and train.threads may change")  # fmt: skip
+    changed = [k for k in changed_keys(saved, cfg) if k not in (*RESUMABLE, "out_dir")]
+    if changed:
+        raise LqerError(f"--resume: {out} was trained with other settings ({', '.join(changed)}); "
+                        f"only {', '.join(RESUMABLE)} may change")  # fmt: skip
     if cfg.train.epochs <= state["epoch"]:
         raise LqerError(f"--resume: {out} has already trained {state['epoch']} epoch(s)")
     removed = remove_stale_temporaries(out)
@@ -101,7 +101,7 @@ def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule):
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
     print(f"resuming from {out / 'last.pt'} after epoch {state['epoch']}")
-    return History(out, state["history"]), state["epoch"], state["best"]
+    return History(out, state["history"], cfg.train.tensorboard), state["epoch"], state["best"]
 
 
 def train_epoch(model, optimizer, frames: Frames, cfg: DetectionConfig, epoch: int) -> float:
