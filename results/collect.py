@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from lqer.experiments.compare import SUMMARY_COLUMNS, summary_rows, twin_rows
+from lqer.experiments.pooling import SUMMARY_COLUMNS, summary_rows, twin_rows
 from lqer.experiments.tables import markdown_table
 
 DATASETS = {  # name in summary.csv -> its comparison folders under RESULTS_FOLDER/grid

@@ -13,7 +13,16 @@ from lqer.cli.compare import register
 from lqer.config import load_config
 from lqer.errors import LqerError
 from lqer.eval import metrics
-from lqer.experiments import compare, report
+from lqer.experiments import (
+    compare,
+    pooling,
+    report,
+    report_sections,
+    runs,
+    statistics,
+    tables,
+    variants,
+)
 from lqer.models import MODELS
 
 
@@ -38,37 +47,37 @@ def test_compare_writes_tables_for_models_ablations_and_delong(comparison):
     assert [r["status"] for r in manifest["runs"]] == ["trained"] * 4
     assert all(r["device"].startswith("CPU: ") for r in manifest["runs"])
     assert manifest["data"]["0"]["splits"]["test"]["positives"] >= 2
-    summary = compare.read_csv(comparison / "summary.csv")
+    summary = tables.read_csv(comparison / "summary.csv")
     models = {r["model"] for r in summary}
     assert models == {"lqer", "lqer (q=zeros)", "lqer (q=shuffle)", "cnn"}
-    assert {r["rule"] for r in summary} == set(compare.rules(0.9))
-    assert {r["metric"] for r in summary} == set(compare.METRICS)
+    assert {r["rule"] for r in summary} == set(statistics.rules(0.9))
+    assert {r["metric"] for r in summary} == set(variants.METRICS)
     assert all(r["n_seeds"] == 2 for r in summary)
-    results = compare.read_csv(comparison / "results.csv")
-    chosen = [r for r in results if r["rule"] == compare.rules(0.9)[0] and r["metric"] == "auc"]
+    results = tables.read_csv(comparison / "results.csv")
+    chosen = [r for r in results if r["rule"] == statistics.rules(0.9)[0] and r["metric"] == "auc"]
     assert all(0 < r["threshold"] < 1 for r in chosen)  # from validation, not 0.5
-    delong = compare.read_csv(comparison / "delong.csv")
+    delong = tables.read_csv(comparison / "delong.csv")
     assert len(delong) == 2 * 3 and all(0 <= r["p"] <= 1 for r in delong)
     markdown = (comparison / "results.md").read_text()
     assert "| cnn | 2 |" in markdown and "Paired DeLong" in markdown
 
 
 def test_finished_runs_are_reused_and_a_failed_run_is_reported(comparison, base, monkeypatch):
-    def broken(cfg):
+    def broken(**arguments):
         raise RuntimeError("deliberately broken model")
 
     monkeypatch.setitem(MODELS, "qcnn", broken)
     before = (comparison / "summary.csv").read_text()
     trained = json.loads((comparison / "comparison.json").read_text())["runs"]
     compare.compare(base, comparison, ["lqer", "cnn", "qcnn"], seeds=[0, 1], n_boot=100)
-    runs = json.loads((comparison / "comparison.json").read_text())["runs"]
-    status = {(r["model"], r["seed"]): r["status"] for r in runs}
+    records = json.loads((comparison / "comparison.json").read_text())["runs"]
+    status = {(r["model"], r["seed"]): r["status"] for r in records}
     assert status[("lqer", 0)] == status[("cnn", 1)] == "reused"
     assert status[("qcnn", 0)] == status[("qcnn", 1)] == "failed"
-    device = {(r["model"], r["seed"]): r.get("device") for r in runs}
+    device = {(r["model"], r["seed"]): r.get("device") for r in records}
     assert all(device[(r["model"], r["seed"])] == r["device"] for r in trained)  # kept
     assert device[("qcnn", 0)] is None  # it trained nothing
-    assert "deliberately broken" in runs[-1]["error"]
+    assert "deliberately broken" in records[-1]["error"]
     assert "FAILED: qcnn seed 0" in (comparison / "results.md").read_text()
     assert (comparison / "summary.csv").read_text() == before  # same runs, same numbers
 
@@ -107,7 +116,7 @@ def test_the_test_split_is_scored_once_by_the_run(comparison, base, tmp_path, mo
     score = evaluate.predict_proba
     monkeypatch.setattr(evaluate, "predict_proba", lambda *a: scored.append(a) or score(*a))
     data = load_experiment(base.data, 0)
-    [pred] = compare.run_predictions(run, "cnn", 0, data, "cpu")
+    [pred] = variants.run_predictions(run, "cnn", 0, data, "cpu")
     assert len(scored) == 1 and len(scored[0][1]) == len(data["val"])  # validation alone
     assert pred.test_probs.tolist() == [0.25] * len(data["test"])
 
@@ -125,23 +134,23 @@ def contrast(model, diff, low, high):
 
 
 def test_verdict_follows_the_numbers():
-    none = report.circuit_verdict([])
+    none = report_sections.circuit_verdict([])
     assert none.startswith("No ablation")
-    same = report.circuit_verdict(
+    same = report_sections.circuit_verdict(
         [contrast("lqer-classical", 0.002, -0.01, 0.014), contrast("resnet18", -0.01, -0.03, 0.01)]
     )
     assert same.startswith("On this data the circuit made no measurable difference")
     assert "-0.002" in same  # the ablation's change in AUC: AUC(ablation) - AUC(lqer)
-    better = report.circuit_verdict([contrast("lqer-classical", 0.05, 0.02, 0.08)])
+    better = report_sections.circuit_verdict([contrast("lqer-classical", 0.05, 0.02, 0.08)])
     assert "made a measurable difference" in better
-    mixed = report.circuit_verdict(
+    mixed = report_sections.circuit_verdict(
         [contrast("lqer-frozen", 0.05, 0.02, 0.08), contrast("lqer (q=zeros)", 0, -0.005, 0.005)]
     )
     assert mixed.startswith("The evidence is mixed")
     assert "does not use q" in mixed
-    tiny = report.circuit_verdict([contrast("lqer (q=shuffle)", 0.0004, 0.0001, 0.0008)])
+    tiny = report_sections.circuit_verdict([contrast("lqer (q=shuffle)", 0.0004, 0.0001, 0.0008)])
     assert "no measurable difference" in tiny  # significant, but below the AUC margin
-    used = report.circuit_verdict([contrast("lqer (q=zeros)", 0.05, 0.02, 0.08)])
+    used = report_sections.circuit_verdict([contrast("lqer (q=zeros)", 0.05, 0.02, 0.08)])
     assert "does not use q" not in used
 
 
@@ -186,7 +195,7 @@ def test_a_finished_run_is_reused_from_its_files_without_checkpoints(tiny, tmp_p
         path.unlink()
     before = (out / "summary.csv").read_text()
     monkeypatch.setattr(lqer.train.loop, "fit", never)  # no training
-    monkeypatch.setattr(compare, "load_experiment", never)  # and no decoding
+    monkeypatch.setattr(runs, "load_experiment", never)  # and no decoding
     compare.compare(base, out, ["lqer", "cnn"], seeds=[0], n_boot=50)
     manifest = json.loads((out / "comparison.json").read_text())
     assert [r["status"] for r in manifest["runs"]] == ["reused", "reused"]
@@ -208,7 +217,7 @@ def test_a_run_saved_before_a_setting_existed_is_reused(tiny, tmp_path, monkeypa
     assert [r["status"] for r in manifest["runs"]] == ["reused", "reused"]
     # a saved setting that differs is another configuration, and trains again
     other = base.replace(model=base.model.replace(projection_norm="batch"))
-    assert not compare._matches(saved, other.replace(out_dir=saved["out_dir"]))
+    assert not runs._matches(saved, other.replace(out_dir=saved["out_dir"]))
 
 
 def test_saved_results_without_a_variant_or_a_checkpoint_are_a_clear_error(tiny, tmp_path):
@@ -216,16 +225,16 @@ def test_saved_results_without_a_variant_or_a_checkpoint_are_a_clear_error(tiny,
     run = out / "runs" / "lqer-seed0"
     for path in [*run.glob("*.pt"), run / "predictions_q-shuffle.csv"]:
         path.unlink()
-    cfg = compare.run_config(base, "lqer", 0, out)
+    cfg = runs.run_config(base, "lqer", 0, out)
     with pytest.raises(LqerError) as error:
-        compare.ensure_trained(cfg, never)
+        runs.ensure_trained(cfg, never)
     message = str(error.value)
     assert "\n" not in message and str(run) in message and "predictions_q-shuffle.csv" in message
     compare.compare(base, out, ["lqer", "cnn"], seeds=[0], n_boot=50)
-    runs = json.loads((out / "comparison.json").read_text())["runs"]
-    assert runs[0]["status"] == "failed" and "predictions_q-shuffle.csv" in runs[0]["error"]
-    assert not runs[0]["in_tables"] and runs[1]["in_tables"]  # cnn alone
-    assert {r["model"] for r in compare.read_csv(out / "summary.csv")} == {"cnn"}
+    records = json.loads((out / "comparison.json").read_text())["runs"]
+    assert records[0]["status"] == "failed" and "predictions_q-shuffle.csv" in records[0]["error"]
+    assert not records[0]["in_tables"] and records[1]["in_tables"]  # cnn alone
+    assert {r["model"] for r in tables.read_csv(out / "summary.csv")} == {"cnn"}
 
 
 def test_pieces_run_apart_merge_into_one_comparison(tiny, tmp_path):
@@ -240,12 +249,12 @@ def test_pieces_run_apart_merge_into_one_comparison(tiny, tmp_path):
         ("cnn", 0): ("reused", False),
     }  # fmt: skip
     assert set(manifest["data"]) == {"0", "1"}
-    summary = compare.read_csv(out / "summary.csv")
+    summary = tables.read_csv(out / "summary.csv")
     seeds = {r["model"]: r["n_seeds"] for r in summary}
     assert seeds == {"lqer": 1, "lqer (q=zeros)": 1, "lqer (q=shuffle)": 1, "cnn": 2}
-    results = compare.read_csv(out / "results.csv")
+    results = tables.read_csv(out / "results.csv")
     assert {r["seed"] for r in results if r["model"] == "cnn"} == {0, 1}
-    assert len(compare.read_csv(out / "delong.csv")) == 3  # seed 0 alone has lqer
+    assert len(tables.read_csv(out / "delong.csv")) == 3  # seed 0 alone has lqer
 
 
 def test_folds_are_comparisons_of_their_own(tmp_path):
@@ -267,14 +276,14 @@ def test_folds_are_comparisons_of_their_own(tmp_path):
         assert load_config(folder / "runs" / "cnn-seed0" / "config.yaml").data.fold == k
         assert (folder / "results.md").exists()
     assert str(tmp_path / "out" / "fold1" / "results.md") in result.output
-    rows = compare.summary_rows("A-DSSS", [tmp_path / "out" / "fold0", tmp_path / "out" / "fold1"])
+    rows = pooling.summary_rows("A-DSSS", [tmp_path / "out" / "fold0", tmp_path / "out" / "fold1"])
     assert [(r["model"], r["seeds"], r["n_test"]) for r in rows] == [("cnn", 2, 24)]
 
 
 def test_summary_rows_have_the_published_columns_and_match_the_tables(tiny):
-    rows = compare.summary_rows("tiny", [tiny[1]])
-    assert all(tuple(r) == compare.SUMMARY_COLUMNS for r in rows)
-    assert compare.SUMMARY_COLUMNS == (
+    rows = pooling.summary_rows("tiny", [tiny[1]])
+    assert all(tuple(r) == pooling.SUMMARY_COLUMNS for r in rows)
+    assert pooling.SUMMARY_COLUMNS == (
         "dataset", "model", "seeds", "n_train", "n_test", "auc_mean", "auc_sd", "auc_low",
         "auc_high", "accuracy_mean", "f1_mean", "delong_p_vs_lqer",
     )  # fmt: skip
@@ -284,16 +293,16 @@ def test_summary_rows_have_the_published_columns_and_match_the_tables(tiny):
         by_model["lqer"]["delong_p_vs_lqer"] == "" and 0 <= by_model["cnn"]["delong_p_vs_lqer"] <= 1
     )
     assert by_model["cnn"]["n_test"] == 24 and by_model["cnn"]["n_train"] > 0
-    chosen = compare.rules(0.9)[0]
-    tables = {
+    chosen = statistics.rules(0.9)[0]
+    summary = {
         (r["model"], r["metric"]): r
-        for r in compare.read_csv(tiny[1] / "summary.csv")
+        for r in tables.read_csv(tiny[1] / "summary.csv")
         if r["rule"] == chosen
     }
     for model, row in by_model.items():
-        assert row["auc_mean"] == pytest.approx(tables[model, "auc"]["mean"], abs=1e-4)
-        assert row["auc_low"] == pytest.approx(tables[model, "auc"]["low"], abs=1e-4)
-        assert row["f1_mean"] == pytest.approx(tables[model, "f1"]["mean"], abs=1e-4)
+        assert row["auc_mean"] == pytest.approx(summary[model, "auc"]["mean"], abs=1e-4)
+        assert row["auc_low"] == pytest.approx(summary[model, "auc"]["low"], abs=1e-4)
+        assert row["f1_mean"] == pytest.approx(summary[model, "f1"]["mean"], abs=1e-4)
 
 
 def test_twin_rows_test_each_circuit_against_its_classical_twin(tiny, monkeypatch):
@@ -303,10 +312,10 @@ def test_twin_rows_test_each_circuit_against_its_classical_twin(tiny, monkeypatc
 
     assert MODELS["lqer"].twin == "lqer-classical"
     assert MODELS["lqer-dressed"].twin == "classical-dressed"
-    assert compare.twin_rows("tiny", [tiny[1]]) == []  # tiny has no lqer-classical run
+    assert pooling.twin_rows("tiny", [tiny[1]]) == []  # tiny has no lqer-classical run
     monkeypatch.setitem(MODELS, "lqer", dataclasses.replace(MODELS["lqer"], twin="cnn"))
-    [row] = compare.twin_rows("tiny", [tiny[1]])
-    [delong] = [r for r in compare.read_csv(tiny[1] / "delong.csv") if r["model"] == "cnn"]
+    [row] = pooling.twin_rows("tiny", [tiny[1]])
+    [delong] = [r for r in tables.read_csv(tiny[1] / "delong.csv") if r["model"] == "cnn"]
     assert (row["model"], row["twin"], row["runs"]) == ("lqer", "cnn", 1)
     assert row["p_pooled"] == pytest.approx(delong["p"], rel=1e-2)
     assert row["auc_difference"] == pytest.approx(delong["difference"], abs=1e-4)
@@ -334,7 +343,7 @@ def test_collect_writes_results_summary_csv(tiny, tmp_path):
     shutil.copytree(tiny[1], tmp_path / "grid" / "padsd")
     rows = collect.collect(tmp_path)
     lines = (tmp_path / "summary.csv").read_text().splitlines()
-    assert lines[0] == ",".join(compare.SUMMARY_COLUMNS)
+    assert lines[0] == ",".join(pooling.SUMMARY_COLUMNS)
     assert len(lines) == 1 + len(rows) == 5 and all(r["dataset"] == "P-ADSD" for r in rows)
 
 
@@ -372,14 +381,14 @@ def test_the_shuffle_ablation_mixes_classes_in_its_batches():
         return x.float().mean((1, 2, 3)).numpy()
 
     torch.manual_seed(0)
-    probs = compare.in_random_order(score, images)
+    probs = variants.in_random_order(score, images)
     np.testing.assert_array_equal(probs, images.float().mean((1, 2, 3)).numpy())  # in order
     assert all(0.3 < share < 0.7 for share in batches)  # every batch holds both classes
 
 
 def test_pieces_running_side_by_side_keep_each_others_records(tiny, tmp_path, monkeypatch):
     base, out = tiny[0], copy_of(tiny, tmp_path)
-    train_all = compare.train_all
+    train_all = runs.train_all
 
     def beside(*args):  # another piece, started later, ends while this one trains
         monkeypatch.setattr(compare, "train_all", train_all)

@@ -7,7 +7,7 @@ import torch
 from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
 from lqer.eval.predictions import SKIPPED, prediction_rows, read_predictions, write_predictions
-from lqer.experiments import compare
+from lqer.experiments import variants
 
 
 def image_set(labels, bad=()):
@@ -37,7 +37,7 @@ def test_comparison_reads_a_variant_and_leaves_out_skipped_files(tmp_path):
     rows = prediction_rows(val, np.array([0.3, 0.6]), "lqer (q=shuffle)", "val")
     rows += prediction_rows(test, np.array([0.8, 0.1, 0.5]), "lqer (q=shuffle)", "test")
     write_predictions(tmp_path / "predictions_q-shuffle.csv", rows)
-    pred = compare.read_predictions(tmp_path / "predictions_q-shuffle.csv", seed=3)
+    pred = variants.read_predictions(tmp_path / "predictions_q-shuffle.csv", seed=3)
     assert pred.name == "lqer (q=shuffle)" and pred.seed == 3
     assert pred.val_labels.tolist() == [0, 1] and pred.test_probs.tolist() == [0.8, 0.1, 0.5]
     assert pred.test_paths == ["img0.png", "img1.png", "img2.png"]

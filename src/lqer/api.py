@@ -157,8 +157,8 @@ def compare(
 ) -> Path:
     """Train (or reuse) each model x seed on the same data and write the paired tables;
     `lqer report` turns the folder into a report. Returns the comparison folder."""
-    from lqer.experiments.compare import DEFAULT_MODELS
     from lqer.experiments.compare import compare as run_compare
+    from lqer.experiments.variants import DEFAULT_MODELS
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)

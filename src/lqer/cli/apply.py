@@ -8,30 +8,9 @@ from typing import Annotated
 
 import typer
 
+from lqer.cli import lists
 from lqer.cli.run import CheckpointOpt, DeviceOpt, OnnxOpt, OrCheckpointOpt, ThresholdOpt
 from lqer.errors import LqerError
-from lqer.guarded_yaml import shown
-
-MAX_NUMBERS = 100_000  # frames of a cine run, window sides: far fewer
-
-
-def number_list(text: str | None, option: str, kind=int) -> list | None:
-    """'1,3,5-7' -> [1, 3, 5, 6, 7] (ranges for integers only)."""
-    if text is None:
-        return None
-    values = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            first, dash, last = part.partition("-") if kind is int else (part, "", "")
-            part_values = range(int(first), int(last) + 1) if dash else [kind(first)]
-            if len(values) + len(part_values) > MAX_NUMBERS:  # 1-10000000000 fills the memory
-                raise LqerError(f"{option}: more than {MAX_NUMBERS:,} numbers in {shown(text)}")
-            values += part_values
-    except ValueError:
-        raise LqerError(f"{option}: expected numbers like 1,3,5-7, got {shown(text)}") from None
-    if not values:
-        raise LqerError(f"{option}: no numbers in {shown(text)}")
-    return values
 
 
 def scan(
@@ -66,8 +45,8 @@ def scan(
 
     if (checkpoint is None) == (onnx is None):
         raise LqerError("give one of --checkpoint and --onnx")
-    cfg = ScanConfig(tuple(number_list(sizes, "--sizes")), stride, dense=dense)
-    summary = scan_files(checkpoint, paths, out, cfg, number_list(frames, "--frames"),
+    cfg = ScanConfig(tuple(lists.numbers(sizes, "--sizes")), stride, dense=dense)
+    summary = scan_files(checkpoint, paths, out, cfg, lists.numbers(frames, "--frames"),
                          annotations, format_, threshold, device, onnx=onnx)  # fmt: skip
     typer.echo(
         f"scanned {summary['frames']} frame(s) at {summary['frames_per_second']} frames/s; "

@@ -7,16 +7,10 @@ from typing import Annotated
 
 import typer
 
+from lqer.cli import lists
 from lqer.errors import LqerError
 from lqer.guarded_yaml import shown
 from lqer.models import MODELS
-
-
-def _ints(text: str, option: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise LqerError(f"{option}: expected comma-separated integers, got {shown(text)}") from None
 
 
 def compare_command(
@@ -53,9 +47,10 @@ def compare_command(
     named now, so pieces run on different days merge into one comparison.
     """
     from lqer.config import load_config
-    from lqer.experiments.compare import DEFAULT_MODELS, compare, compare_folds, failures
+    from lqer.experiments.compare import compare, compare_folds, failures
+    from lqer.experiments.variants import DEFAULT_MODELS
 
-    names = DEFAULT_MODELS if models is None else [m.strip() for m in models.split(",")]
+    names = DEFAULT_MODELS if models is None else lists.items(models)
     if not all(names):
         raise LqerError(f"--models: expected comma-separated model names, got {shown(models)}")
     unknown = [m for m in names if m not in MODELS]
@@ -63,13 +58,13 @@ def compare_command(
         raise LqerError(f"--models: unknown model {shown(unknown[0])} (known: {', '.join(MODELS)})")
     base = load_config(config, set_ or [])
     options = dict(
-        models=names, seeds=_ints(seeds, "--seeds"), target_sensitivity=target_sensitivity,
+        models=names, seeds=lists.numbers(seeds, "--seeds"), target_sensitivity=target_sensitivity,
         n_boot=n_boot,
     )  # fmt: skip
     if folds is None:
         folders = [compare(base, out, **options)]
     else:
-        folders = compare_folds(base, out, _ints(folds, "--folds"), **options)
+        folders = compare_folds(base, out, lists.numbers(folds, "--folds"), **options)
     for folder in folders:
         typer.echo(f"results in {folder / 'results.md'}")
     failed = [(folder, r) for folder in folders for r in failures(folder)]

@@ -7,22 +7,10 @@ from typing import Annotated
 
 import typer
 
+from lqer.cli import lists
 from lqer.errors import LqerError
-from lqer.guarded_yaml import shown
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def _names(text: str | None, option: str) -> dict[str, str]:
-    """`a=b,c=d` -> {"a": "b", "c": "d"}."""
-    pairs = {}
-    for part in (text or "").split(","):
-        if part.strip():
-            old, sep, new = part.partition("=")
-            if not sep:
-                raise LqerError(f"{option}: expected old=new pairs, got {shown(text)}")
-            pairs[old.strip()] = new.strip()
-    return pairs
 
 
 @app.command("make-patches")
@@ -103,14 +91,13 @@ def make_patches(
 def _mine(frames, annotations, out, fmt, cfg, names, overwrite, checkpoint, per_frame, sizes,
           stride, dense, device) -> dict:  # fmt: skip
     """The model's false candidates per frame id, after the output is known to be good."""
-    from lqer.cli.apply import number_list
     from lqer.data import patches
     from lqer.data.annotated import annotated_frames, check_format
     from lqer.eval.mining import mine
     from lqer.eval.scan import ScanConfig
 
     check_format(fmt)
-    scan_cfg = ScanConfig(tuple(number_list(sizes, "--mine-sizes")), stride, dense=dense)
+    scan_cfg = ScanConfig(tuple(lists.numbers(sizes, "--mine-sizes")), stride, dense=dense)
     sources = {"the frames folder": frames, "--annotations": annotations, "--mine": checkpoint}
     patches.check_output(Path(out), sources, overwrite)  # before the slow scan
     found = ((ref.id, image, boxes) for ref, image, boxes
@@ -171,7 +158,7 @@ def split(
         check_output_file(path, "--out", [p for p in (manifest,) if p])
     results = splits.make_splits(
         strategy, root, manifest, by, splits.parse_fractions(fractions), folds, seed,
-        _names(rename, "--rename"),
+        lists.pairs(rename, "--rename"),
     )  # fmt: skip
     for k, (paths, labels, names) in enumerate(results):
         path = out if len(results) == 1 else fold_file(out, k)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from lqer.cli import lists
 from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, threshold_callback
 from lqer.errors import LqerError
 from lqer.guarded_yaml import shown
@@ -45,20 +46,12 @@ def circuit(
         typer.echo(qml.draw(qnode)(angles, weights))
 
 
-def _numbers(text: str, option: str, kind: type) -> list:
-    values = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if kind is int and item in ("exact", "none"):
-            values.append(None)
-            continue
-        try:
-            values.append(kind(item))
-        except ValueError:
-            raise LqerError(f"{option}: {shown(item)} is not a number") from None
-        if values[-1] < (1 if kind is int else 0):
-            raise LqerError(f"{option}: {item} is out of range")
-    return values
+def shot_counts(text: str) -> list[int | None]:
+    """--shots: positive counts, or exact (none) for exact expectations."""
+    counts = lists.numbers(text, "--shots", int, {"exact": None, "none": None})
+    if any(c is not None and c < 1 for c in counts):
+        raise LqerError(f"--shots: shot counts must be positive, got {shown(text)}")
+    return counts
 
 
 def noise_sweep(
@@ -90,7 +83,7 @@ def noise_sweep(
     out = out or checkpoint.parent / "noise_sweep"
     rows = sweep.sweep_folder(
         checkpoint, data, out, channel or ["depolarizing"],
-        _numbers(strengths, "--strengths", float), _numbers(shots, "--shots", int),
+        lists.numbers(strengths, "--strengths", float), shot_counts(shots),
         threshold, seed, device, skip_bad,
     )  # fmt: skip
     typer.echo(sweep.markdown_table(rows, f"{checkpoint} on {data}"))

@@ -104,13 +104,12 @@ def all_metrics(threshold: float) -> dict[str, Metric]:
 
 
 def binary_metrics(labels, probs, threshold: float = 0.5) -> dict:
-    """A run's summary of `probs` (probability of stenosis) against 0/1 `labels`: the AUC and
-    the rates at `threshold` as floats, their run-file aliases, and the confusion matrix."""
+    """A run's summary of `probs` (probability of stenosis) against 0/1 `labels`: every metric
+    of `NAMES` as floats, their run-file aliases, and the confusion matrix."""
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=float)
     counts = confusion_counts(labels, probs, threshold)
-    values = {"auc": float(auc(labels, probs))}
-    values |= {name: float(rate(*counts)) for name, rate in RATES.items()}
+    values = {name: float(metric(labels, probs)) for name, metric in all_metrics(threshold).items()}
     tn, fp, fn, tp = (int(c) for c in counts)
     return {
         "n": int(len(labels)),
@@ -125,7 +124,7 @@ def binary_metrics(labels, probs, threshold: float = 0.5) -> dict:
 def format_table(metrics: dict, title: str = "") -> str:
     """A small fixed-width table of a `binary_metrics` summary, for the terminal."""
     lines = [title] if title else []
-    for name in ("auc", *RATES):
+    for name in NAMES:
         lines.append(f"  {name:<16}{metrics[name]:.4f}")
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
     lines.append(f"  {'confusion':<16}TN={tn} FP={fp} FN={fn} TP={tp}  (n={metrics['n']})")

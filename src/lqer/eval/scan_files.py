@@ -3,7 +3,6 @@ against annotations, every metric of `lqer.eval.detection`, with `froc.png`."""
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from lqer.eval.evaluate import Decision
 from lqer.eval.scan import FrameScan, ScanConfig, overlay
 from lqer.eval.scanners import FrameScanner, frame_scanner
 from lqer.guarded_yaml import shown
-from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
+from lqer.io import atomic_path, check_own_folder, owned_folder, write_csv, write_text
 
 KIND = "scan"  # its output folder is marked as lqer scan's, which may write there again
 
@@ -82,7 +81,7 @@ def scan_files(
         seconds = time.perf_counter() - started
         rows = [{**r, "above_threshold": r["score"] >= chosen.threshold}
                 for s in scans.values() for r in s.rows()]  # fmt: skip
-        write_rows(out / "boxes.csv", rows, ["source", "frame", "x", "y", "w", "h", "score",
+        write_csv(out / "boxes.csv", rows, ["source", "frame", "x", "y", "w", "h", "score",
                                              "above_threshold"])  # fmt: skip
         write_text(out / "boxes.json", json.dumps(rows, indent=1) + "\n")
         summary = {
@@ -132,18 +131,10 @@ def write_scans(
 def score_files(out: Path, scans: dict, truth: dict, threshold: float) -> dict:
     """hits.csv, froc.csv and froc.png in `out`; every metric of `lqer.eval.detection`."""
     found = {key: scans[key].detections for key in truth}
-    write_rows(out / "hits.csv", box_report(found, truth, threshold))
+    write_csv(out / "hits.csv", box_report(found, truth, threshold))
     curve = froc(found, truth)
-    write_rows(out / "froc.csv", [{"threshold": s.threshold, "sensitivity": s.sensitivity,
+    write_csv(out / "froc.csv", [{"threshold": s.threshold, "sensitivity": s.sensitivity,
                                    "fp_per_frame": s.fp_per_frame} for s in curve],
                ["threshold", "sensitivity", "fp_per_frame"])  # fmt: skip
     plot_froc(curve, score_at(found, truth, threshold), out / "froc.png")
     return detection_summary(found, truth, threshold)
-
-
-def write_rows(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
-    columns = columns or (list(rows[0]) if rows else [])
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lqer.errors import LqerError
-from lqer.experiments import compare
+from lqer.experiments import tables
 from lqer.guarded_yaml import first_line, shown
 
 # What the report reads of each table: (text columns, number columns).
@@ -85,7 +85,7 @@ def _table(path: Path, text: tuple[str, ...], numbers: tuple[str, ...], again: s
     if not path.is_file():
         raise LqerError(f"{path}: missing; {again}")
     try:
-        rows = compare.read_csv(path)
+        rows = tables.read_csv(path)
     except TypeError:  # a short row gives None to the parser
         raise LqerError(f"{path}: a row has fewer fields than the header; {again}") from None
     except (ValueError, csv.Error) as e:

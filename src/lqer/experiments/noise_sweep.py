@@ -3,7 +3,6 @@ at a range of noise strengths and shot counts (the paper's future work on hardwa
 
 from __future__ import annotations
 
-import csv
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.figures import LINES, STYLE, save
 from lqer.eval.metrics import binary_metrics
 from lqer.experiments import tables
-from lqer.io import atomic_path, check_own_folder, owned_folder, write_text
+from lqer.io import check_own_folder, owned_folder, write_csv, write_text
 from lqer.quantum import Noise, executing
 from lqer.quantum.layer import quantum_layers
 from lqer.threshold import checked_threshold
@@ -103,13 +102,6 @@ def noise_sweep(
     return rows
 
 
-def write_csv(rows: list[dict], path: str | Path) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def markdown_table(rows: list[dict], title: str) -> str:
     cells = [[f"{v:.4f}" if isinstance(v, float) else v for v in row.values()] for row in rows]
     return "\n".join([f"# {title}", "", *tables.markdown_table(COLUMNS, cells)]) + "\n"
@@ -150,7 +142,7 @@ def write_outputs(rows: list[dict], out_dir: str | Path, title: str) -> list[Pat
     """noise_sweep.csv, .md, .png and .svg in `out_dir`, a folder of its own."""
     out_dir = check_out(out_dir, [])
     with owned_folder(out_dir, KIND):
-        write_csv(rows, out_dir / "noise_sweep.csv")
+        write_csv(out_dir / "noise_sweep.csv", rows, COLUMNS)
         write_text(out_dir / "noise_sweep.md", markdown_table(rows, title))
         figures = plot(rows, out_dir / "noise_sweep", title)
     return [out_dir / "noise_sweep.csv", out_dir / "noise_sweep.md", *figures]

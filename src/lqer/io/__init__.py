@@ -23,6 +23,7 @@ from lqer.io.files import (
     remove_stale_work,
     umask,
     work_folder,
+    write_csv,
     write_text,
 )
 from lqer.io.locks import locked
@@ -48,5 +49,5 @@ __all__ = [
     "check_output_file", "check_output_folder", "check_own_folder", "claim_folder",
     "class_folder_above", "files_under", "locked", "marker", "output_file", "owned_folder",
     "owner", "record", "remove_stale_temporaries", "remove_stale_work", "umask", "work_folder",
-    "written_by_lqer", "write_text",
+    "written_by_lqer", "write_csv", "write_text",
 ]  # fmt: skip

@@ -4,12 +4,13 @@ temporaries of a killed write are recognised by their names (rule 5 of `lqer.io`
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from lqer.errors import LqerError, LqerWarning
@@ -49,6 +50,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv(
+    path: str | os.PathLike, rows: list[dict], columns: Sequence[str] | None = None
+) -> None:
+    """The one CSV writer: a header (`columns`, else the first row's keys) and the rows,
+    atomically. No rows and no columns give an empty file."""
+    columns = list(columns or (rows[0] if rows else []))
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        if columns:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 @contextlib.contextmanager
