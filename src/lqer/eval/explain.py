@@ -24,6 +24,7 @@ from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
+from lqer.eval.predictions import CALLS
 from lqer.eval.scan import window_of
 from lqer.guarded_yaml import first_line, shown
 from lqer.io import atomic_path, check_own_folder, owned_folder
@@ -159,7 +160,7 @@ def explain_files(
                     picture = overlay(patch, cam_maps(model, small, size, method)[0])
                     with atomic_path(out / f"{name}_{method}.png") as tmp:
                         picture.save(tmp, format="PNG")
-                label = "stenosis" if prob >= chosen.threshold else "no stenosis"
+                label = CALLS[int(prob >= chosen.threshold)]
                 rows.append({"source": ref.path.name, "frame": ref.index, "id": name,
                              "x": "" if x is None else x, "y": "" if y is None else y,
                              "side": patch.shape[0], "prob_stenosis": round(prob, 7),
