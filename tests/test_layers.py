@@ -13,7 +13,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lqer"
 LAYERS = [
-    ("lqer", "lqer.errors", "lqer.lazy", "lqer.guarded_yaml", "lqer.io", "lqer.device",
+    ("lqer", "lqer.errors", "lqer.lazy", "lqer.logs", "lqer.guarded_yaml", "lqer.io", "lqer.device",
      "lqer.threshold"),
     ("lqer.quantum.ansatz", "lqer.quantum.gates", "lqer.quantum.execution",
      "lqer.models.registry"),

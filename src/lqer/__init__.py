@@ -10,6 +10,7 @@ Names load on first use, so `import lqer` (and the command line's --help) stays 
 
 from typing import TYPE_CHECKING
 
+from lqer import logs as logs  # the "lqer" logger prints progress lines
 from lqer.errors import LqerError, LqerWarning
 from lqer.lazy import exports
 

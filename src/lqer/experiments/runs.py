@@ -17,6 +17,7 @@ from lqer.errors import LqerError
 from lqer.eval import predictions
 from lqer.experiments.variants import REFERENCE, run_predictions, variant_files
 from lqer.io import locked, write_text
+from lqer.logs import logger
 from lqer.models import MODELS
 
 KIND = "compare"  # a comparison folder is marked as lqer compare's
@@ -146,7 +147,7 @@ def train_all(
             cfg = run_config(base, model, seed, out)
             run = Path(cfg.out_dir)
             record = {"model": model, "seed": seed, "run": str(run.relative_to(out))}
-            print(f"{model} seed {seed}: {run}")
+            logger.info(f"{model} seed {seed}: {run}")
             try:
                 with locked(run, "--out", wait=True):
                     (run / ERROR).unlink(missing_ok=True)  # an earlier attempt's: try again
@@ -156,6 +157,6 @@ def train_all(
             except Exception as e:  # noqa: BLE001 - reported in the results, never swallowed
                 record.update(status="failed", error=f"{type(e).__name__}: {e}")
                 write_text(run / ERROR, traceback.format_exc())
-                print(f"{model} seed {seed}: FAILED ({record['error']})")
+                logger.info(f"{model} seed {seed}: FAILED ({record['error']})")
             status.append(record)
     return status

@@ -23,6 +23,7 @@ from lqer.detection_config import DetectionConfig
 from lqer.errors import LqerError
 from lqer.eval.detection import detection_summary
 from lqer.io import check_own_folder, owned_folder, remove_stale_temporaries, write_text
+from lqer.logs import logger
 from lqer.models.detector import build_detector, detect, detector_from, save_detector
 from lqer.train.loop import History
 
@@ -42,7 +43,7 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
     sets = load_frame_sets(cfg.data, cfg.train.seed)
     for name, part in sets.items():
         stenoses = sum(len(b) for b in part.boxes)
-        print(f"{name}: {len(part)} frames, {stenoses} stenoses")
+        logger.info(f"{name}: {len(part)} frames, {stenoses} stenoses")
     model = build_detector(**cfg.detector_arguments())
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.train.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.train.epochs)
@@ -62,7 +63,7 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
                    "lr": optimizer.param_groups[0]["lr"],
                    "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
             history.rows.append(row)
-            print(json.dumps(row))
+            logger.info(json.dumps(row))
             value = (val["froc"][SELECT] or 0.0) + 1e-3 * (val["ap50"] or 0.0)
             if value > best:
                 best = value
@@ -96,11 +97,13 @@ def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule):
         raise LqerError(f"--resume: {out} has already trained {state['epoch']} epoch(s)")
     removed = remove_stale_temporaries(out)
     if removed:
-        print(f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}")
+        logger.info(
+            f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
-    print(f"resuming from {out / 'last.pt'} after epoch {state['epoch']}")
+    logger.info(f"resuming from {out / 'last.pt'} after epoch {state['epoch']}")
     return History(out, state["history"], cfg.train.tensorboard), state["epoch"], state["best"]
 
 

@@ -33,6 +33,7 @@ from lqer.eval.evaluate import predict_logits, probabilities
 from lqer.eval.metrics import binary_metrics
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import atomic_path, write_text
+from lqer.logs import logger
 from lqer.models.checkpoint import read_checkpoint, save_checkpoint
 from lqer.models.configured import from_config
 from lqer.quantum.layer import quantum_layers
@@ -269,7 +270,7 @@ class Session:
 
     def log(self, *args) -> None:
         if self.group.main:
-            print(*args)
+            logger.info(" ".join(map(str, args)))
 
 
 def train(
@@ -316,7 +317,7 @@ def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Ses
         neg, pos = part.counts
         skipped = f", {part.skipped} bad file(s) skipped" if part.skipped else ""
         if group.main:
-            print(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
+            logger.info(f"{name}: {len(part)} images ({pos} positive, {neg} negative{skipped})")
     model = from_config(cfg.model)
     if group.world > 1:
         model = distributed.sync_batch_norm(model, device)
@@ -324,7 +325,7 @@ def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Ses
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if precision.bf16 and not on_gpu and group.main:
-        print("bf16 autocast and channels_last: this CPU has AMX (see train.amp)")
+        logger.info("bf16 autocast and channels_last: this CPU has AMX (see train.amp)")
     groups = model.parameter_groups()
     optimizer = torch.optim.AdamW(
         [

@@ -14,6 +14,7 @@ from lqer import io
 from lqer.config import RESUMABLE, ExperimentConfig, apply_overrides, changed_keys, from_dict
 from lqer.errors import LqerError
 from lqer.io import check_own_folder, claim_folder, marker, remove_stale_temporaries
+from lqer.logs import logger
 from lqer.models.checkpoint import read_checkpoint
 
 KIND = "run"
@@ -55,7 +56,9 @@ def open_for_resume(out: Path, cfg: ExperimentConfig) -> dict:
     last = _last_checkpoint(out)
     removed = remove_stale_temporaries(out)
     if removed:
-        print(f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}")
+        logger.info(
+            f"removed {len(removed)} temporary file(s) left by an interrupted write in {out}"
+        )
     saved = read_checkpoint(last)
     check_resume(out, saved, cfg)
     return saved
