@@ -7,7 +7,6 @@ device memory, never the disk.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -19,8 +18,7 @@ import numpy as np
 import torch
 
 from lqer.config import DataConfig
-from lqer.data.dicom import read_dicom
-from lqer.data.frames import FrameRef
+from lqer.data.frames import FrameRef, read_frame
 from lqer.data.images import DEFAULT_MAX_PIXELS, BadImage, load_gray
 from lqer.data.layout import (
     SPLITS,
@@ -81,17 +79,9 @@ def source_name(source: Source) -> str:
     return str(source)
 
 
-@functools.lru_cache(maxsize=2)  # the frames of a cine run are decoded one after another
-def _dicom_frames(path: Path, max_pixels: int) -> np.ndarray:
-    return read_dicom(path, max_pixels)
-
-
 def _read(source: Source, max_pixels: int) -> np.ndarray:
     if isinstance(source, FrameRef):
-        frames = _dicom_frames(source.path, max_pixels)
-        if source.index >= len(frames):
-            raise BadImage(f"frame {source.index + 1} missing, the file has {len(frames)}")
-        return frames[source.index]
+        return read_frame(source, max_pixels)
     return load_gray(source, max_pixels)
 
 

@@ -7,6 +7,7 @@ ADSD-style names `<patient>_<sequence>_<n>_<frame>` come out of `<patient>_<sequ
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -89,24 +90,32 @@ def collect_frames(paths: Sequence[str | Path]) -> list[FrameRef]:
     return refs
 
 
+@functools.lru_cache(maxsize=2)  # the frames of a cine run are read one after another
+def _dicom_frames(path: Path, max_pixels: int) -> np.ndarray:
+    return read_dicom(path, max_pixels)
+
+
+def read_frame(source: FrameRef | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The one frame reader: a grayscale (H, W) uint8 frame of an image file or of a DICOM
+    file (each multi-frame file decoded once while its frames are read); BadImage if not."""
+    path, index = (source.path, source.index) if isinstance(source, FrameRef) else (source, 0)
+    if not is_dicom(path):
+        return load_gray(path, max_pixels)
+    frames = _dicom_frames(Path(path), max_pixels)
+    if index >= len(frames):
+        raise BadImage(f"frame {index + 1} missing, the file has {len(frames)}")
+    return frames[index]
+
+
 def read_frames(
     refs: list[FrameRef], max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Iterator[tuple[FrameRef, np.ndarray]]:
-    """Decode frames in order, reading each multi-frame DICOM file once."""
-    cache: tuple[Path | None, np.ndarray | None] = (None, None)
+    """Decode frames in order; a file that cannot be read is a one-line LqerError."""
     for ref in refs:
         try:
-            if is_dicom(ref.path):
-                if cache[0] != ref.path:
-                    cache = (ref.path, read_dicom(ref.path, max_pixels))
-                if ref.index >= len(cache[1]):
-                    raise BadImage(f"frame {ref.index + 1} missing, the file has {len(cache[1])}")
-                image = cache[1][ref.index]
-            else:
-                image = load_gray(ref.path, max_pixels)
+            yield ref, read_frame(ref, max_pixels)
         except BadImage as e:
             raise LqerError(f"{ref.path}: {e}") from None
-        yield ref, image
 
 
 def _load_resized(job: tuple[Sequence[Path], int]) -> np.ndarray | str:

@@ -175,7 +175,7 @@ def sweep_folder(
     chosen = decision(checkpoint, info, threshold).threshold
     images = load_folder(data, cfg.data.image_size, skip_bad, cfg.data.max_pixels)
     check_both_classes(images, str(data))
-    rows = noise_sweep(model, images, points, pick_device(device), chosen, seed, progress)
+    rows = noise_sweep(model, images, points, pick_device(device), chosen, seed, progress=progress)
     if out is not None:
         write_outputs(rows, out, f"{checkpoint} on {data} (n={len(images.labels)})")
     return rows
