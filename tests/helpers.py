@@ -150,3 +150,14 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         code = e.code or 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def commands(group, prefix: str = "") -> dict:
+    """Every leaf command below a (typer's own click) group, by its full name."""
+    found = {}
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group
+            found |= commands(command, f"{prefix}{name} ")
+        else:
+            found[f"{prefix}{name}"] = command
+    return found

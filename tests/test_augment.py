@@ -48,7 +48,7 @@ def test_augment_writes_copies_beside_positives_only(split_dir, tmp_path):
     ]
     assert sum(changed) >= 0.9 * len(changed)  # a brightness factor near 1 may change nothing
 
-    with pytest.raises(LqerError, match="--overwrite"):
+    with pytest.raises(LqerError, match="`overwrite`"):
         augment_positives(split_dir, count=3)
     assert (
         augment_positives(split_dir, count=3, seed=1, overwrite=True) == 36

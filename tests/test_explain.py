@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from lqer.cli import _register, app
 from lqer.data.dataset import _decode
+from lqer.errors import as_flags
 from lqer.eval.evaluate import predict_proba
 from lqer.eval.explain import cam_maps, target_layer
 from lqer.models.checkpoint import load_checkpoint
@@ -64,4 +65,4 @@ def test_explain_command_writes_overlays_and_the_predict_probabilities(patches, 
         for method in ("gradcam", "gradcam++"):
             assert (out / f"{p.stem}_{method}.png").is_file()
     result = CliRunner().invoke(app, [*args, "--method", "saliency"], standalone_mode=False)
-    assert "--method must be one of gradcam, gradcam++" in str(result.exception)
+    assert "--method must be one of gradcam, gradcam++" in as_flags(str(result.exception))

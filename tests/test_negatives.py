@@ -13,7 +13,7 @@ from lqer.data.annotations import Box, Detection, read_voc
 from lqer.data.images import load_gray
 from lqer.data.negatives import EDGE, parse_mix, split_count
 from lqer.data.patches import PatchConfig, make_patches
-from lqer.errors import LqerError
+from lqer.errors import LqerError, as_flags
 from lqer.eval.mining import false_windows
 
 # make-patches' output on ADSD-sample before whole-frame negatives existed (commit eff49e0):
@@ -156,15 +156,15 @@ def test_the_mix_is_shared_out_by_its_fractions():
      ("vessel=0,border=0", "sum to 0"), ("vessel", "expected vessel=SHARE")],
 )  # fmt: skip
 def test_a_bad_mix_is_one_line_naming_the_option(text, says):
-    with pytest.raises(LqerError, match="--negative-mix") as err:
+    with pytest.raises(LqerError, match="`negative_mix`") as err:
         parse_mix(text)
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
 def test_bad_counts_are_refused_before_any_work(adsd, tmp_path):
-    with pytest.raises(LqerError, match="--frame-negatives must be 0 to 1000, not -1"):
+    with pytest.raises(LqerError, match="`frame_negatives` must be 0 to 1000, not -1"):
         PatchConfig(frame_negatives=-1)
-    with pytest.raises(LqerError, match="--negative-mix: unknown kind"):
+    with pytest.raises(LqerError, match="`negative_mix`: unknown kind"):
         PatchConfig(negative_mix={"catheter": 1.0})
     from typer.testing import CliRunner
 
@@ -173,7 +173,7 @@ def test_bad_counts_are_refused_before_any_work(adsd, tmp_path):
     args = ["make-patches", str(adsd / "images"), "--annotations", str(adsd / "annotations"),
             "--out", str(tmp_path / "p"), "--mine", "lqer-padsd"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--mine-per-frame", "0"])
-    assert "--mine-per-frame must be 1 to 1000" in str(result.exception)
+    assert "--mine-per-frame must be 1 to 1000" in as_flags(str(result.exception))
     assert not (tmp_path / "p").exists()
 
 

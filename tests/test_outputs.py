@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from helpers import make_tiny_dataset, run_lqer, snapshot, tiny_config, write_image
+from helpers import commands, make_tiny_dataset, run_lqer, snapshot, tiny_config, write_image
 
 from lqer import io
 from lqer.data.layout import list_folder
@@ -245,17 +245,6 @@ def test_an_output_never_replaces_an_input_or_a_foreign_file(case, outcomes):
     assert case.says in lines[0], lines[0]
     after = snapshot(Path(paths["tmp"]))
     assert after == before, "a file changed, vanished or appeared"
-
-
-def commands(group, prefix: str = "") -> dict:
-    """Every leaf command below a (typer's own click) group, by its full name."""
-    found = {}
-    for name, command in group.commands.items():
-        if hasattr(command, "commands"):  # a group
-            found |= commands(command, f"{prefix}{name} ")
-        else:
-            found[f"{prefix}{name}"] = command
-    return found
 
 
 def test_every_writing_command_is_tried():

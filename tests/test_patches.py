@@ -14,7 +14,7 @@ from lqer.data.annotations import Box, read_voc
 from lqer.data.frames import list_frames, read_frames
 from lqer.data.images import load_gray
 from lqer.data.patches import PatchConfig, make_patches, plan_patches
-from lqer.errors import LqerError, LqerWarning
+from lqer.errors import LqerError, LqerWarning, as_flags
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +178,7 @@ def test_cli_make_patches_prints_counts_and_errors(adsd, tmp_path):
     assert result.exit_code == 0, result.output
     assert "6 frames -> 7 positive, 26 negative" in result.output
     result = CliRunner().invoke(app, [*args, "--out", str(out), "--format", "json"])
-    assert isinstance(result.exception, LqerError) and "--format" in str(result.exception)
+    assert isinstance(result.exception, LqerError) and "--format" in as_flags(str(result.exception))
 
 
 def test_12_bit_dicom_frames_share_one_scale(tmp_path):
@@ -199,7 +199,7 @@ def test_output_never_overlaps_the_inputs(adsd, tmp_path):
         data / "sub" / ".." / "images": "the frames folder",  # the same folder, resolved
         data: "the frames folder",  # holds both inputs
         images / "patches": "lies inside the frames folder",
-        annotations / "patches": "--annotations",
+        annotations / "patches": "`annotations`",
     }
     for out, message in refused.items():
         with pytest.raises(LqerError, match=message) as err:
@@ -208,7 +208,7 @@ def test_output_never_overlaps_the_inputs(adsd, tmp_path):
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
     coco = tmp_path / "coco.json"
     coco.write_text("{}")
-    with pytest.raises(LqerError, match="--annotations"):
+    with pytest.raises(LqerError, match="`annotations`"):
         make_patches(images, coco, coco, fmt="coco", overwrite=True)
     assert coco.read_text() == "{}"
 
@@ -270,7 +270,7 @@ def test_a_label_no_box_has_is_an_error_listing_the_labels(adsd, tmp_path):
         make_patches(
             adsd / "images", adsd / "annotations", tmp_path / "p", PatchConfig(labels=("stenosis",))
         )
-    assert str(err.value) == "no box is labelled 'stenosis' (--label); labels found: Stenosis (7)"
+    assert str(err.value) == "no box is labelled 'stenosis' (`label`); labels found: Stenosis (7)"
     assert not (tmp_path / "p").exists()
     from typer.testing import CliRunner
 
@@ -281,7 +281,7 @@ def test_a_label_no_box_has_is_an_error_listing_the_labels(adsd, tmp_path):
     assert isinstance(result.exception, LqerError) and "Stenosis (7)" in str(result.exception)
     cfg = PatchConfig(labels=("stenosis", "Stenosis"))
     summary = make_patches(adsd / "images", adsd / "annotations", tmp_path / "p", cfg)
-    assert summary.positive == 7 and "no box is labelled 'stenosis' (--label)" in summary.warnings
+    assert summary.positive == 7 and "no box is labelled 'stenosis' (`label`)" in summary.warnings
 
 
 def test_whole_image_boxes_and_wrong_sizes_are_warnings(adsd, tmp_path):
@@ -325,7 +325,7 @@ def test_names_without_a_patient_warn_only_under_a_given_pattern(adsd, tmp_path)
     }
     given = make_patches(data / "images", data / "annotations", tmp_path / "b",
                          PatchConfig(pattern=ADSD_PATTERN))  # fmt: skip
-    assert len(given.warnings) == 1 and "2 frame id(s) do not match --pattern" in given.warnings[0]
+    assert len(given.warnings) == 1 and "2 frame id(s) do not match `pattern`" in given.warnings[0]
     args = ["make-patches", str(data / "images"), "--annotations", str(data / "annotations")]
     quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c")])
     assert quiet.exit_code == 0 and "warning" not in quiet.output

@@ -34,7 +34,7 @@ def test_assign_depends_on_the_seed_only():
     assert fractions == {"train": 0.8, "test": 0.2}
     a, b = assign(labels, groups, fractions, 3), assign(labels, groups, fractions, 3)
     assert (a == b).all() and (a != assign(labels, groups, fractions, 4)).any()
-    with pytest.raises(LqerError, match="--fractions"):
+    with pytest.raises(LqerError, match="`fractions`"):
         parse_fractions("train=0.8,holdout=0.2")
 
 
@@ -50,8 +50,8 @@ def test_kfold_tests_every_item_once():
 
 @pytest.mark.parametrize(
     "k, message",
-    [(0, "--folds must be 2 to 100, got 0"), (1, "got 1"), (101, "got 101"),
-     (41, r"--folds 41: the data has only 40 group\(s\)")],
+    [(0, "`folds` must be 2 to 100, got 0"), (1, "got 1"), (101, "got 101"),
+     (41, r"`folds` 41: the data has only 40 group\(s\)")],
 )  # fmt: skip
 def test_fold_counts_are_bounded(k, message):
     labels, groups = np.tile([0, 1], 20), np.arange(40)
@@ -66,13 +66,13 @@ def test_renames_are_for_published_splits_present_in_the_data(tiny_dataset):
     ((_, _, names),) = make_splits("published", tiny_dataset, rename={"validation": "test"})
     assert set(names) == {"train", "test"}  # the folder name or ours, `val`, both work
     for strategy, rename, message in [
-        ("random", {"validation": "test"}, "--rename changes published split names"),
-        ("published", {"test": "val"}, "--rename: 'test' is not a split of .* train, val"),
-        ("published", {"val": "validation"}, "--rename: 'validation' is not one of train, val"),
+        ("random", {"validation": "test"}, "`rename` changes published split names"),
+        ("published", {"test": "val"}, "`rename`: 'test' is not a split of .* train, val"),
+        ("published", {"val": "validation"}, "`rename`: 'validation' is not one of train, val"),
     ]:
         with pytest.raises(LqerError, match=message):
             make_splits(strategy, tiny_dataset, rename=rename)
-    with pytest.raises(LqerError, match="--folds must be 2 to 100, got 0"):
+    with pytest.raises(LqerError, match="`folds` must be 2 to 100, got 0"):
         make_splits("random", tiny_dataset, folds=0)  # 0 was a single split before
 
 

@@ -19,9 +19,9 @@ def pick_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise LqerError(f"--device: unknown device {name!r}") from None
+        raise LqerError(f"`device`: unknown device {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LqerError("--device: CUDA was asked for but no GPU is available")
+        raise LqerError("`device`: CUDA was asked for but no GPU is available")
     return device
 
 

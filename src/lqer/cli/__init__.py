@@ -9,7 +9,7 @@ import warnings
 
 import typer
 
-from lqer.errors import LqerError, LqerWarning
+from lqer.errors import LqerError, LqerWarning, as_flags
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -35,7 +35,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """Every warning is one line: lqer's own as written, other libraries' (PIL's "Corrupt
     EXIF data", pydicom's UserWarnings) by their first line, without Python's source line."""
     if issubclass(category, LqerWarning):
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {as_flags(str(message))}", file=sys.stderr)
         return
     lines = str(message).strip().splitlines() or [category.__name__]
     first = lines[0] if len(lines[0]) <= 200 else lines[0][:197] + "..."
@@ -54,7 +54,7 @@ def main() -> None:
     try:
         app()  # standalone: typer prints usage errors and exits 2 itself
     except LqerError as e:
-        _fail(str(e), 2)
+        _fail(as_flags(str(e)), 2)
     except OSError as e:  # a full disk, a permission, a vanished file: name it, no traceback
         where = f": {e.filename}" if e.filename else ""
         _fail(f"{e.strerror or e}{where}", 2)

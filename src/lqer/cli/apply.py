@@ -10,7 +10,7 @@ import typer
 
 from lqer.cli import lists
 from lqer.cli.run import CheckpointOpt, DeviceOpt, OnnxOpt, OrCheckpointOpt, ThresholdOpt
-from lqer.errors import LqerError
+from lqer.errors import LqerError, as_flags
 
 
 def scan(
@@ -59,7 +59,7 @@ def scan(
             f"{summary['fp_per_frame']:.2f} false positives per frame"
         )
     for warning in summary["warnings"]:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {as_flags(warning)}", err=True)
     typer.echo(f"written to {out}")
 
 

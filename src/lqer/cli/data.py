@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.cli import lists
-from lqer.errors import LqerError
+from lqer.errors import LqerError, as_flags
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -72,7 +72,7 @@ def make_patches(
         frames, annotations, out, cfg, format, names, overwrite, progress=True, mined=mined
     )
     for warning in summary.warnings[:20]:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {as_flags(warning)}", err=True)
     if len(summary.warnings) > 20:
         typer.echo(f"... {len(summary.warnings)} warnings in all, see {out}/warnings.txt", err=True)
     dropped = ", ".join(f"{n} {why}" for why, n in summary.dropped.items()) or "none"

@@ -87,10 +87,10 @@ def check_labels(
     if len(missing) == len(labels):
         listing = ", ".join(f"{_show(name)} ({n})" for name, n in found.most_common()) or "none"
         wanted = " or ".join(repr(label) for label in labels)
-        raise LqerError(f"no box is labelled {wanted} (--label); labels found: {listing}")
+        raise LqerError(f"no box is labelled {wanted} (`label`); labels found: {listing}")
     if missing:
         summary.warnings.append(
-            f"no box is labelled {', '.join(repr(label) for label in missing)} (--label)"
+            f"no box is labelled {', '.join(repr(label) for label in missing)} (`label`)"
         )
 
 
@@ -100,7 +100,7 @@ def _show(label: str) -> str:
 
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise LqerError(f"`fmt` must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
 
 def open_annotated(

@@ -53,13 +53,13 @@ class AuditConfig:
         line. A pixel distance of unit vectors lies in [0, 2], a Hamming one in [0, 64]."""
         if self.method not in METHODS:
             raise LqerError(
-                f"--method must be one of {', '.join(METHODS)}, not {shown(self.method)}"
+                f"`method` must be one of {', '.join(METHODS)}, not {shown(self.method)}"
             )
         ranges = {
-            "--size": (self.size, self.thumb <= self.size, f"at least {self.thumb} px"),
-            "--max-distance": (self.max_distance, 0 <= self.max_distance <= 2, "in [0, 2]"),
-            "--max-hamming": (self.max_hamming, 0 <= self.max_hamming <= 64, "in [0, 64]"),
-            "--null-rate": (self.null_rate, 0 < self.null_rate < 1, "in (0, 1)"),
+            "`size`": (self.size, self.thumb <= self.size, f"at least {self.thumb} px"),
+            "`max_distance`": (self.max_distance, 0 <= self.max_distance <= 2, "in [0, 2]"),
+            "`max_hamming`": (self.max_hamming, 0 <= self.max_hamming <= 64, "in [0, 64]"),
+            "`null_rate`": (self.null_rate, 0 < self.null_rate < 1, "in (0, 1)"),
         }
         for option, (value, ok, bound) in ranges.items():
             if not ok:  # NaN fails every comparison, so it lands here too
@@ -251,7 +251,7 @@ def run_audit(
     # The images as uint8 (twice while decoded parts join), then a float32 copy of them for a
     # descriptor: about 6 bytes per pixel at the peak. Refused before a byte is allocated.
     n, side = len(paths), cfg.size
-    check_memory(6 * n * side**2, f"--size {side}: comparing {n} images at {side}x{side} px")
+    check_memory(6 * n * side**2, f"`size` {side}: comparing {n} images at {side}x{side} px")
     images = torch.from_numpy(load_resized(paths, cfg.size))
     audit = Audit(paths, labels[order], splits[order], names, images)
     methods = ("pixel", "phash") if cfg.method == "both" else (cfg.method,)

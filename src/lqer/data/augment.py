@@ -73,7 +73,7 @@ def augment_positives(
     if not folder.is_dir():
         raise LqerError(f"{split_dir} has no positive/ folder")
     if count < 1:
-        raise LqerError(f"--count must be at least 1, got {count}")
+        raise LqerError(f"`count` must be at least 1, got {count}")
     sources = originals(folder)
     if not sources:
         raise LqerError(f"no images to augment in {folder}")
@@ -81,12 +81,12 @@ def augment_positives(
     existing = [folder / name for name in names if (folder / name).exists()]
     if existing and not overwrite:
         raise LqerError(
-            f"{len(existing)} augmented file(s) exist, e.g. {existing[0]}; pass --overwrite"
+            f"{len(existing)} augmented file(s) exist, e.g. {existing[0]}; pass `overwrite`"
         )
     foreign = [path for path in existing if not written_by_lqer(path)]
     if foreign:
         raise LqerError(
-            f"--overwrite: {len(foreign)} file(s) named as augmented copies were not written "
+            f"`overwrite`: {len(foreign)} file(s) named as augmented copies were not written "
             f"by lqer augment (or changed since), e.g. {foreign[0]}; move them away first"
         )
     transform = a_dsss_transform()

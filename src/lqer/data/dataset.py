@@ -134,7 +134,7 @@ def decode(
            if isinstance(r, str)]  # fmt: skip
     if bad and not skip_bad:
         listing = "; ".join(f"{p} ({reason})" for p, reason in bad)
-        raise LqerError(f"{len(bad)} bad image(s){where}, rerun with --skip-bad to skip: {listing}")
+        raise LqerError(f"{len(bad)} bad image(s){where}, rerun with `skip_bad` to skip: {listing}")
     good = [(item, r) for item, r in zip(items, decoded, strict=True) if not isinstance(r, str)]
     if not good:
         raise LqerError(f"no readable images{where}")

@@ -80,7 +80,7 @@ def audit_frames(
     stenosis (None: every box)."""
     check_format(fmt)
     if not sets:
-        raise LqerError("give at least one --frames folder with its --annotations")
+        raise LqerError("give at least one `frames` folder with its `annotations`")
     names = set_names([Path(frames) for frames, _ in sets])
     audit = FrameAudit(names)
     refs = []

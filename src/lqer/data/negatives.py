@@ -64,11 +64,11 @@ def parse_mix(text: str) -> dict[str, float]:
         kind, sep, value = part.partition("=")
         if not sep:
             expected = ",".join(f"{k}=SHARE" for k in KINDS)
-            raise LqerError(f"--negative-mix: expected {expected}, got {shown(text)}")
+            raise LqerError(f"`negative_mix`: expected {expected}, got {shown(text)}")
         try:
             mix[kind.strip()] = float(value)
         except ValueError:
-            raise LqerError(f"--negative-mix: {shown(part)} is not kind=number") from None
+            raise LqerError(f"`negative_mix`: {shown(part)} is not kind=number") from None
     return check_mix(mix)
 
 
@@ -76,14 +76,14 @@ def check_mix(mix: dict[str, float]) -> dict[str, float]:
     """Shares per kind, scaled to sum to 1; an unknown kind or a negative share is refused."""
     unknown = [kind for kind in mix if kind not in KINDS]
     if unknown:
-        raise LqerError(f"--negative-mix: unknown kind {shown(unknown[0])}; kinds: "
+        raise LqerError(f"`negative_mix`: unknown kind {shown(unknown[0])}; kinds: "
                         f"{', '.join(KINDS)}")  # fmt: skip
     for kind, share in mix.items():
         if not (math.isfinite(share) and share >= 0):
-            raise LqerError(f"--negative-mix: {kind} must be a share >= 0, got {shown(share)}")
+            raise LqerError(f"`negative_mix`: {kind} must be a share >= 0, got {shown(share)}")
     total = sum(mix.values())
     if total <= 0:
-        raise LqerError("--negative-mix: the shares sum to 0")
+        raise LqerError("`negative_mix`: the shares sum to 0")
     return {kind: mix.get(kind, 0.0) / total for kind in KINDS}
 
 

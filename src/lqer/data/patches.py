@@ -73,7 +73,7 @@ class PatchConfig:
 
     def __post_init__(self):
         if not 0 <= self.frame_negatives <= MAX_FRAME_NEGATIVES:
-            raise LqerError(f"--frame-negatives must be 0 to {MAX_FRAME_NEGATIVES}, "
+            raise LqerError(f"`frame_negatives` must be 0 to {MAX_FRAME_NEGATIVES}, "
                             f"not {self.frame_negatives}")  # fmt: skip
         self.negative_mix = check_mix(self.negative_mix)
 
@@ -154,15 +154,15 @@ def check_output(out_dir: Path, sources: dict[str, str | Path], overwrite: bool)
     `--overwrite` renames the old folder away and deletes it, so it is allowed only for a
     folder that make-patches wrote and that holds nothing else, as its manifest lists.
     """
-    check_apart(out_dir, "--out", sources, folder=True)
+    check_apart(out_dir, "`out`", sources, folder=True)
     if not out_dir.exists() and not out_dir.is_symlink():
         return
     if not overwrite:
-        raise LqerError(f"{out_dir} exists; choose another output folder or pass --overwrite")
+        raise LqerError(f"{out_dir} exists; choose another output folder or pass `overwrite`")
     why = foreign_content(out_dir, finished=True)
     if why:
         raise LqerError(
-            f"--overwrite: {out_dir} was not written by make-patches ({why}); "
+            f"`overwrite`: {out_dir} was not written by make-patches ({why}); "
             "remove it yourself or choose another output folder"
         )
 
@@ -255,12 +255,12 @@ def make_patches(
     try:
         re.compile(cfg.pattern or ADSD_PATTERN)
     except re.error as e:
-        raise LqerError(f"--pattern is not a valid regular expression ({e})") from None
+        raise LqerError(f"`pattern` is not a valid regular expression ({e})") from None
     check_output(
-        out_dir, {"the frames folder": frames_dir, "--annotations": annotations}, overwrite
+        out_dir, {"the frames folder": frames_dir, "`annotations`": annotations}, overwrite
     )
     target = out_dir.resolve()  # a name and a parent even for "." or "sub/.."
-    with locked(target.parent, "--out", wait=True):  # one writer beside the output at a time
+    with locked(target.parent, "`out`", wait=True):  # one writer beside the output at a time
         remove_stale_work(target, lambda work: foreign_content(work, finished=False))
         return _make_patches(frames_dir, annotations, target, cfg, fmt, class_names, progress,
                              mined or {})  # fmt: skip
@@ -343,7 +343,7 @@ def _make_patches(
         summary.unparsed = len(unparsed)
         if unparsed and cfg.pattern is not None:  # ADSD's pattern not matching is no news
             summary.warnings.append(
-                f"{len(unparsed)} frame id(s) do not match --pattern {cfg.pattern!r}, "
+                f"{len(unparsed)} frame id(s) do not match `pattern` {cfg.pattern!r}, "
                 f"e.g. {', '.join(unparsed[:3])}; their patient/sequence/frame are empty"
             )
         with (tmp / "manifest.csv").open("w", newline="") as f:

@@ -41,10 +41,10 @@ def parse_fractions(text: str) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or name not in SPLITS or not 0 <= fractions[name] < math.inf:  # nan too
-            raise LqerError(f"--fractions: expected e.g. train=0.8,test=0.2, got {shown(text)}")
+            raise LqerError(f"`fractions`: expected e.g. train=0.8,test=0.2, got {shown(text)}")
     total = sum(fractions.values())
     if "train" not in fractions or total <= 0:
-        raise LqerError(f"--fractions: needs a positive train share, got {shown(text)}")
+        raise LqerError(f"`fractions`: needs a positive train share, got {shown(text)}")
     return {name: value / total for name, value in fractions.items()}
 
 
@@ -82,9 +82,9 @@ def check_folds(k: int, groups: int | None = None) -> None:
     """k folds: at least 2, at most MAX_FOLDS and, once the data is known, at most one fold
     per group, so that every fold has a test part."""
     if not 2 <= k <= MAX_FOLDS:
-        raise LqerError(f"--folds must be 2 to {MAX_FOLDS}, got {k}")
+        raise LqerError(f"`folds` must be 2 to {MAX_FOLDS}, got {k}")
     if groups is not None and k > groups:
-        raise LqerError(f"--folds {k}: the data has only {groups} group(s) to share out")
+        raise LqerError(f"`folds` {k}: the data has only {groups} group(s) to share out")
 
 
 def kfold(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -116,7 +116,7 @@ def read_manifest(
         missing = sum(not row[column] for row in rows)
         if missing:
             raise LqerError(
-                f"{path}: {missing} row(s) have no {column}; check make-patches --pattern"
+                f"{path}: {missing} row(s) have no {column}; check make-patches `pattern`"
             )
     paths = [path.parent / row["path"] for row in rows]  # an absolute row path stays as it is
     labels = np.array([parse_label(row["label"], f"{path}:{n}") for n, row in enumerate(rows, 2)])
@@ -150,9 +150,9 @@ def published_renames(rename: dict[str, str], found: set[str], root: Path) -> di
         ours = PUBLISHED_NAMES.get(old)
         if ours not in found:
             has = ", ".join(sorted(found))
-            raise LqerError(f"--rename: {shown(old)} is not a split of {root} (it has {has})")
+            raise LqerError(f"`rename`: {shown(old)} is not a split of {root} (it has {has})")
         if new not in SPLITS:
-            raise LqerError(f"--rename: {shown(new)} is not one of {', '.join(SPLITS)}")
+            raise LqerError(f"`rename`: {shown(new)} is not one of {', '.join(SPLITS)}")
         renames[ours] = new
     return renames
 
@@ -180,14 +180,14 @@ def make_splits(
     With `folds`, random, group and paper give k train/test splits instead.
     """
     if strategy not in STRATEGIES:
-        raise LqerError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {shown(strategy)}")
+        raise LqerError(f"`strategy` must be one of {', '.join(STRATEGIES)}, not {shown(strategy)}")
     if rename and strategy != "published":  # the others make their own names
-        raise LqerError(f"--rename changes published split names: not for --strategy {strategy}")
+        raise LqerError(f"`rename` changes published split names: not for `strategy` {strategy}")
     if folds is not None:
         check_folds(folds)
     if strategy == "published":
         if root is None:
-            raise LqerError("--strategy published needs --root")
+            raise LqerError("`strategy` published needs `root`")
         root = Path(root)
         fold_dirs = fold_folders(root)
         results = [read_tree(d) for d in (fold_dirs or [root])]
@@ -195,7 +195,7 @@ def make_splits(
         renames = published_renames(rename or {}, found, root)
         return [(p, y, np.array([renames.get(s, s) for s in names])) for p, y, names in results]
     if strategy in ("group", "paper") and manifest is None:
-        raise LqerError(f"--strategy {strategy} needs a --manifest from make-patches")
+        raise LqerError(f"`strategy` {strategy} needs a `manifest` from make-patches")
     if strategy == "paper":
         by, fractions = "patient", PAPER_FRACTIONS
     if manifest is not None:
@@ -204,7 +204,7 @@ def make_splits(
         paths, labels, _ = read_tree(root)
         groups = augmentation_groups(paths)
     else:
-        raise LqerError("give --manifest or --root")
+        raise LqerError("give `manifest` or `root`")
     if folds is not None:
         return [(paths, labels, s) for s in kfold(labels, groups, folds, seed)]
     return [(paths, labels, assign(labels, groups, fractions or PAPER_FRACTIONS, seed))]

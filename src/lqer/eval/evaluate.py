@@ -77,7 +77,7 @@ class Decision:
 def decision(checkpoint: str | Path, info: dict, threshold: float | None) -> Decision:
     """The threshold asked for, else the one stored with the checkpoint, else 0.5."""
     if threshold is not None:
-        return Decision(checked_threshold(threshold, "--threshold"), "as asked")
+        return Decision(checked_threshold(threshold, "`threshold`"), "as asked")
     if "threshold" not in info:
         return Decision(0.5, f"{checkpoint} stores none; the default")
     stored = info["threshold"]
@@ -138,7 +138,7 @@ def evaluate_checkpoint(
     """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`.
     Without `threshold`, the checkpoint's stored one decides (see `decision`)."""
     if out is not None:
-        check_output_file(out, "--out", [checkpoint, data_dir])
+        check_output_file(out, "`out`", [checkpoint, data_dir])
     items = list_folder(data_dir)
     data, probs, _, chosen = score_images(
         checkpoint, items, device, skip_bad, f" in {data_dir}", threshold
@@ -189,7 +189,7 @@ def predict_files(
     threshold: float | None = None,
 ) -> tuple[ImageSet, Decision]:
     """Write the predictions file for images of unknown label, skipped ones included."""
-    check_output_file(out, "--out", [checkpoint, *paths])
+    check_output_file(out, "`out`", [checkpoint, *paths])
     items = [(f, -1) for f in collect_images(paths)]
     data, probs, model, chosen = score_images(
         checkpoint, items, device, skip_bad, "", threshold, screened=True

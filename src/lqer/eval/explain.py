@@ -71,7 +71,7 @@ def cam_maps(
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 
     if method not in METHODS:
-        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {shown(method)}")
+        raise LqerError(f"`method` must be one of {', '.join(METHODS)}, not {shown(method)}")
     cam_class = GradCAM if method == "gradcam" else GradCAMPlusPlus
     device = next(model.parameters()).device
     x = eval_transform(image_size)(images.to(device))
@@ -106,7 +106,7 @@ def read_windows(boxes: Path, top: int) -> dict[tuple[str, int], list[tuple[int,
             found.setdefault((r["source"], int(r["frame"])), []).append(window)
     except (OSError, KeyError, ValueError, TypeError, csv.Error) as e:
         why = first_line(e) if not isinstance(e, KeyError) else f"no column {e}"
-        raise LqerError(f"--boxes: {boxes} is not a boxes.csv of lqer scan ({why})") from None
+        raise LqerError(f"`boxes`: {boxes} is not a boxes.csv of lqer scan ({why})") from None
     return {key: windows[:top] for key, windows in found.items()}
 
 
@@ -118,7 +118,7 @@ def pieces(ref: FrameRef, image: np.ndarray, windows: dict | None):
     height, width = image.shape
     for x, y, side in windows.get((ref.path.name, ref.index), []):
         if side > min(height, width):
-            raise LqerError(f"--boxes: a {side} px window does not fit the {width}x{height} "
+            raise LqerError(f"`boxes`: a {side} px window does not fit the {width}x{height} "
                             f"frame {ref.id}")  # fmt: skip
         x, y = min(max(x, 0), width - side), min(max(y, 0), height - side)  # inside the frame
         yield f"{ref.id}_x{x}_y{y}_s{side}", x, y, image[y : y + side, x : x + side]
@@ -138,10 +138,10 @@ def explain_files(
     """Write an overlay per image (or, with a scan's `boxes`, per window of its `top`
     candidates in each frame) and method, and explain.csv: probability and decision."""
     inputs = [*paths, checkpoint, *([boxes] if boxes else [])]
-    out = check_own_folder(out, KIND, "--out", inputs)
+    out = check_own_folder(out, KIND, "`out`", inputs)
     bad = [m for m in methods if m not in METHODS]
     if bad:
-        raise LqerError(f"--method must be one of {', '.join(METHODS)}, not {shown(bad[0])}")
+        raise LqerError(f"`method` must be one of {', '.join(METHODS)}, not {shown(bad[0])}")
     windows = read_windows(Path(boxes), top) if boxes else None
     model, cfg, info = load_checkpoint(checkpoint)
     model = model.to(pick_device(device))
@@ -149,7 +149,7 @@ def explain_files(
     chosen = decision(checkpoint, info, threshold)
     refs = collect_frames(paths)
     if len({ref.id for ref in refs}) < len(refs):
-        raise LqerError("two inputs give images of the same name; explain them apart (--out)")
+        raise LqerError("two inputs give images of the same name; explain them apart (`out`)")
     with owned_folder(out, KIND):
         rows = []
         for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
@@ -166,7 +166,7 @@ def explain_files(
                              "side": patch.shape[0], "prob_stenosis": round(prob, 7),
                              "label": label})  # fmt: skip
         if not rows:
-            raise LqerError(f"--boxes: {boxes} has no candidate in these frames")
+            raise LqerError(f"`boxes`: {boxes} has no candidate in these frames")
         with atomic_path(out / "explain.csv") as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()

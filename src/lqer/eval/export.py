@@ -67,7 +67,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
 
         return export_detector(checkpoint, out, data)
     onnx, ort = need_onnx()
-    out = check_output_file(out, "--out", [checkpoint, *([data] if data else [])])
+    out = check_output_file(out, "`out`", [checkpoint, *([data] if data else [])])
     model, cfg, info = load_checkpoint(checkpoint)
     model = model.float().cpu().eval()
     size = cfg.data.image_size
@@ -109,11 +109,11 @@ class OnnxModel:
         path = Path(path)
         self.session, meta = onnx_session(path, threads)
         if meta.get("lqer.kind") == "detector":
-            raise LqerError(f"--onnx: {path} is a whole-frame detector: use it with lqer scan")
+            raise LqerError(f"`onnx`: {path} is a whole-frame detector: use it with lqer scan")
         if "lqer.image_size" not in meta:
-            raise LqerError(f"--onnx: {path} was not exported by lqer export (no lqer metadata)")
+            raise LqerError(f"`onnx`: {path} was not exported by lqer export (no lqer metadata)")
         self.path = path
-        where = f"--onnx: {path}: its lqer metadata"
+        where = f"`onnx`: {path}: its lqer metadata"
         try:  # metadata is text anyone can edit: the same bounds as a configuration's
             self.image_size = DataConfig(image_size=meta["lqer.image_size"]).image_size
         except LqerError as e:
@@ -134,7 +134,7 @@ class OnnxModel:
 
 def onnx_decision(session: OnnxModel, threshold: float | None) -> Decision:
     if threshold is not None:
-        return Decision(checked_threshold(threshold, "--threshold"), "as asked")
+        return Decision(checked_threshold(threshold, "`threshold`"), "as asked")
     return Decision(session.threshold, f"from {session.path}, {session.threshold_source}")
 
 
@@ -146,7 +146,7 @@ def predict_onnx_files(
     threshold: float | None = None,
 ) -> tuple[ImageSet, Decision]:
     """`predict_files` with an exported model in ONNX Runtime instead of a checkpoint."""
-    check_output_file(out, "--out", [onnx_path, *paths])
+    check_output_file(out, "`out`", [onnx_path, *paths])
     session = OnnxModel(onnx_path)
     chosen = onnx_decision(session, threshold)
     items = [(f, -1) for f in collect_images(paths)]

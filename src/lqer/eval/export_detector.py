@@ -57,7 +57,7 @@ def parity_frames(data: str | Path | None, size: int, count: int = 4) -> list[to
     if data is not None:
         refs = list_frames(data)[:count]
         if not refs:
-            raise LqerError(f"--data: no frames in {data}")
+            raise LqerError(f"`data`: no frames in {data}")
         frames = [torch.from_numpy(np.ascontiguousarray(image)) for _, image in read_frames(refs)]
     else:
         patches = [load_gray(path) for path, _ in list_folder(SAMPLE)[: 16 * count]]
@@ -70,7 +70,7 @@ def parity_frames(data: str | Path | None, size: int, count: int = 4) -> list[to
 def export_detector(checkpoint: str | Path, out: str | Path, data: str | Path | None) -> dict:
     """Write `out` (.onnx) if ONNX Runtime matches PyTorch within TOLERANCE in score."""
     onnx, _ = need_onnx()
-    out = check_output_file(out, "--out", [checkpoint, *([data] if data else [])])
+    out = check_output_file(out, "`out`", [checkpoint, *([data] if data else [])])
     model, cfg, info = load_detector(checkpoint)
     size = cfg.data.input_size
     chosen = decision(checkpoint, info, None)
@@ -118,13 +118,13 @@ class OnnxDetector:
     def __init__(self, path: str | Path):
         self.session, meta = onnx_session(path)
         if meta.get("lqer.kind") != "detector":
-            raise LqerError(f"--onnx: {path} is not a whole-frame detector")
+            raise LqerError(f"`onnx`: {path} is not a whole-frame detector")
         self.path = Path(path)
         try:
             self.size = int(meta["lqer.image_size"])
         except (KeyError, ValueError):
-            raise LqerError(f"--onnx: {path}: lqer.image_size is not a number") from None
-        where = f"--onnx: {path}: lqer.threshold"
+            raise LqerError(f"`onnx`: {path}: lqer.image_size is not a number") from None
+        where = f"`onnx`: {path}: lqer.threshold"
         self.threshold = checked_threshold(meta.get("lqer.threshold"), where)
         self.decision = Decision(
             self.threshold, f"from {path}, {meta.get('lqer.threshold_source')}"

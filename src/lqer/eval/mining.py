@@ -52,7 +52,7 @@ def mine_frames(
     yields (id, (H, W) uint8 frame, its stenosis boxes), `scan_one` is what `lqer scan` runs
     on a frame (`lqer.eval.scanners.frame_scanner`: windows cropped or dense)."""
     if not 1 <= per_frame <= MAX_PER_FRAME:
-        raise LqerError(f"--mine-per-frame must be 1 to {MAX_PER_FRAME}, not {per_frame}")
+        raise LqerError(f"`mine_per_frame` must be 1 to {MAX_PER_FRAME}, not {per_frame}")
     mined = {}
     for frame_id, image, boxes in tqdm(frames, total=total, disable=not progress):
         _, detections = scan_one(image)
@@ -71,6 +71,6 @@ def mine(
 ) -> dict[str, list[Square]]:
     """`mine_frames` with a checkpoint or the name of shipped weights (`lqer models`)."""
     if not 1 <= per_frame <= MAX_PER_FRAME:  # before the model is loaded
-        raise LqerError(f"--mine-per-frame must be 1 to {MAX_PER_FRAME}, not {per_frame}")
+        raise LqerError(f"`mine_per_frame` must be 1 to {MAX_PER_FRAME}, not {per_frame}")
     scan_one, _ = frame_scanner(checkpoint, None, device, cfg or ScanConfig())
     return mine_frames(scan_one, frames, per_frame, progress, total)

@@ -27,7 +27,7 @@ def onnx_session(path: str | Path, threads: int | None = None) -> tuple[object, 
     onnx, ort = need_onnx()
     path = Path(path)
     if not path.is_file():
-        raise LqerError(f"--onnx: no such file: {path}")
+        raise LqerError(f"`onnx`: no such file: {path}")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -35,5 +35,5 @@ def onnx_session(path: str | Path, threads: int | None = None) -> tuple[object, 
         session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
     except Exception as e:  # ONNX Runtime's errors have no common base class
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LqerError(f"--onnx: {path} is not a loadable ONNX model ({first})") from None
+        raise LqerError(f"`onnx`: {path} is not a loadable ONNX model ({first})") from None
     return session, dict(session.get_modelmeta().custom_metadata_map)

@@ -42,12 +42,12 @@ class ScanConfig:
     def __post_init__(self):
         if not self.sizes or min(self.sizes) < 8 or any(s % 2 for s in self.sizes):
             # even, as the training patches are, so that a box's window is 2 x its side
-            raise LqerError(f"--sizes: window sides must be even and >= 8 px, got {self.sizes}")
+            raise LqerError(f"`sizes`: window sides must be even and >= 8 px, got {self.sizes}")
         if not 0 < self.stride <= 1:
-            raise LqerError(f"--stride must lie in (0, 1], got {self.stride}")
+            raise LqerError(f"`stride` must lie in (0, 1], got {self.stride}")
         if self.dense and self.stride not in DENSE_STRIDES:
             raise LqerError(
-                f"--dense steps windows by 0.5 or 0.25 of their side, not {self.stride}"
+                f"`dense` steps windows by 0.5 or 0.25 of their side, not {self.stride}"
             )
 
 
@@ -129,7 +129,7 @@ def scan_with(
     height, width = frame.shape
     if min(height, width) < max(cfg.sizes):
         raise LqerError(
-            f"a {width}x{height} frame is smaller than the {max(cfg.sizes)} px window (--sizes)"
+            f"a {width}x{height} frame is smaller than the {max(cfg.sizes)} px window (`sizes`)"
         )
     image = torch.from_numpy(np.ascontiguousarray(frame))
     heat = torch.zeros(height, width, dtype=torch.float64)

@@ -31,7 +31,7 @@ def pick_frames(refs: list[FrameRef], frames: list[int] | None) -> list[FrameRef
         return refs
     picked = [ref for ref in refs if ref.index + 1 in frames]
     if not picked:
-        raise LqerError(f"--frames: no file has frame {', '.join(map(str, frames))}")
+        raise LqerError(f"`frames`: no file has frame {', '.join(map(str, frames))}")
     return picked
 
 
@@ -65,15 +65,15 @@ def scan_files(
     the labelled boxes. Returns the summary."""
     cfg = cfg or ScanConfig()
     if fmt not in FORMATS:  # before a model is loaded or a frame read
-        raise LqerError(f"--format must be one of {', '.join(FORMATS)}, not {shown(fmt)}")
+        raise LqerError(f"`fmt` must be one of {', '.join(FORMATS)}, not {shown(fmt)}")
     inputs = [*paths, *(p for p in (checkpoint, onnx, annotations) if p is not None)]
-    out = check_own_folder(out, KIND, "--out", inputs)
+    out = check_own_folder(out, KIND, "`out`", inputs)
     scan_one, chosen = frame_scanner(checkpoint, onnx, device, cfg)
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
     refs = pick_frames(collect_frames(paths), frames)
     if len({ref.id for ref in refs}) < len(refs):
-        raise LqerError("two inputs give frames of the same id; scan them apart (--out)")
+        raise LqerError("two inputs give frames of the same id; scan them apart (`out`)")
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
     with owned_folder(out, KIND):  # only once the inputs are known to be good
         started = time.perf_counter()

@@ -85,14 +85,14 @@ def check_options(
 ) -> None:  # fmt: skip
     """Every option, checked before anything is trained."""
     if not models or not seeds:
-        raise LqerError("--models and --seeds must name at least one model and one seed")
+        raise LqerError("`models` and `seeds` must name at least one model and one seed")
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        raise LqerError(f"--models: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+        raise LqerError(f"`models`: unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     if not 0 < target_sensitivity <= 1:
-        raise LqerError("--target-sensitivity must lie in (0, 1]")
+        raise LqerError("`target_sensitivity` must lie in (0, 1]")
     if n_boot < 1:
-        raise LqerError(f"--n-boot must be at least 1, got {n_boot}")
+        raise LqerError(f"`n_boot` must be at least 1, got {n_boot}")
     if not (base.data.test_split or base.data.split_file):
         raise LqerError("compare needs a test split: set data.test_split or data.split_file")
 
@@ -102,13 +102,13 @@ def prepare(
 ) -> dict[str, dict]:
     """Check the folder and the data of every seed, and claim the folder; nothing trains
     before this has passed. Returns the data fingerprints of the seeds asked or with runs."""
-    check_own_folder(out, KIND, "--out", data_inputs(base), legacy=is_comparison)
+    check_own_folder(out, KIND, "`out`", data_inputs(base), legacy=is_comparison)
     ours = (out / "config.yaml").exists() and bool(previous_manifest(out, base))
     legacy = previous_manifest(out, base).get("data", {}) if ours else {}
     run_seeds = {r["seed"] for r in folder_runs(out, base) if r["left_out"] is None
                  or r["left_out"].startswith("unfinished")}  # fmt: skip
     current = provenance.check(base.data, out, seeds, run_seeds, legacy, digests)
-    with locked(out, "--out", wait=True):
+    with locked(out, "`out`", wait=True):
         claim_folder(out, KIND)
         provenance.write(out, base.data, current)
     return current
@@ -135,7 +135,7 @@ def compare(
     ours = not (out / "comparison.json").exists() or bool(previous_manifest(out, base))
     base.save(out / "config.yaml")
     status = train_all(base, models, seeds, out, base.train.device)
-    with locked(out, "--out", wait=True):  # pieces side by side write their tables in turn
+    with locked(out, "`out`", wait=True):  # pieces side by side write their tables in turn
         write_tables(base, out, models, seeds, target_sensitivity, n_boot, status, data_info,
                      ours)  # fmt: skip
     return out
@@ -230,12 +230,12 @@ def compare_folds(
     """One comparison per fold k, in `out_dir`/fold<k> with data.fold=k (A-DSSS's folds).
     Every fold's folder and data is checked before any fold trains."""
     if not folds:
-        raise LqerError("--folds must name at least one fold")
+        raise LqerError("`folds` must name at least one fold")
     jobs = [(base.replace(data=base.data.replace(fold=k)), Path(out_dir) / f"fold{k}")
             for k in dict.fromkeys(folds)]  # fmt: skip
     for cfg, out in jobs:
         check_options(cfg, models, seeds, target_sensitivity, n_boot)
-        check_own_folder(out, KIND, "--out", data_inputs(cfg), legacy=is_comparison)
+        check_own_folder(out, KIND, "`out`", data_inputs(cfg), legacy=is_comparison)
         for seed in seeds:
             listed_sets(cfg.data, seed)  # a missing fold or a one-class split fails here
     options = dict(models=models, seeds=seeds, target_sensitivity=target_sensitivity,

@@ -44,7 +44,7 @@ class Comparison:
 def read_comparison(folder: Path) -> Comparison:
     """comparison.json and the three tables, or an LqerError naming the file at fault."""
     path = folder / "comparison.json"
-    again = f"run lqer compare --out {folder} again"
+    again = f"run the comparison into `out` {folder} again"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeError, ValueError) as e:

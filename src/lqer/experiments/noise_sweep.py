@@ -78,7 +78,7 @@ def noise_sweep(
     the head with the circuit run natively under each point's noise and shots (seeded)."""
     if not quantum_layers(model):
         raise LqerError("this model has no quantum circuit to add noise to")
-    threshold = checked_threshold(threshold, "--threshold")
+    threshold = checked_threshold(threshold, "`threshold`")
     from tqdm import tqdm
 
     device = torch.device(device)
@@ -135,7 +135,7 @@ def plot(rows: list[dict], stem: str | Path, title: str) -> list[Path]:
 
 def check_out(out_dir: str | Path, inputs: list) -> Path:
     """Fail before the sweep unless `out_dir` can be its output folder (`lqer.io`)."""
-    return check_own_folder(out_dir, KIND, "--out", inputs)
+    return check_own_folder(out_dir, KIND, "`out`", inputs)
 
 
 def write_outputs(rows: list[dict], out_dir: str | Path, title: str) -> list[Path]:

@@ -69,7 +69,7 @@ def check(
             raise LqerError(
                 f"{out}: its seed-{seed} runs were trained on other data than {data.root} "
                 f"holds now (the {' and '.join(changed) or 'split'} split changed); compare into "
-                f"another --out, or move {out}/runs/*-seed{seed} away to train them again"
+                f"another `out`, or move {out}/runs/*-seed{seed} away to train them again"
             )
         current[str(seed)] = now
     return current

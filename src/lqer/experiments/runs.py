@@ -149,7 +149,7 @@ def train_all(
             record = {"model": model, "seed": seed, "run": str(run.relative_to(out))}
             logger.info(f"{model} seed {seed}: {run}")
             try:
-                with locked(run, "--out", wait=True):
+                with locked(run, "`out`", wait=True):
                     (run / ERROR).unlink(missing_ok=True)  # an earlier attempt's: try again
                     record["status"] = ensure_trained(cfg, data)
                     if missing_artifacts(run, model):

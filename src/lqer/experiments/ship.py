@@ -45,14 +45,14 @@ def ship(
     """Weights NAME from `run`/best.pt into `folder`. The hold-out that selected the epoch
     also chooses the thresholds; the test split is scored once, with them fixed."""
     if not 0 < target_sensitivity <= 1:  # NaN too: no threshold reaches it
-        raise LqerError(f"--target-sensitivity must lie in (0, 1], got {target_sensitivity}")
+        raise LqerError(f"`target_sensitivity` must lie in (0, 1], got {target_sensitivity}")
     if not NAME.fullmatch(name):
         raise LqerError(
-            f"--name: {name[:80]!r} is not a plain name (letters, digits, '.', '_' and '-', "
+            f"`name`: {name[:80]!r} is not a plain name (letters, digits, '.', '_' and '-', "
             "at most 64, no folders)"
         )
     for path in weight_files(folder, name):
-        check_output_file(path, "--out", [run])
+        check_output_file(path, "`out`", [run])
     detector = load_detector(run / "best.pt")
     if detector is not None:
         return ship_detector(run, name, folder, detector, target_sensitivity)

@@ -24,7 +24,7 @@ _held_guard = threading.Lock()
 
 
 @contextlib.contextmanager
-def locked(folder: str | os.PathLike, option: str = "--out", wait: bool = False) -> Iterator[Path]:
+def locked(folder: str | os.PathLike, option: str = "`out`", wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on `folder` (made if missing) for the block (rule 4).
 
     Another lqer command holding it makes this one fail at once, or with `wait` wait for it.

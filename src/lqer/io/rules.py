@@ -101,7 +101,7 @@ def owner(folder: Path) -> str | None:
 def check_own_folder(
     path: str | os.PathLike,
     kind: str,
-    option: str = "--out",
+    option: str = "`out`",
     inputs: Inputs = (),
     legacy: Callable[[Path], bool] | None = None,
 ) -> Path:
@@ -119,7 +119,7 @@ def check_own_folder(
 
 
 @contextlib.contextmanager
-def owned_folder(path: Path, kind: str, option: str = "--out") -> Iterator[Path]:
+def owned_folder(path: Path, kind: str, option: str = "`out`") -> Iterator[Path]:
     """`locked` and `claim_folder` together: the folder is `kind`'s for the block."""
     with locked(path, option):
         yield claim_folder(path, kind)

@@ -34,21 +34,21 @@ def _imagenet_resnet18() -> nn.Module:
         where = Path(torch.hub.get_dir()) / "checkpoints" / Path(spec.url).name
         raise LqerError(
             f"ImageNet weights for ResNet18 could not be loaded ({type(e).__name__}); "
-            f"download {spec.url} to {where}, or pass --weights PATH or --weights none"
+            f"download {spec.url} to {where}, or set `weights` to a file or 'none'"
         ) from None
 
 
 def _load_state_dict(model: nn.Module, path: Path) -> None:
     if not path.is_file():
-        raise LqerError(f"--weights: {path} is neither 'imagenet', 'none' nor an existing file")
+        raise LqerError(f"`weights`: {path} is neither 'imagenet', 'none' nor an existing file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise LqerError(f"--weights: cannot read {path} as a PyTorch state dict ({e})") from None
+        raise LqerError(f"`weights`: cannot read {path} as a PyTorch state dict ({e})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise LqerError(f"--weights: {path} does not hold a state dict")
+        raise LqerError(f"`weights`: {path} does not hold a state dict")
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -56,6 +56,6 @@ def _load_state_dict(model: nn.Module, path: Path) -> None:
     if missing or unexpected:
         key = (missing or unexpected)[0]
         raise LqerError(
-            f"--weights: {path} is not a ResNet18 state dict "
+            f"`weights`: {path} is not a ResNet18 state dict "
             f"({len(missing)} missing and {len(unexpected)} unexpected keys, e.g. {key!r})"
         )

@@ -89,7 +89,7 @@ class Service:
         # classifier slides its windows over them
         self.detector = load_detector(frames) if frames is not None else None
         if frames is not None and self.detector is None:
-            raise LqerError(f"--frames: {frames} is not a whole-frame detector")
+            raise LqerError(f"`frames`: {frames} is not a whole-frame detector")
         self.frames_name = str(frames) if frames is not None else self.checkpoint
         self.limits = limits or Limits()
         self.scan_cfg = scan or ScanConfig()

@@ -33,11 +33,11 @@ SELECT = "1"  # the FROC rate (false positives per frame) that picks best.pt
 
 def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
     """Train `cfg.model` on `cfg.data`; returns the run folder."""
-    out = check_own_folder(cfg.out_dir, KIND, "--out", {"data.root": cfg.data.root})
+    out = check_own_folder(cfg.out_dir, KIND, "`out`", {"data.root": cfg.data.root})
     if (out / "last.pt").exists() and not resume:
-        raise LqerError(f"{out} already holds a detector run; use --resume or another --out")
+        raise LqerError(f"{out} already holds a detector run; use `resume` or another `out`")
     if resume and not (out / "last.pt").is_file():
-        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
+        raise LqerError(f"`resume`: {out} holds no last.pt to resume from")
     torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
     torch.manual_seed(cfg.train.seed)
     sets = load_frame_sets(cfg.data, cfg.train.seed)
@@ -91,10 +91,10 @@ def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule):
     saved = DetectionConfig.validated(state["config"])
     changed = [k for k in changed_keys(saved, cfg) if k not in (*RESUMABLE, "out_dir")]
     if changed:
-        raise LqerError(f"--resume: {out} was trained with other settings ({', '.join(changed)}); "
+        raise LqerError(f"`resume`: {out} was trained with other settings ({', '.join(changed)}); "
                         f"only {', '.join(RESUMABLE)} may change")  # fmt: skip
     if cfg.train.epochs <= state["epoch"]:
-        raise LqerError(f"--resume: {out} has already trained {state['epoch']} epoch(s)")
+        raise LqerError(f"`resume`: {out} has already trained {state['epoch']} epoch(s)")
     removed = remove_stale_temporaries(out)
     if removed:
         logger.info(

@@ -24,14 +24,14 @@ MARKER = marker(KIND)
 def check_new(out: Path, inputs: dict[str, str | None] | None = None) -> None:
     """Say now, before any data is read, why `out` cannot take a new run; `inputs` name the
     data it reads (`data_inputs`)."""
-    check_own_folder(out, KIND, "--out", inputs or {})
+    check_own_folder(out, KIND, "`out`", inputs or {})
     if (out / "last.pt").exists():
-        raise LqerError(f"{out} already holds a run; use --resume or another --out")
+        raise LqerError(f"{out} already holds a run; use `resume` or another `out`")
     if (out / MARKER).exists():
         if (out / "best.pt").exists():
             raise LqerError(
                 f"{out} holds a run that was stopped during its first epoch (best.pt but no "
-                "last.pt); delete that folder or choose another --out"
+                "last.pt); delete that folder or choose another `out`"
             )
         return  # stopped before it saved anything: only lqer's own small files are there
 
@@ -43,7 +43,7 @@ def data_inputs(cfg: ExperimentConfig) -> dict[str, str | None]:
 
 def locked(out: Path):
     """The run folder, made if new and locked for the life of the run (`lqer.io.locked`)."""
-    return io.locked(out, "--out")
+    return io.locked(out, "`out`")
 
 
 def claim(out: Path) -> None:
@@ -70,14 +70,14 @@ def check_resume(out: Path, saved: dict, cfg: ExperimentConfig) -> None:
     changed = [k for k in changed if k != "out_dir"]  # the same folder, however it is spelt
     if changed:
         raise LqerError(
-            f"--resume: {out} was trained with other settings ({', '.join(changed)}); "
+            f"`resume`: {out} was trained with other settings ({', '.join(changed)}); "
             f"a resumed run may change only {', '.join(RESUMABLE)}"
         )
     done = saved["epoch"]
     if cfg.train.epochs <= done:
         raise LqerError(
-            f"--resume: {out} has already trained {done} epoch(s); "
-            f"ask for more with --epochs N (N > {done})"
+            f"`resume`: {out} has already trained {done} epoch(s); "
+            f"ask for more: `epochs` above {done}"
         )
 
 
@@ -92,5 +92,5 @@ def resumed_config(out: Path, overrides: list[str]) -> ExperimentConfig:
 
 def _last_checkpoint(out: Path) -> Path:
     if not (out / "last.pt").is_file():
-        raise LqerError(f"--resume: {out} holds no last.pt to resume from")
+        raise LqerError(f"`resume`: {out} holds no last.pt to resume from")
     return out / "last.pt"
