@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lqer.data.audit import AuditConfig, gather, run_audit
+from lqer.data.audit import AuditConfig, run_audit
 from lqer.data.patches import make_patches
+from lqer.data.split_audit import gather
 
 DATASETS = Path(
     os.environ.get("LQER_DATASETS", Path(__file__).parents[1] / ".." / "shared" / "datasets")

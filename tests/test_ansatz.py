@@ -279,3 +279,13 @@ def test_lqer_trains_with_each_ansatz(tiny_dataset, tmp_path, settings):
     assert quantum.circuit.ansatz == settings[0].split("=")[1]
     assert model.classifier.in_features == 512 + quantum.out_features
     assert torch.isfinite(quantum.weights).all()
+
+
+def test_pennylane_draws_the_configured_circuit():
+    from lqer.config import circuit_of, load_config
+    from lqer.quantum.pennylane_circuit import pennylane_drawing
+
+    quantum = load_config(None, ["model.quantum.n_qubits=3"]).model.quantum
+    lines = pennylane_drawing(circuit_of(quantum)).splitlines()
+    assert [line.split(":")[0].strip() for line in lines if line.strip()] == ["0", "1", "2"]
+    assert all(line.rstrip().endswith("<Z>") for line in lines if line.strip())

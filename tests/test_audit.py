@@ -5,18 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lqer.data.audit import (
-    AuditConfig,
-    clusters,
-    exact_duplicates,
-    gather,
-    plot_pairs,
-    regroup,
-    report,
-    run_audit,
-    search,
-)
+from lqer.data.audit import AuditConfig, run_audit, search
 from lqer.data.images import load_gray
+from lqer.data.split_audit import clusters, exact_duplicates, gather, plot_pairs, regroup, report
 
 
 def test_blockwise_search_equals_brute_force():
@@ -111,3 +102,20 @@ def test_cli_audit_writes_the_regrouped_split(planted, tmp_path):
     assert result.exit_code == 0, result.output
     assert "clusters of near-duplicates" in result.output
     assert sum(len(v) for v in read_split_file(out).values()) == 80 + 60 + 2
+
+
+def test_the_audit_workflow_is_a_library_call(planted, tmp_path):
+    from lqer.data.layout import read_split_file
+    from lqer.data.split_audit import audit_splits
+    from lqer.errors import LqerError
+
+    folders = {"train": [planted / "train"], "test": [planted / "test"]}
+    out = tmp_path / "regrouped.csv"
+    audit, text = audit_splits(folders, regroup_to=out)
+    assert "clusters of near-duplicates" in text and str(out) in text
+    regrouped = read_split_file(out)
+    assert sum(map(len, regrouped.values())) == len(audit.paths)
+    with pytest.raises(LqerError, match="^`regroup_to`: .* lies inside"):
+        audit_splits(folders, regroup_to=planted / "train" / "positive" / "x.csv")
+    with pytest.raises(LqerError, match="^give `split_file` or split folders, not both"):
+        audit_splits(folders, split_file=out)

@@ -5,9 +5,9 @@ from typer.testing import CliRunner
 
 from lqer.cli.data import app
 from lqer.config import DataConfig
-from lqer.data.audit import gather
 from lqer.data.dataset import load_experiment
 from lqer.data.layout import fold_file, fold_folders, read_split_file, split_folder
+from lqer.data.split_audit import gather
 from lqer.data.splits import read_manifest
 from lqer.errors import LqerError
 

@@ -8,7 +8,8 @@ user reads the name they passed; the command line shows the same message with it
 import re
 
 PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
-FLAGS = {"fmt": "--format", "out_dir": "--out"}  # where a flag is not the parameter's name
+# Where a flag is not spelled as its parameter.
+FLAGS = {"fmt": "--format", "out_dir": "--out", "regroup_to": "--regroup"}
 
 
 class LqerError(Exception):

@@ -207,8 +207,6 @@ def audit(
     """Find near-duplicates across splits and report how much of the test set leaks; with
     --frames, audit annotated whole frames (identical frames, frames without a box, missing
     images)."""
-    import time
-
     if frames or annotations or duplicates:
         if train or val or test or split_file or pairs or regroup:
             raise LqerError("--frames audits whole frames; give it without --train/--val/--test,"
@@ -216,65 +214,30 @@ def audit(
         _audit_frames(frames or [], annotations or [], format, label, duplicates)
         return
 
-    import numpy as np
+    from lqer.data.audit import AuditConfig
+    from lqer.data.split_audit import audit_splits
 
-    from lqer.data import audit as lib
-    from lqer.data.layout import write_split
-    from lqer.data.splits import describe
-    from lqer.io import check_output_file
-
-    start = time.perf_counter()
-    given = {"train": train, "val": val, "test": test}
-    folders = {name: dirs for name, dirs in given.items() if dirs}
-    inputs = [d for dirs in folders.values() for d in dirs] + [split_file] * bool(split_file)
-    for option, path in (("--pairs", pairs), ("--regroup", regroup)):
-        if path is not None:
-            check_output_file(path, option, inputs)
-    if split_file is None and not folders:
-        raise LqerError("give --train and --test folders, --split-file, or --frames")
-    if split_file is not None and folders:  # one would be ignored without a word
-        raise LqerError("give --split-file or --train/--val/--test folders, not both")
-    cfg = lib.AuditConfig(
+    cfg = AuditConfig(
         size=size, method=method, max_distance=max_distance, max_hamming=max_hamming,
         auto_threshold=auto_threshold, null_rate=null_rate,
     )  # fmt: skip
-    paths, labels, names = lib.gather(folders, split_file)
-    result = lib.run_audit(paths, labels, names, cfg)
-    typer.echo(lib.report(result, cfg))
-    typer.echo(f"audit time: {time.perf_counter() - start:.1f} s for {len(paths)} images")
-    query = "test" if "test" in result.names else result.names[1]
-    if pairs:
-        lib.plot_pairs(result, pairs, query)
-        typer.echo(f"closest pairs: {pairs}")
-    if regroup:
-        new, clusters = lib.regroup(result, seed)
-        sizes = np.bincount(clusters)
-        typer.echo(
-            f"{len(sizes)} clusters of near-duplicates, {int((sizes > 1).sum())} with more than "
-            f"one image, largest {sizes.max()}"
-        )
-        write_split(regroup, [Path(p) for p in result.paths], result.labels, new)
-        typer.echo(f"{regroup}:\n{describe(result.labels, new)}")
+    folders = {"train": train, "val": val, "test": test}
+    _, report = audit_splits(folders, split_file, cfg, pairs, regroup, seed)
+    typer.echo(report)
 
 
 def _audit_frames(frames, annotations, fmt, label, duplicates) -> None:
-    import time
-
     from lqer.data import frame_audit
-    from lqer.io import check_output_file
 
     if not frames or len(frames) != len(annotations):
         raise LqerError(f"give one --annotations per --frames folder ({len(frames)} --frames, "
                         f"{len(annotations)} --annotations)")  # fmt: skip
-    if duplicates is not None:
-        check_output_file(duplicates, "--duplicates", [*frames, *annotations])
-    start = time.perf_counter()
     sets = list(zip(frames, annotations, strict=True))
-    audit = frame_audit.audit_frames(sets, fmt, tuple(label) if label else None, progress=True)
+    labels = tuple(label) if label else None
+    audit = frame_audit.audit_frames(sets, fmt, labels, progress=True, duplicates=duplicates)
     typer.echo(frame_audit.report(audit))
-    typer.echo(f"audit time: {time.perf_counter() - start:.1f} s")
+    typer.echo(f"audit time: {audit.seconds:.1f} s")
     if duplicates is not None:
-        frame_audit.write_duplicates(audit, duplicates)
         typer.echo(f"identical frames: {duplicates}")
 
 

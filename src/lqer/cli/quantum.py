@@ -34,16 +34,10 @@ def circuit(
     circuit = circuit_of(quantum)
     typer.echo(describe(circuit, execution_of(quantum)))
     if pennylane:
-        import torch
+        from lqer.quantum.pennylane_circuit import pennylane_drawing
 
-        from lqer.quantum.pennylane_circuit import import_pennylane, make_qnode
-
-        qml = import_pennylane()
-        angles = torch.zeros(circuit.n_uploads, circuit.n_qubits)
-        weights = torch.zeros(circuit.weight_shape)
-        qnode = make_qnode(circuit, "default.mixed", noise=execution_of(quantum).noise)
         typer.echo("\nPennyLane (all angles shown as 0):")
-        typer.echo(qml.draw(qnode)(angles, weights))
+        typer.echo(pennylane_drawing(circuit, execution_of(quantum).noise))
 
 
 def shot_counts(text: str) -> list[int | None]:

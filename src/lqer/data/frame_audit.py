@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from lqer.data.annotated import check_format
 from lqer.data.annotations import find_annotation_files, read_coco, read_voc, read_yolo
 from lqer.data.frames import list_frames, read_frames
 from lqer.errors import LqerError
-from lqer.io import output_file
+from lqer.io import check_output_file, output_file
 
 Frame = tuple[str, str]  # (set name, frame id)
 
@@ -40,6 +41,7 @@ class FrameAudit:
     unannotated: dict[str, list[str]] = field(default_factory=dict)  # listed, no stenosis box
     missing: dict[str, list[str]] = field(default_factory=dict)  # listed, no image file
     unlisted: dict[str, list[str]] = field(default_factory=dict)  # image file, not listed
+    seconds: float = 0.0  # the audit's wall time
 
 
 def natural(text: str) -> list:
@@ -75,12 +77,16 @@ def audit_frames(
     fmt: str = "coco",
     labels: tuple[str, ...] | None = None,
     progress: bool = False,
+    duplicates: str | Path | None = None,
 ) -> FrameAudit:
     """Audit (frames folder, annotations) pairs; `labels` are the box labels that mean
-    stenosis (None: every box)."""
+    stenosis (None: every box). With `duplicates`, write the identical frames there as CSV."""
     check_format(fmt)
     if not sets:
         raise LqerError("give at least one `frames` folder with its `annotations`")
+    if duplicates is not None:
+        check_output_file(duplicates, "`duplicates`", [path for pair in sets for path in pair])
+    start = time.perf_counter()
     names = set_names([Path(frames) for frames, _ in sets])
     audit = FrameAudit(names)
     refs = []
@@ -109,6 +115,9 @@ def audit_frames(
          if len(g) > 1),
         key=lambda g: (order[g[0][0]], natural(g[0][1])),
     )  # fmt: skip
+    if duplicates is not None:
+        write_duplicates(audit, duplicates)
+    audit.seconds = time.perf_counter() - start
     return audit
 
 

@@ -92,6 +92,15 @@ def make_qnode(
     return qnode
 
 
+def pennylane_drawing(circuit: Circuit, noise: Noise = NO_NOISE) -> str:
+    """PennyLane's own drawing (qml.draw) of the circuit, every angle shown as 0: a check,
+    by eye, that the gates are the ones PennyLane's templates would place."""
+    qml = import_pennylane()
+    qnode = make_qnode(circuit, "default.mixed", noise=noise)
+    angles = torch.zeros(circuit.n_uploads, circuit.n_qubits)
+    return qml.draw(qnode)(angles, torch.zeros(circuit.weight_shape))
+
+
 def stack_outputs(out, dtype: torch.dtype) -> torch.Tensor:
     """PennyLane's m results of shape (B,), or one of probabilities (B, m), as (B, m)."""
     if isinstance(out, torch.Tensor):
