@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import write_dicom
+from PIL import Image
 from typer.testing import CliRunner
 
 from lqer.cli import _register, app
@@ -221,3 +222,18 @@ def test_yolo_and_coco_boxes_score_as_voc_boxes(two_frames):
             rows = [(r["frame_id"], round(float(r["xmin"])), r["hit"]) for r in csv.DictReader(f)]
         found[fmt] = (summary["boxes"], summary["false_positives"], rows)
     assert found["voc"][0] == 3 and found["yolo"] == found["voc"] == found["coco"]
+
+
+def test_one_collector_keeps_files_of_one_name_and_scan_refuses_them(tmp_path):
+    from lqer.data.frames import collect_frames
+    from lqer.errors import LqerError
+    from lqer.eval.scan_files import scan_files
+
+    for folder in ("positive", "negative"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        Image.fromarray(np.full((64, 64), 80, np.uint8)).save(tmp_path / "in" / folder / "7.png")
+    refs = collect_frames([tmp_path / "in"])
+    assert [ref.path.parent.name for ref in refs] == ["negative", "positive"]
+    with pytest.raises(LqerError, match=r"two frames share the id 7: .*negative/7.png, .*positive"):
+        scan_files("lqer-padsd", [tmp_path / "in"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -94,13 +94,14 @@ def predict(
     CSV to `out` if given. Labels are unknown here; use `evaluate` on labelled folders."""
     from dataclasses import asdict
 
-    from lqer.eval.evaluate import collect_images, score_images
+    from lqer.data.frames import collect_frames
+    from lqer.eval.evaluate import score_images
     from lqer.eval.predictions import prediction_rows, write_predictions
     from lqer.io import check_output_file
 
     if out is not None:
         check_output_file(out, "out", [model, *paths])
-    items = [(f, -1) for f in collect_images(list(paths))]
+    items = [(f, -1) for f in collect_frames(list(paths))]
     data, probs, name, chosen = score_images(model, items, device, False, "", threshold, True)
     rows = prediction_rows(data, probs, name, threshold=chosen.threshold)
     if out is not None:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from lqer.data.frames import load_resized
 from lqer.data.layout import SPLITS
+from lqer.data.transforms import resize
 from lqer.device import check_memory
 from lqer.errors import LqerError
 from lqer.guarded_yaml import shown
@@ -104,7 +105,7 @@ class Audit:
 
 def pixel_vectors(images: torch.Tensor, thumb: int) -> torch.Tensor:
     """Unit vectors whose dot product is the Pearson correlation of the thumbnails."""
-    x = F.adaptive_avg_pool2d(images[:, None].float(), thumb).flatten(1)
+    x = resize(images[:, None].float(), thumb, mode="area").flatten(1)
     x = x - x.mean(1, keepdim=True)
     return F.normalize(x, dim=1)
 
@@ -117,7 +118,7 @@ def _dct_matrix(n: int) -> torch.Tensor:
 
 def phash_vectors(images: torch.Tensor) -> torch.Tensor:
     """+-1 vectors of the 64 hash bits; their dot product is 64 - 2 * Hamming distance."""
-    x = F.interpolate(images[:, None].float(), size=(32, 32), mode="area")[:, 0]
+    x = resize(images[:, None].float(), 32, mode="area")[:, 0]
     c = _dct_matrix(32)[:8]
     low = (c @ x @ c.T).flatten(1)  # (N, 64) lowest frequencies, DC first
     median = low[:, 1:].median(1, keepdim=True).values

@@ -72,19 +72,24 @@ def list_frames(folder: str | Path) -> list[FrameRef]:
 
 
 def collect_frames(paths: Sequence[str | Path]) -> list[FrameRef]:
-    """The frames of the named files and of every image or DICOM file under the named folders,
-    in the order given (each folder sorted by frame id)."""
-    refs: list[FrameRef] = []
+    """The one path collector of the commands that score what they are given (predict, scan,
+    explain, export): every frame of the named files and of each image or DICOM file under
+    the named folders, in the order given, each folder's files sorted by path. Ids may repeat
+    (positive/1.png and negative/1.png): a command that names outputs by id checks them."""
+    files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            refs += list_frames(path)
+            files += [f for f in files_under(path) if is_frame_file(f)]
         elif path.is_file():
-            try:
-                refs += frame_refs(path)
-            except BadImage as e:
-                raise LqerError(f"{path}: {e}") from None
+            files.append(path)
         else:
             raise LqerError(f"no such file or folder: {path}")
+    refs: list[FrameRef] = []
+    for path in files:
+        try:
+            refs += frame_refs(path)
+        except BadImage as e:
+            raise LqerError(f"{path}: {e}") from None
     if not refs:
         raise LqerError(f"no images found in {', '.join(map(str, paths))}")
     return refs

@@ -65,10 +65,13 @@ class ToFloat:
         return x.float().div_(255)
 
 
-def resize(x: torch.Tensor, size: int | tuple[int, int], chunk: int = 1024) -> torch.Tensor:
+def resize(
+    x: torch.Tensor, size: int | tuple[int, int], chunk: int = 1024, mode: str = "bilinear"
+) -> torch.Tensor:
     """Images (B, C, H, W) to S x S (or to (H', W')), bilinear with antialiasing, `chunk`
     images at a time to bound the float copy. uint8 images stay uint8, rounded; float ones stay
-    float. The one resize: decoding, packs, dense scans and the model's input go through it."""
+    float. The one resize: decoding, packs, dense scans, the model's input and (`mode="area"`,
+    block means) the audit's descriptors go through it."""
     size = (size, size) if isinstance(size, int) else tuple(size)
     if x.shape[-2:] == size:
         return x
@@ -76,9 +79,11 @@ def resize(x: torch.Tensor, size: int | tuple[int, int], chunk: int = 1024) -> t
     parts = []
     for start in range(0, len(x), chunk):
         part = x[start : start + chunk]
-        part = F.interpolate(
-            part if as_float else part.float(), size=size, mode="bilinear", antialias=True
-        )
+        part = part if as_float else part.float()
+        if mode == "area":
+            part = F.interpolate(part, size=size, mode="area")
+        else:
+            part = F.interpolate(part, size=size, mode="bilinear", antialias=True)
         parts.append(part if as_float else part.round().clamp(0, 255).to(x.dtype))
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 

@@ -12,10 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lqer.data.dataset import ImageSet, Source, check_both_classes, decode
-from lqer.data.dicom import is_dicom
-from lqer.data.frames import frame_refs, is_frame_file
-from lqer.data.images import BadImage
+from lqer.data.dataset import ImageSet, check_both_classes, decode
+from lqer.data.frames import collect_frames
 from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
@@ -23,7 +21,7 @@ from lqer.errors import LqerError
 from lqer.eval.metrics import binary_metrics
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.guarded_yaml import shown
-from lqer.io import check_output_file, files_under, output_file, written_by_lqer
+from lqer.io import check_output_file, output_file, written_by_lqer
 from lqer.models.checkpoint import load_checkpoint
 from lqer.threshold import checked_threshold
 
@@ -158,28 +156,6 @@ def evaluate_checkpoint(
     return metrics
 
 
-def collect_images(paths: list[str | Path]) -> list[Source]:
-    """Image files, and each frame of DICOM files, named directly or found (recursively) in
-    the named folders."""
-    files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += [f for f in files_under(p) if is_frame_file(f)]
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise LqerError(f"no such file or folder: {p}")
-    if not files:
-        raise LqerError(f"no images found in {', '.join(map(str, paths))}")
-    found: list[Source] = []
-    for f in files:
-        try:
-            found += frame_refs(f) if is_dicom(f) else [f]
-        except BadImage as e:
-            raise LqerError(f"{f}: {e}") from None
-    return found
-
-
 def predict_files(
     checkpoint: str | Path,
     paths: list[str | Path],
@@ -190,7 +166,7 @@ def predict_files(
 ) -> tuple[ImageSet, Decision]:
     """Write the predictions file for images of unknown label, skipped ones included."""
     check_output_file(out, "`out`", [checkpoint, *paths])
-    items = [(f, -1) for f in collect_images(paths)]
+    items = [(f, -1) for f in collect_frames(paths)]
     data, probs, model, chosen = score_images(
         checkpoint, items, device, skip_bad, "", threshold, screened=True
     )

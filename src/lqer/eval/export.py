@@ -19,10 +19,11 @@ from torch import nn
 
 from lqer.config import DataConfig
 from lqer.data.dataset import ImageSet, decode
+from lqer.data.frames import collect_frames
 from lqer.data.layout import list_folder
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
-from lqer.eval.evaluate import Decision, collect_images, decision, predict_proba
+from lqer.eval.evaluate import Decision, decision, predict_proba
 from lqer.eval.onnx_runtime import SAMPLE, TOLERANCE, need_onnx, onnx_session
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import check_output_file, output_file
@@ -149,7 +150,7 @@ def predict_onnx_files(
     check_output_file(out, "`out`", [onnx_path, *paths])
     session = OnnxModel(onnx_path)
     chosen = onnx_decision(session, threshold)
-    items = [(f, -1) for f in collect_images(paths)]
+    items = [(f, -1) for f in collect_frames(paths)]
     data = decode(items, session.image_size, skip_bad, screened=True)
     probs = session.predict(data.images)
     rows = prediction_rows(data, probs, f"{session.model_name} (onnx)", threshold=chosen.threshold)

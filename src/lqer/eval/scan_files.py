@@ -35,6 +35,17 @@ def pick_frames(refs: list[FrameRef], frames: list[int] | None) -> list[FrameRef
     return picked
 
 
+def check_unique_ids(refs: list[FrameRef]) -> None:
+    """Outputs are named by frame id, and annotations matched by it: two frames of one id
+    would overwrite each other's overlay."""
+    seen: dict[str, Path] = {}
+    for ref in refs:
+        if ref.id in seen and seen[ref.id] != ref.path:
+            raise LqerError(f"two frames share the id {ref.id}: {seen[ref.id]}, {ref.path}; "
+                            "scan them apart (another `out`)")  # fmt: skip
+        seen[ref.id] = ref.path
+
+
 def save_png(image: Image.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
@@ -72,8 +83,7 @@ def scan_files(
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
     refs = pick_frames(collect_frames(paths), frames)
-    if len({ref.id for ref in refs}) < len(refs):
-        raise LqerError("two inputs give frames of the same id; scan them apart (`out`)")
+    check_unique_ids(refs)
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
     with owned_folder(out, KIND):  # only once the inputs are known to be good
         started = time.perf_counter()
