@@ -66,3 +66,21 @@ def test_explain_command_writes_overlays_and_the_predict_probabilities(patches, 
             assert (out / f"{p.stem}_{method}.png").is_file()
     result = CliRunner().invoke(app, [*args, "--method", "saliency"], standalone_mode=False)
     assert "--method must be one of gradcam, gradcam++" in as_flags(str(result.exception))
+
+
+def test_files_of_one_name_get_their_own_pictures_beside_a_colour_bar(patches, tmp_path):
+    from PIL import Image
+
+    from lqer.eval.explain import explain_files
+
+    for folder, source in (("positive", patches[0]), ("negative", patches[1])):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "0025.png").write_bytes(source.read_bytes())
+    rows = explain_files("lqer-padsd", [tmp_path / "in"], tmp_path / "out", ("gradcam",),
+                         device="cpu", progress=False)  # fmt: skip
+    assert [row["id"] for row in rows] == ["negative_0025", "positive_0025"]
+    assert rows[0]["prob_stenosis"] != rows[1]["prob_stenosis"]
+    picture = Image.open(tmp_path / "out" / "positive_0025_gradcam.png")
+    assert picture.height >= 256 and picture.width >= 2 * 256  # the patch is 40-50 px
+    bar = np.asarray(picture.convert("RGB"))[:, int(picture.width * 0.86) :].reshape(-1, 3)
+    assert len({tuple(px) for px in bar}) > 50  # the colour bar's gradient, right of the map

@@ -9,6 +9,7 @@ size: at 32 px ResNet18's last stage is 1x1, which no map can be read from.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from lqer.models.checkpoint import load_checkpoint
 METHODS = ("gradcam", "gradcam++")
 MIN_CELLS = 4
 KIND = "explain"  # its output folder is marked as lqer explain's
+COLOURS = "jet"
 
 
 def log_odds(output: torch.Tensor) -> torch.Tensor:
@@ -80,16 +82,44 @@ def cam_maps(
         return cam(input_tensor=x, targets=[log_odds] * len(x))
 
 
-def overlay(patch: np.ndarray, cam: np.ndarray) -> Image.Image:
-    """The patch in gray with the map over it in colour, at the patch's own size."""
-    from matplotlib import colormaps
-
-    height, width = patch.shape
+def map_at(cam: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The map (model input size) stretched over the patch (its own size), in [0, 1]."""
+    height, width = shape
     big = Image.fromarray(np.round(cam * 255).astype(np.uint8)).resize((width, height))
-    heat = np.asarray(big, dtype=np.float32) / 255
-    gray = np.repeat(patch[..., None].astype(np.float32) / 255, 3, axis=2)
-    colour = colormaps["jet"](heat)[..., :3]
-    return Image.fromarray(np.round(255 * (0.55 * gray + 0.45 * colour)).astype(np.uint8))
+    return np.asarray(big, dtype=np.float32) / 255
+
+
+def picture(patch: np.ndarray, cam: np.ndarray, caption: str = "") -> Image.Image:
+    """The patch beside the map over it, each panel about 300 px high, with a colour
+    bar: a 42 px thumbnail shows nothing. Matplotlib's object API, so threads may share it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.4, 3.8), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    for ax, title in ((left, "patch"), (right, "Grad-CAM over the patch")):
+        ax.imshow(patch, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    shown_map = right.imshow(map_at(cam, patch.shape), cmap=COLOURS, alpha=0.45, vmin=0, vmax=1)
+    bar = fig.colorbar(shown_map, ax=right, fraction=0.046, pad=0.03)
+    bar.set_label("attribution (0 = none, 1 = the map's maximum)", fontsize=8)
+    fig.suptitle(caption, fontsize=9)
+    fig.subplots_adjust(left=0.02, right=0.9, top=0.86, bottom=0.02, wspace=0.08)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+
+
+def output_names(refs: list[FrameRef]) -> dict[FrameRef, str]:
+    """A file name stem per frame: its id, or with the folder in front where two frames share
+    an id (positive/0025.png and negative/0025.png: positive_0025, negative_0025)."""
+    counts = Counter(ref.id for ref in refs)
+    names = {ref: ref.id if counts[ref.id] == 1 else f"{ref.path.parent.name}_{ref.id}"
+             for ref in refs}  # fmt: skip
+    taken = Counter(names.values())
+    return {ref: name if taken[name] == 1 else f"{name}_{k}"
+            for k, (ref, name) in enumerate(names.items())}  # fmt: skip
 
 
 def read_windows(boxes: Path, top: int) -> dict[tuple[str, int], list[tuple[int, int, int]]]:
@@ -110,10 +140,10 @@ def read_windows(boxes: Path, top: int) -> dict[tuple[str, int], list[tuple[int,
     return {key: windows[:top] for key, windows in found.items()}
 
 
-def pieces(ref: FrameRef, image: np.ndarray, windows: dict | None):
+def pieces(ref: FrameRef, name: str, image: np.ndarray, windows: dict | None):
     """(name, x, y, patch): the whole image, or the windows of its scan's best candidates."""
     if windows is None:
-        yield ref.id, None, None, image
+        yield name, None, None, image
         return
     height, width = image.shape
     for x, y, side in windows.get((ref.path.name, ref.index), []):
@@ -121,7 +151,7 @@ def pieces(ref: FrameRef, image: np.ndarray, windows: dict | None):
             raise LqerError(f"`boxes`: a {side} px window does not fit the {width}x{height} "
                             f"frame {ref.id}")  # fmt: skip
         x, y = min(max(x, 0), width - side), min(max(y, 0), height - side)  # inside the frame
-        yield f"{ref.id}_x{x}_y{y}_s{side}", x, y, image[y : y + side, x : x + side]
+        yield f"{name}_x{x}_y{y}_s{side}", x, y, image[y : y + side, x : x + side]
 
 
 def explain_files(
@@ -148,19 +178,20 @@ def explain_files(
     size = cfg.data.image_size
     chosen = decision(checkpoint, info, threshold)
     refs = collect_frames(paths)
-    if len({ref.id for ref in refs}) < len(refs):
-        raise LqerError("two inputs give images of the same name; explain them apart (`out`)")
+    names = output_names(refs)
     with owned_folder(out, KIND):
         rows = []
         for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
-            for name, x, y, patch in pieces(ref, image, windows):
+            for name, x, y, patch in pieces(ref, names[ref], image, windows):
                 small = model_input(patch, size)
                 prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
-                for method in methods:
-                    picture = overlay(patch, cam_maps(model, small, size, method)[0])
-                    with atomic_path(out / f"{name}_{method}.png") as tmp:
-                        picture.save(tmp, format="PNG")
                 label = CALLS[int(prob >= chosen.threshold)]
+                for method in methods:
+                    cam = cam_maps(model, small, size, method)[0]
+                    where = f"{ref.path.parent.name}/{ref.path.name}"
+                    caption = f"{where}: {method}, P(stenosis) {prob:.3f}, {label}"
+                    with atomic_path(out / f"{name}_{method}.png") as tmp:
+                        picture(patch, cam, caption).save(tmp, format="PNG")
                 rows.append({"source": ref.path.name, "frame": ref.index, "id": name,
                              "x": "" if x is None else x, "y": "" if y is None else y,
                              "side": patch.shape[0], "prob_stenosis": round(prob, 7),

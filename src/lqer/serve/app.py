@@ -33,8 +33,7 @@ from lqer.data.images import BadImage, image_shape
 from lqer.data.screen import screen
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
-from lqer.eval.explain import cam_maps
-from lqer.eval.explain import overlay as cam_overlay
+from lqer.eval.explain import cam_maps, picture
 from lqer.eval.scan import ScanConfig, scan_frame
 from lqer.eval.scan import overlay as scan_overlay
 from lqer.models.checkpoint import load_checkpoint
@@ -169,7 +168,12 @@ class Service:
         with self.model_lock:
             prob = float(predict_proba(self.model, small, self.size)[0])
             cam = cam_maps(self.model, small, self.size)[0]
-        return {**self._call(prob), **self._header(), "overlay_png": png(cam_overlay(image, cam))}
+        caption = f"P(stenosis) {prob:.3f}"
+        return {
+            **self._call(prob),
+            **self._header(),
+            "overlay_png": png(picture(image, cam, caption)),
+        }
 
     def scan(self, image: np.ndarray, frame: int, n_frames: int, check=lambda: None) -> dict:
         """Heatmap and candidate boxes of one frame; `check` runs between batches of windows
