@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1200,900"):  # fmt: skip
+                 "--window-size=1200,1500"):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(service=DriverService(DRIVER), options=options)
     yield driver
@@ -76,17 +77,29 @@ def upload(browser, url, path):
 
 def test_the_page_shows_what_the_api_answers(server, browser, datasets_dir, tmp_path):
     import httpx
+    from selenium.webdriver.common.by import By
 
+    shots = Path(os.environ.get("LQER_SCREENSHOTS", tmp_path))
     patch = sorted((datasets_dir / "P-ADSD/validation/positive").glob("*.png"))[0]
     frame = datasets_dir / "ADSD-sample/images/14_002_5_0016.bmp"
     shown = upload(browser, server, patch)
     api = httpx.post(f"{server}/api/predict", files={"file": patch.read_bytes()}, timeout=60)
     assert shown["prob"] == f"{api.json()['frames'][0]['prob_stenosis']:.3f}"
     assert shown["decision"] == api.json()["frames"][0]["label"].replace("_", " ")
+    assert "colour bar" in browser.find_element(By.ID, "caption").text
+    assert browser.save_screenshot(str(shots / "serve_patch.png"))
     shown = upload(browser, server, frame)
     scan = httpx.post(f"{server}/api/scan", files={"file": frame.read_bytes()}, timeout=120)
-    assert int(shown["boxes"]) == len(scan.json()["boxes"]) > 0
+    boxes = scan.json()["boxes"]
+    assert int(shown["boxes"]) == len(boxes) > 0
     assert shown["prob"] == f"{scan.json()['max_score']:.3f}"
+    assert shown["decision"] == f"{len(boxes)} candidates to review"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#box-table tbody tr")
+    scores = [row.find_elements(By.TAG_NAME, "td")[1].text for row in rows]
+    assert scores == [f"{b['score']:.3f}" for b in boxes]  # each box with its score
+    assert "each with its score" in browser.find_element(By.ID, "caption").text
+    assert browser.find_element(By.ID, "limits").text.startswith("Limits: a patch classifier")
+    for link in ("download-json", "download-csv"):
+        assert browser.find_element(By.ID, link).get_attribute("href").startswith("blob:")
     assert "Not a medical device" in browser.page_source
-    screenshot = os.environ.get("LQER_SCREENSHOT", str(tmp_path / "serve.png"))
-    assert browser.save_screenshot(screenshot)
+    assert browser.save_screenshot(str(shots / "serve_frame.png"))

@@ -2,6 +2,7 @@
 probabilities as `lqer predict`, and no patient data or leftover upload anywhere."""
 
 import asyncio
+import base64
 import contextlib
 import io
 import re
@@ -27,6 +28,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
 from lqer.eval.evaluate import predict_files
+from lqer.eval.overlay import HEADER
 from lqer.eval.predictions import read_predictions
 from lqer.eval.scan import ScanConfig
 from lqer.serve.app import Limits, Service, create_app
@@ -94,6 +96,13 @@ def test_explain_and_scan_answer_with_pictures(client, patch, frame):
     scan = send(client, "scan", frame.read_bytes()).json()
     assert scan["overlay_png"].startswith("data:image/png;base64,")
     assert all(b["score"] >= scan["threshold"] for b in scan["boxes"]) and scan["boxes"]
+    picture = Image.open(io.BytesIO(base64.b64decode(scan["overlay_png"].split(",", 1)[1])))
+    assert picture.size == (512, 512 + HEADER)  # the frame under its title and legend
+    legend = np.asarray(picture.convert("RGB"))[:HEADER]
+    assert (legend == [0, 255, 0]).all(-1).any()  # the candidates' colour, keyed
+    assert scan["file"] == "x.bin"  # the name the upload gave
+    card = client.get("/api/model").json()
+    assert "trained on patches" in card["frame_limits"]
 
 
 def test_a_cine_run_steps_by_frame_and_leaks_no_patient_data(client, frame, tmp_path):

@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: no <bool> or <str> beside each option
     help="Hybrid quantum-classical stenosis classification for coronary angiography.",
 )
 

@@ -10,7 +10,7 @@ import typer
 from lqer.cli import lists
 from lqer.errors import LqerError, as_flags
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("make-patches")

@@ -9,7 +9,7 @@ import typer
 
 from lqer.cli.run import ConfigOpt, SetOpt, named_overrides
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("train")

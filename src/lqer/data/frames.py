@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+import torch
 
 from lqer.data.dicom import DICOM_SUFFIXES, frame_count, is_dicom, read_dicom
 from lqer.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, BadImage, load_gray
+from lqer.data.transforms import resize
 from lqer.errors import LqerError
 from lqer.io import files_under
 
@@ -113,14 +114,21 @@ def read_frame(source: FrameRef | Path, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 
 
 def read_frames(
-    refs: list[FrameRef], max_pixels: int = DEFAULT_MAX_PIXELS
+    refs: list[FrameRef],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[tuple[FrameRef, np.ndarray]]:
-    """Decode frames in order; a file that cannot be read is a one-line LqerError."""
+    """Decode frames in order; a file that cannot be read is a one-line LqerError, or, given a
+    `skipped` list (`skip_bad`), is listed there as (path, reason) and left out."""
     for ref in refs:
         try:
-            yield ref, read_frame(ref, max_pixels)
+            image = read_frame(ref, max_pixels)
         except BadImage as e:
-            raise LqerError(f"{ref.path}: {e}") from None
+            if skipped is None:
+                raise LqerError(f"{ref.path}: {e}") from None
+            skipped.append((str(ref.path), str(e)))
+            continue
+        yield ref, image
 
 
 def _load_resized(job: tuple[Sequence[Path], int]) -> np.ndarray | str:
@@ -131,9 +139,7 @@ def _load_resized(job: tuple[Sequence[Path], int]) -> np.ndarray | str:
             image = load_gray(path)
         except BadImage as e:
             return f"{path}: {e}"
-        if image.shape != (size, size):
-            image = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
-        out[k] = image
+        out[k] = resize(torch.from_numpy(image)[None, None], size)[0, 0].numpy()
     return out
 
 

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torchvision.ops import nms
 
 from lqer.data.annotations import Detection
@@ -161,18 +160,3 @@ def suppress(boxes: torch.Tensor, scores: torch.Tensor, cfg: ScanConfig) -> list
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def overlay(frame: np.ndarray, heatmap: np.ndarray, boxes: dict[str, list]) -> Image.Image:
-    """The frame in gray, the heatmap over it (transparent where the score is low), boxes."""
-    from matplotlib import colormaps
-
-    gray = np.repeat(frame[..., None].astype(np.float32) / 255, 3, axis=2)
-    colour = colormaps["inferno"](heatmap)[..., :3]
-    alpha = 0.6 * heatmap[..., None]
-    image = Image.fromarray(np.round(255 * ((1 - alpha) * gray + alpha * colour)).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for colour_name, rectangles in boxes.items():
-        for x0, y0, x1, y1 in rectangles:
-            draw.rectangle([x0, y0, x1, y1], outline=colour_name, width=2)
-    return image

@@ -17,7 +17,8 @@ from lqer.data.patches import PatchSummary, load_boxes
 from lqer.errors import LqerError
 from lqer.eval.detection import box_report, detection_summary, froc, plot_froc, score_at
 from lqer.eval.evaluate import Decision
-from lqer.eval.scan import FrameScan, ScanConfig, overlay
+from lqer.eval.overlay import overlay
+from lqer.eval.scan import FrameScan, ScanConfig
 from lqer.eval.scanners import FrameScanner, frame_scanner
 from lqer.guarded_yaml import shown
 from lqer.io import atomic_path, check_own_folder, owned_folder, write_csv, write_text
@@ -124,15 +125,15 @@ def write_scans(
         scan = FrameScan(ref.path.name, ref.index, ref.id, heatmap, found)
         if isinstance(truth.get(ref.id), Path):  # YOLO boxes are fractions of the frame size
             truth[ref.id] = read_yolo(truth[ref.id], image.shape[1], image.shape[0])
-        if heatmap is None:
-            heatmap = np.zeros(image.shape, np.float32)  # the overlay shows boxes alone
-        else:
+        if heatmap is not None:
             save_png(Image.fromarray(np.round(heatmap * 255).astype(np.uint8)),
                      out / f"{ref.id}_heatmap.png")  # fmt: skip
-        kept = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in found if d.score >= chosen.threshold]
+        kept = [((d.x, d.y, d.x + d.w, d.y + d.h), d.score) for d in found
+                if d.score >= chosen.threshold]  # fmt: skip
         labelled = [(b.xmin, b.ymin, b.xmax, b.ymax) for b in truth.get(ref.id, [])]
-        save_png(overlay(image, heatmap, {"cyan": labelled, "lime": kept}),
-                 out / f"{ref.id}_overlay.png")  # fmt: skip
+        title = f"{ref.path.name}" + (f" frame {ref.index + 1}" if ref.id != ref.path.stem else "")
+        title += f": {len(kept)} candidate(s) at threshold {chosen.threshold:.3g}"
+        save_png(overlay(image, heatmap, kept, labelled, title), out / f"{ref.id}_overlay.png")
         scan.heatmap = None  # written; keep memory flat over long cine runs
         scans[ref.id] = scan
     return scans

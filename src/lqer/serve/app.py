@@ -34,8 +34,9 @@ from lqer.data.screen import screen
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
 from lqer.eval.explain import cam_maps, picture
+from lqer.eval.overlay import overlay
+from lqer.eval.predictions import CALLS
 from lqer.eval.scan import ScanConfig, scan_frame
-from lqer.eval.scan import overlay as scan_overlay
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import detect_frame, load_detector
 from lqer.models.weights import shipped
@@ -104,7 +105,25 @@ class Service:
             "metrics": meta.get("metrics", {}).get("test"),
             "intervals": meta.get("metrics", {}).get("test_intervals"),
             "licence": meta.get("licence"), "notice": RESEARCH_ONLY,
+            "frame_model": self.frames_name, "frame_limits": self.frame_limits(),
         }  # fmt: skip
+
+    def frame_limits(self) -> str:
+        """What a whole-frame result can be trusted for, from the frame model's own figures."""
+        entry = shipped(self.frames_name) if self.detector is not None else None
+        test = (entry.meta.get("metrics") or {}).get("test") if entry is not None else None
+        if test:
+            return (f"{self.frames_name} found {test['sensitivity']:.0%} of the annotated "
+                    f"stenoses at {test['fp_per_frame']:.1f} false candidate(s) per frame on "
+                    f"{entry.meta.get('test_split')}: every box is a candidate to review, and "
+                    "a stenosis without a box is not ruled out.")  # fmt: skip
+        if self.detector is not None:
+            return "a detector without stored test figures: boxes are candidates to review."
+        return (
+            "a patch classifier slid over the frame: it was trained on patches cut around "
+            "known lesions, not on whole frames, and marks many healthy vessel segments, "
+            "the catheter and the frame border. Boxes are candidates to review."
+        )
 
     def frames(self, data: bytes) -> list[np.ndarray]:
         """The upload's frames as uint8 arrays; its file exists only inside this call."""
@@ -175,7 +194,9 @@ class Service:
             "overlay_png": png(picture(image, cam, caption)),
         }
 
-    def scan(self, image: np.ndarray, frame: int, n_frames: int, check=lambda: None) -> dict:
+    def scan(
+        self, image: np.ndarray, frame: int, n_frames: int, check=lambda: None, name: str = ""
+    ) -> dict:
         """Heatmap and candidate boxes of one frame; `check` runs between batches of windows
         and raises to stop the scan (its client left, its time ran out)."""
 
@@ -194,21 +215,23 @@ class Service:
                 check()
                 with self.model_lock:
                     found = detect_frame(model, image, detector_cfg.data.input_size)
-                heatmap = np.zeros(image.shape, np.float32)  # a detector gives boxes alone
+                heatmap = None  # a detector gives boxes alone
             else:
                 heatmap, found = scan_frame(score, image, self.size, self.scan_cfg)
         except LqerError as e:  # a frame smaller than the window
             raise BadUpload(422, str(e)) from None
         kept = [d for d in found if d.score >= chosen.threshold]
-        boxes = [(d.x, d.y, d.x + d.w, d.y + d.h) for d in kept]
+        boxes = [((d.x, d.y, d.x + d.w, d.y + d.h), d.score) for d in kept]
+        where = f"{name} " * bool(name) + f"frame {frame + 1} of {n_frames}"
+        title = f"{where}: {len(kept)} candidate(s) at threshold {chosen.threshold:.3g}"
         return {
             **self._header(), "model": self.frames_name, "threshold": chosen.threshold,
-            "frame": frame, "n_frames": n_frames,
+            "file": name, "frame": frame, "n_frames": n_frames,
             "width": image.shape[1], "height": image.shape[0],
             "max_score": max((d.score for d in found), default=0.0),
             "boxes": [{"x": d.x, "y": d.y, "w": d.w, "h": d.h, "score": d.score} for d in kept],
             "warning": screen(image, patch_side=None),  # a scan cuts its own patches
-            "overlay_png": png(scan_overlay(image, heatmap, {"lime": boxes})),
+            "overlay_png": png(overlay(image, heatmap, boxes, title=title)),
         }  # fmt: skip
 
     def _frame(self, frames: list[np.ndarray], index: int) -> np.ndarray:
@@ -218,8 +241,7 @@ class Service:
 
     def _call(self, prob: float) -> dict[str, Any]:
         stenosis = prob >= self.decision.threshold
-        return {"prob_stenosis": round(prob, 7), "label": "stenosis" if stenosis else
-                "no_stenosis"}  # fmt: skip
+        return {"prob_stenosis": round(prob, 7), "label": CALLS[int(stenosis)]}
 
     def _header(self) -> dict[str, Any]:
         return {"model": self.checkpoint, "threshold": self.decision.threshold,
@@ -290,7 +312,8 @@ def create_app(service: Service):
         await job.until(one_scan.acquire())
         try:
             image, n_frames = await job.until(read(service.read_frame, file, frame))
-            work = run_in_threadpool(service.scan, image, frame, n_frames, job.check)
+            name = Path(file.filename or "").name
+            work = run_in_threadpool(service.scan, image, frame, n_frames, job.check, name)
             answer = await job.until(work)
         finally:
             one_scan.release()
