@@ -48,3 +48,36 @@ def test_a_file_of_another_format_is_an_error_naming_it(tmp_path):
     old.write_text("split,path,label,prob\ntest,a.png,1,0.5\n")
     with pytest.raises(LqerError, match="predictions.csv: not a predictions file"):
         read_predictions(old)
+
+
+def test_predict_prints_a_table_or_json_with_the_labels_the_folders_give(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from lqer.cli import _register, app
+    from lqer.sample import SAMPLE_DIR
+
+    _register()
+    args = ["predict", str(SAMPLE_DIR / "test"), "--checkpoint", "lqer-padsd", "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    rows = read_predictions(tmp_path / "p.csv")
+    truth = {r.file: r.true_label for r in rows}
+    assert {truth[f] for f in truth if "/positive/" in f} == {1}
+    assert {truth[f] for f in truth if "/negative/" in f} == {0}
+    header, first = result.output.splitlines()[:2]
+    assert header.split() == ["file", "P(stenosis)", "call", "true", "label", "note"]
+    name = rows[0].file.rsplit("/", 2)
+    assert first.split()[:4] == [
+        f"{name[1]}/{name[2]}",
+        f"{rows[0].prob:.3f}",
+        rows[0].label,
+        "no_stenosis" if rows[0].true_label == 0 else "stenosis",
+    ]
+    assert f"... and {len(rows) - 20} more" in result.output
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "q.csv"), "--json"])
+    shown = json.loads(result.output)
+    assert [(r["file"], r["prob"], r["true_label"]) for r in shown] == [
+        (r.file, r.prob, r.true_label) for r in read_predictions(tmp_path / "q.csv")
+    ]

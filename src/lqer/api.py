@@ -90,20 +90,17 @@ def predict(
     out: str | Path | None = None,
     device: str = "auto",
 ) -> list[dict]:
-    """A row per image (files, folders, DICOM frames): probability and decision; written as
-    CSV to `out` if given. Labels are unknown here; use `evaluate` on labelled folders."""
+    """A row per image (files, folders, DICOM frames): probability and decision, and the true
+    label where a file sits under positive/ or negative/; written as CSV to `out` if given."""
     from dataclasses import asdict
 
-    from lqer.data.frames import collect_frames
-    from lqer.eval.evaluate import score_images
-    from lqer.eval.predictions import prediction_rows, write_predictions
+    from lqer.eval.evaluate import predict_rows
+    from lqer.eval.predictions import write_predictions
     from lqer.io import check_output_file
 
     if out is not None:
-        check_output_file(out, "out", [model, *paths])
-    items = [(f, -1) for f in collect_frames(list(paths))]
-    data, probs, name, chosen = score_images(model, items, device, False, "", threshold, True)
-    rows = prediction_rows(data, probs, name, threshold=chosen.threshold)
+        check_output_file(out, "`out`", [model, *paths])
+    rows, _, _ = predict_rows(model, list(paths), device, False, threshold)
     if out is not None:
         write_predictions(out, rows, loose=True)
     return [asdict(row) for row in rows]

@@ -20,6 +20,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from lqer import __version__
+
+        typer.echo(f"lqer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print lqer's version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),  # fmt: skip
+) -> None:
+    """Hybrid quantum-classical stenosis classification for coronary angiography."""
+
+
 def _register() -> None:
     from lqer.cli import apply, compare, data, detector, models, quantum, run
 

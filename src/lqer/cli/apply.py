@@ -9,26 +9,42 @@ from typing import Annotated
 import typer
 
 from lqer.cli import lists
-from lqer.cli.run import CheckpointOpt, DeviceOpt, OnnxOpt, OrCheckpointOpt, ThresholdOpt
+from lqer.cli.run import (
+    CheckpointOpt,
+    DeviceOpt,
+    OnnxOpt,
+    OrCheckpointOpt,
+    SkipBadOpt,
+    ThresholdOpt,
+)
 from lqer.errors import LqerError, as_flags
 
 
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Frames: images, DICOM files, folders.")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="FRAMES", help="Images, DICOM files, folders.")
+    ],
     checkpoint: OrCheckpointOpt = None,
     onnx: OnnxOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for heatmaps, overlays and boxes.")] = Path(
         "scan"
     ),
-    sizes: Annotated[str, typer.Option(help="Window sides in frame pixels, e.g. 48,64.")] = "48,64",
+    sizes: Annotated[
+        str,
+        typer.Option(
+            help="Window sides in frame pixels, e.g. 48,64; a candidate box is the central "
+            "half of the window that found it."
+        ),
+    ] = "48,64",
     stride: Annotated[
         float, typer.Option(help="Step between windows, a fraction of the side.")
     ] = 0.25,
     dense: Annotated[
         bool,
         typer.Option(
+            "--dense",
             help="Run the backbone once over the frame per window side (stride 0.5 "
-            "or 0.25), not once per window."
+            "or 0.25), not once per window.",
         ),
     ] = False,
     frames: Annotated[str | None, typer.Option(help="DICOM frames to scan, e.g. 1,5-9.")] = None,
@@ -38,8 +54,11 @@ def scan(
     format_: Annotated[str, typer.Option("--format", help="voc, yolo or coco.")] = "voc",
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
+    skip_bad: SkipBadOpt = False,
 ):
-    """Slide windows over whole frames: heatmap, overlay and candidate boxes per frame."""
+    """Find stenosis candidates in whole frames.
+
+    Writes per frame a heatmap (window models), an overlay and the candidate boxes."""
     from lqer.eval.scan import ScanConfig
     from lqer.eval.scan_files import scan_files
 
@@ -47,7 +66,8 @@ def scan(
         raise LqerError("give one of --checkpoint and --onnx")
     cfg = ScanConfig(tuple(lists.numbers(sizes, "--sizes")), stride, dense=dense)
     summary = scan_files(checkpoint, paths, out, cfg, lists.numbers(frames, "--frames"),
-                         annotations, format_, threshold, device, onnx=onnx)  # fmt: skip
+                         annotations, format_, threshold, device, onnx=onnx,
+                         skip_bad=skip_bad)  # fmt: skip
     typer.echo(
         f"scanned {summary['frames']} frame(s) at {summary['frames_per_second']} frames/s; "
         f"{summary['candidates_above_threshold']} candidate(s) at threshold "
@@ -60,17 +80,22 @@ def scan(
         )
     for warning in summary["warnings"]:
         typer.echo(f"warning: {as_flags(warning)}", err=True)
+    for skipped in summary["skipped"]:
+        typer.echo(f"skipped {skipped['path']}: {skipped['reason']}", err=True)
     typer.echo(f"written to {out}")
 
 
 def explain(
-    paths: Annotated[list[Path], typer.Argument(help="Patches: images, DICOM files, folders.")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATCHES", help="Images, DICOM files, folders.")
+    ],
     checkpoint: CheckpointOpt,
     out: Annotated[Path, typer.Option(help="Folder for the overlays and explain.csv.")] = Path(
         "explain"
     ),
     method: Annotated[
-        list[str] | None, typer.Option(help="gradcam or gradcam++ (repeatable); default both.")
+        list[str] | None,
+        typer.Option(metavar="NAME", help="gradcam or gradcam++ (repeatable); default both."),
     ] = None,
     boxes: Annotated[
         Path | None, typer.Option(help="A scan's boxes.csv: explain its best windows per frame.")
@@ -78,15 +103,20 @@ def explain(
     top: Annotated[int, typer.Option(help="Windows per frame with --boxes.")] = 5,
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
+    skip_bad: SkipBadOpt = False,
 ):
-    """Grad-CAM and Grad-CAM++ overlays: where the model looked for stenosis in each patch,
+    """Show where the model looked (Grad-CAM, Grad-CAM++).
+
+    Grad-CAM and Grad-CAM++ pictures: where the model looked for stenosis in each patch,
     or in the best windows of a scan (--boxes)."""
     from lqer.eval.explain import METHODS, explain_files
 
     rows = explain_files(checkpoint, paths, out, tuple(method or METHODS), threshold, device,
-                         boxes=boxes, top=top)  # fmt: skip
+                         boxes=boxes, top=top, skip_bad=skip_bad)  # fmt: skip
     positive = sum(r["label"] == "stenosis" for r in rows)
-    typer.echo(f"explained {len(rows)} image(s), {positive} called stenosis; written to {out}")
+    skipped = sum(r["label"] == "skipped" for r in rows)
+    typer.echo(f"explained {len(rows) - skipped} image(s), {positive} called stenosis"
+               + f", {skipped} skipped" * bool(skipped) + f"; written to {out}")  # fmt: skip
 
 
 def export(
@@ -97,7 +127,9 @@ def export(
         typer.Option(help="Labelled patches for the parity check [default: the bundled ones]."),
     ] = None,
 ):
-    """Export the whole model, circuit included, to ONNX; fails unless ONNX Runtime matches
+    """Export a model to ONNX, checked against PyTorch.
+
+    The whole model, circuit included; fails unless ONNX Runtime matches
     PyTorch within 1e-4 on real patches."""
     from lqer.eval.export import export_onnx
 
@@ -122,7 +154,9 @@ def serve(
         ),
     ] = None,
 ):
-    """A web page and JSON API for predict, scan and explain (docs at /docs)."""
+    """Serve a web page and a JSON API (predict, scan, explain).
+
+    The API is documented at /docs."""
     from lqer.models.weights import WEIGHTS
     from lqer.serve.app import serve as run_server
 

@@ -40,7 +40,9 @@ def compare_command(
         list[str] | None, typer.Option("--set", help="Override, e.g. data.image_size=64.")
     ] = None,
 ) -> None:
-    """Train models x seeds with one recipe and compare them on the test split.
+    """Train models x seeds with one recipe and compare them.
+
+    Scored on the test split.
 
     Finished runs in OUT are reused from their files (no checkpoint needed) and stopped ones
     resumed; the tables hold every finished run in OUT with this configuration, not only those
@@ -79,7 +81,9 @@ def compare_command(
 def report_command(
     target: Annotated[Path, typer.Argument(help="A run folder or a comparison folder.")],
 ) -> None:
-    """Write a self-contained HTML report and its Markdown twin into TARGET/report/."""
+    """Write an HTML report, and its Markdown twin.
+
+    Self-contained, into TARGET/report/."""
     from lqer.experiments.report import write_report
 
     html, markdown = write_report(target)

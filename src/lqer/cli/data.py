@@ -22,7 +22,8 @@ def make_patches(
     out: Annotated[Path, typer.Option(help="Output folder for {positive,negative}/.")],
     format: Annotated[str, typer.Option("--format", help="voc, yolo or coco.")] = "voc",
     label: Annotated[
-        list[str] | None, typer.Option(help="Box label meaning stenosis (repeatable); default all.")
+        list[str] | None,
+        typer.Option(metavar="NAME", help="Box label meaning stenosis (repeatable); default all."),
     ] = None,
     classes: Annotated[
         Path | None, typer.Option(help="YOLO class names, one per line (classes.txt).")
@@ -34,7 +35,9 @@ def make_patches(
         str | None,
         typer.Option(help="Regex, named groups patient/sequence/frame; default ADSD's names."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output folder.")
+    ] = False,
     frame_negatives: Annotated[
         int, typer.Option(help="Negatives per frame drawn from the whole frame (0: none).")
     ] = 0,
@@ -50,7 +53,8 @@ def make_patches(
     mine_sizes: Annotated[str, typer.Option(help="Window sides of the mining scan.")] = "48,64",
     mine_stride: Annotated[float, typer.Option(help="Its step, a fraction of the side.")] = 0.25,
     mine_dense: Annotated[
-        bool, typer.Option(help="Scan densely (stride 0.5 or 0.25), as `lqer scan --dense`.")
+        bool,
+        typer.Option("--dense", help="Scan densely (stride 0.5 or 0.25), as `lqer scan --dense`."),
     ] = False,
     device: Annotated[str, typer.Option(help="Device of the mining scan.")] = "auto",
 ):
@@ -146,7 +150,7 @@ def split(
     rename: Annotated[
         str | None, typer.Option(help="Published split names to change, e.g. val=test.")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 0,
 ):
     """Write a reproducible split file for `data.split_file`."""
     from lqer.data import splits
@@ -169,16 +173,24 @@ def split(
 @app.command("audit")
 def audit(
     train: Annotated[
-        list[Path] | None, typer.Option(help="Training split folder(s) (repeatable).")
+        list[Path] | None,
+        typer.Option(metavar="DIR", help="Training split folder(s) (repeatable)."),
     ] = None,
-    test: Annotated[list[Path] | None, typer.Option(help="Test split folder(s).")] = None,
-    val: Annotated[list[Path] | None, typer.Option(help="Validation split folder(s).")] = None,
+    test: Annotated[
+        list[Path] | None, typer.Option(metavar="DIR", help="Test split folder(s).")
+    ] = None,
+    val: Annotated[
+        list[Path] | None, typer.Option(metavar="DIR", help="Validation split folder(s).")
+    ] = None,
     split_file: Annotated[Path | None, typer.Option(help="A split CSV instead of folders.")] = None,
     method: Annotated[str, typer.Option(help="pixel, phash or both.")] = "pixel",
     max_distance: Annotated[float, typer.Option(help="pixel threshold (RMS, z-scored).")] = 0.35,
     max_hamming: Annotated[int, typer.Option(help="phash threshold (bits of 64).")] = 6,
     auto_threshold: Annotated[
-        bool, typer.Option(help="Thresholds at the --null-rate quantile of the rotation null.")
+        bool,
+        typer.Option(
+            "--auto-threshold", help="Thresholds at the --null-rate quantile of the rotation null."
+        ),
     ] = False,
     null_rate: Annotated[float, typer.Option(help="False-positive rate for auto thresholds.")] = (
         0.01
@@ -191,14 +203,18 @@ def audit(
     seed: Annotated[int, typer.Option(help="Seed of --regroup.")] = 0,
     frames: Annotated[
         list[Path] | None,
-        typer.Option(help="Whole-frame folder(s) to audit instead, each with --annotations."),
+        typer.Option(
+            metavar="DIR", help="Whole-frame folder(s) to audit instead, each with --annotations."
+        ),
     ] = None,
     annotations: Annotated[
-        list[Path] | None, typer.Option(help="The annotations of each --frames folder.")
+        list[Path] | None,
+        typer.Option(metavar="PATH", help="The annotations of each --frames folder."),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="Of --annotations.")] = "coco",
     label: Annotated[
-        list[str] | None, typer.Option(help="Box label meaning stenosis (repeatable); default all.")
+        list[str] | None,
+        typer.Option(metavar="NAME", help="Box label meaning stenosis (repeatable); default all."),
     ] = None,
     duplicates: Annotated[
         Path | None, typer.Option(help="CSV of the pixel-identical frames (with --frames).")
@@ -245,8 +261,10 @@ def _audit_frames(frames, annotations, fmt, label, duplicates) -> None:
 def augment(
     split_dir: Annotated[Path, typer.Argument(help="A training split folder with positive/.")],
     count: Annotated[int, typer.Option(help="Copies per positive image.")] = 4,
-    seed: Annotated[int, typer.Option()] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing _aug_NN files.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the augmentations.")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing _aug_NN files.")
+    ] = False,
 ):
     """Offline A-DSSS augmentation of training positives, written beside them as _aug_NN."""
     from lqer.data.augment import augment_positives

@@ -22,7 +22,9 @@ def train(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training frames.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, order and hold-out.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")
+    ] = False,
     set_: SetOpt = None,
 ):
     """Train FCOS on a ResNet18 pyramid, its box classifier reading the circuit's q (or not);

@@ -9,7 +9,7 @@ import typer
 
 
 def models() -> None:
-    """List the models lqer can train and the trained weights that ship with it."""
+    """List the models lqer trains and the weights it ships."""
     from lqer.models import MODELS
     from lqer.models.weights import describe
 
@@ -27,7 +27,9 @@ def ship(
         float, typer.Option(help="The stored threshold reaches this sensitivity on the hold-out.")
     ] = 0.90,
 ) -> None:
-    """Export a run as fp16 safetensors with its thresholds, metrics and metadata."""
+    """Package a run as shipped weights.
+
+    fp16 safetensors with the run's thresholds, metrics and metadata."""
     from lqer.experiments.ship import ship as ship_run
 
     weights, info = ship_run(run, name, out, target_sensitivity)

@@ -23,7 +23,7 @@ def circuit(
         bool, typer.Option("--list", help="List the ansatzes and readouts to choose from.")
     ] = False,
 ):
-    """Print the circuit of the current configuration, with its parameter count and depth."""
+    """Print the configured circuit, its parameters and depth."""
     from lqer.config import circuit_of, execution_of, load_config
     from lqer.quantum.draw import describe, list_ansatzes
 
@@ -56,7 +56,9 @@ def noise_sweep(
     ] = None,
     channel: Annotated[
         list[str] | None,
-        typer.Option(help="depolarizing, amplitude_damping or readout_error (repeatable)."),
+        typer.Option(
+            metavar="NAME", help="depolarizing, amplitude_damping or readout_error (repeatable)."
+        ),
     ] = None,
     strengths: Annotated[str, typer.Option(help="Comma-separated strengths in [0, 1].")] = (
         "0,0.01,0.02,0.05,0.1,0.2,0.5"
@@ -71,7 +73,9 @@ def noise_sweep(
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
 ):
-    """Score a trained model at a range of noise strengths and shot counts: table and plot."""
+    """Score a model under circuit noise and finite shots.
+
+    A range of noise strengths and shot counts: a table and a plot."""
     from lqer.experiments import noise_sweep as sweep
 
     out = out or checkpoint.parent / "noise_sweep"

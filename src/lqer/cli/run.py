@@ -15,10 +15,16 @@ from lqer.models import MODELS
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a setting: section.key=value (repeatable)."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a setting: section.key=value (repeatable), e.g. -s train.epochs=3.",
+    ),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-SkipBadOpt = Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")]
+SKIP_BAD = "Skip unreadable images (listed in the output) instead of stopping."
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help=SKIP_BAD)]
 
 
 def named_overrides(overrides: list[str] | None, **options) -> list[str]:
@@ -35,23 +41,31 @@ def train(
         str | None, typer.Option(help=f"One of {', '.join(MODELS)} (model.name).")
     ] = None,
     weights: Annotated[str | None, typer.Option(help="imagenet, none or PATH.")] = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
-    image_size: Annotated[int | None, typer.Option()] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training set.")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Side in px the patches are resized to (data.image_size).")
+    ] = None,
     quantum_backend: Annotated[
         str | None, typer.Option(help="native or pennylane[:DEVICE].")
     ] = None,
     quantum_grad: Annotated[str | None, typer.Option(help="backprop or parameter-shift.")] = None,
     shots: Annotated[int | None, typer.Option(help="Sampled measurements per expectation.")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the weights, batches and augmentation.")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     devices: Annotated[
         int | None, typer.Option(help="Train with DDP in N local processes (train.devices).")
     ] = None,
-    skip_bad: Annotated[bool | None, typer.Option("--skip-bad", help="Skip bad images.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
+    skip_bad: Annotated[bool | None, typer.Option("--skip-bad", help=SKIP_BAD)] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from last.pt.")
+    ] = False,
     set_: SetOpt = None,
 ):
-    """Train a model; writes config.yaml, history.csv/jsonl, best.pt, last.pt and test metrics.
+    """Train a model into a run folder.
+
+    Writes config.yaml, history.csv/jsonl, best.pt, last.pt and the test metrics.
 
     With --resume and no --config, the run's own settings are the starting point."""
     overrides = named_overrides(
@@ -142,7 +156,7 @@ def evaluate(
 
 
 def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="IMAGES", help="Files or folders.")],
     checkpoint: OrCheckpointOpt = None,
     onnx: OnnxOpt = None,
     out: Annotated[Path, typer.Option(help="CSV file for the predictions.")] = Path(
@@ -151,8 +165,11 @@ def predict(
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print every row as JSON instead of the table.")
+    ] = False,
 ):
-    """Write the probability of stenosis of each image to a CSV file."""
+    """Score images: a table of calls, and a CSV file."""
     if (checkpoint is None) == (onnx is None):
         raise LqerError("give one of --checkpoint and --onnx")
     if onnx is not None:
@@ -163,6 +180,16 @@ def predict(
         from lqer.eval.evaluate import predict_files
 
         data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
+    from lqer.eval.predictions import prediction_table, read_predictions
+
+    rows = read_predictions(out)
+    if json_:
+        import dataclasses
+        import json
+
+        typer.echo(json.dumps([dataclasses.asdict(row) for row in rows], indent=1))
+        return
+    typer.echo(prediction_table(rows))
     skipped = f", skipped {data.skipped} bad image(s)" if data.skipped else ""
     typer.echo(f"wrote {len(data)} predictions to {out}{skipped}; {chosen}")
     if data.notes:
@@ -173,10 +200,12 @@ def predict(
 
 def demo(
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/demo"),
-    epochs: Annotated[int | None, typer.Option()] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the sample [default: 12]")] = None,
     set_: SetOpt = None,
 ):
-    """Train LQER from scratch on the bundled P-ADSD sample and score its held-aside part."""
+    """Train LQER on the bundled sample and score its test part.
+
+    LQER from scratch on the bundled P-ADSD sample, scored on its held-aside part."""
     from lqer.config import load_config
     from lqer.io import check_apart
     from lqer.sample import SAMPLE_DIR, demo_config

@@ -46,6 +46,14 @@ def class_folder(split_dir: str | Path, label: int) -> Path:
     return Path(split_dir) / CLASSES[label]
 
 
+def known_label(path: Path) -> int:
+    """1 or 0 for a file under a positive/ or negative/ folder (the nearest one), else -1."""
+    for parent in Path(path).parents:
+        if parent.name in CLASSES:
+            return CLASSES.index(parent.name)
+    return -1
+
+
 def list_folder(split_dir: str | Path) -> list[tuple[Path, int]]:
     """(path, label) for every image under `split_dir/{negative,positive}/`, in subfolders and
     linked folders too (as torchvision's ImageFolder reads them), in sorted order; hidden files

@@ -14,12 +14,12 @@ from torch import nn
 
 from lqer.data.dataset import ImageSet, check_both_classes, decode
 from lqer.data.frames import collect_frames
-from lqer.data.layout import list_folder
+from lqer.data.layout import known_label, list_folder
 from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.metrics import binary_metrics
-from lqer.eval.predictions import prediction_rows, write_predictions
+from lqer.eval.predictions import Prediction, prediction_rows, write_predictions
 from lqer.guarded_yaml import shown
 from lqer.io import check_output_file, output_file, written_by_lqer
 from lqer.models.checkpoint import load_checkpoint
@@ -156,6 +156,22 @@ def evaluate_checkpoint(
     return metrics
 
 
+def predict_rows(
+    checkpoint: str | Path,
+    paths: list[str | Path],
+    device: str = "auto",
+    skip_bad: bool = False,
+    threshold: float | None = None,
+) -> tuple[list[Prediction], ImageSet, Decision]:
+    """A prediction per image (skipped ones included); the true label is filled where a file
+    sits under a positive/ or negative/ folder."""
+    items = [(ref, known_label(ref.path)) for ref in collect_frames(paths)]
+    data, probs, model, chosen = score_images(
+        checkpoint, items, device, skip_bad, "", threshold, screened=True
+    )
+    return prediction_rows(data, probs, model, threshold=chosen.threshold), data, chosen
+
+
 def predict_files(
     checkpoint: str | Path,
     paths: list[str | Path],
@@ -164,12 +180,8 @@ def predict_files(
     skip_bad: bool = False,
     threshold: float | None = None,
 ) -> tuple[ImageSet, Decision]:
-    """Write the predictions file for images of unknown label, skipped ones included."""
+    """Write the predictions file for `paths`, skipped images included."""
     check_output_file(out, "`out`", [checkpoint, *paths])
-    items = [(f, -1) for f in collect_frames(paths)]
-    data, probs, model, chosen = score_images(
-        checkpoint, items, device, skip_bad, "", threshold, screened=True
-    )
-    rows = prediction_rows(data, probs, model, threshold=chosen.threshold)
+    rows, data, chosen = predict_rows(checkpoint, paths, device, skip_bad, threshold)
     write_predictions(out, rows, loose=True)
     return data, chosen

@@ -25,7 +25,7 @@ from lqer.data.transforms import eval_transform
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval.evaluate import decision, predict_proba
-from lqer.eval.predictions import CALLS
+from lqer.eval.predictions import CALLS, SKIPPED
 from lqer.eval.scan import window_of
 from lqer.guarded_yaml import first_line, shown
 from lqer.io import atomic_path, check_own_folder, owned_folder
@@ -164,6 +164,7 @@ def explain_files(
     progress: bool = True,
     boxes: str | Path | None = None,
     top: int = 5,
+    skip_bad: bool = False,
 ) -> list[dict]:
     """Write an overlay per image (or, with a scan's `boxes`, per window of its `top`
     candidates in each frame) and method, and explain.csv: probability and decision."""
@@ -181,7 +182,9 @@ def explain_files(
     names = output_names(refs)
     with owned_folder(out, KIND):
         rows = []
-        for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
+        skipped: list[tuple[str, str]] | None = [] if skip_bad else None
+        frames = read_frames(refs, skipped=skipped)
+        for ref, image in tqdm(frames, total=len(refs), disable=not progress, desc="explain"):
             for name, x, y, patch in pieces(ref, names[ref], image, windows):
                 small = model_input(patch, size)
                 prob = float(predict_proba(model, small, size, next(model.parameters()).device)[0])
@@ -196,6 +199,8 @@ def explain_files(
                              "x": "" if x is None else x, "y": "" if y is None else y,
                              "side": patch.shape[0], "prob_stenosis": round(prob, 7),
                              "label": label})  # fmt: skip
+        rows += [{"source": Path(path).name, "frame": "", "id": "", "x": "", "y": "", "side": "",
+                  "prob_stenosis": "", "label": SKIPPED} for path, _ in skipped or []]  # fmt: skip
         if not rows:
             raise LqerError(f"`boxes`: {boxes} has no candidate in these frames")
         with atomic_path(out / "explain.csv") as tmp, tmp.open("w", newline="") as f:

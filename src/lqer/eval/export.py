@@ -20,7 +20,7 @@ from torch import nn
 from lqer.config import DataConfig
 from lqer.data.dataset import ImageSet, decode
 from lqer.data.frames import collect_frames
-from lqer.data.layout import list_folder
+from lqer.data.layout import known_label, list_folder
 from lqer.data.transforms import eval_transform
 from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision, predict_proba
@@ -150,7 +150,7 @@ def predict_onnx_files(
     check_output_file(out, "`out`", [onnx_path, *paths])
     session = OnnxModel(onnx_path)
     chosen = onnx_decision(session, threshold)
-    items = [(f, -1) for f in collect_frames(paths)]
+    items = [(ref, known_label(ref.path)) for ref in collect_frames(paths)]
     data = decode(items, session.image_size, skip_bad, screened=True)
     probs = session.predict(data.images)
     rows = prediction_rows(data, probs, f"{session.model_name} (onnx)", threshold=chosen.threshold)

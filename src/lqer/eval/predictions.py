@@ -46,6 +46,23 @@ def prediction_rows(
     return rows
 
 
+def prediction_table(rows: list[Prediction], limit: int = 20) -> str:
+    """The first `limit` rows as an aligned text table, for a terminal."""
+    lines = [("file", "P(stenosis)", "call", "true label", "note")]
+    for r in rows[:limit]:
+        name = Path(r.file)
+        shown = f"{name.parent.name}/{name.name}" if name.parent.name else name.name
+        truth = "" if r.true_label is None else CALLS[r.true_label]
+        prob = "" if r.prob is None else f"{r.prob:.3f}"
+        lines.append((shown, prob, r.label, truth, r.reason[:60]))
+    widths = [max(len(line[k]) for line in lines) for k in range(5)]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines]  # fmt: skip
+    if len(rows) > limit:
+        text.append(f"... and {len(rows) - limit} more")
+    return "\n".join(text)
+
+
 def write_predictions(path: str | Path, rows: Iterable[Prediction], loose: bool = False) -> None:
     """`loose`: `path` lies in a folder lqer does not own (`lqer.io.output_file`)."""
     with (output_file if loose else atomic_path)(path) as tmp, tmp.open("w", newline="") as f:

@@ -71,10 +71,12 @@ def scan_files(
     device: str = "auto",
     progress: bool = True,
     onnx: str | Path | None = None,
+    skip_bad: bool = False,
 ) -> dict:
     """Scan every frame of `paths` with a checkpoint or an ONNX export (`onnx`); write
     heatmaps, overlays, candidates and, with `annotations`, how the candidates score against
-    the labelled boxes. Returns the summary."""
+    the labelled boxes. With `skip_bad`, a file that cannot be read is listed in the summary's
+    `skipped` and the scan goes on. Returns the summary."""
     cfg = cfg or ScanConfig()
     if fmt not in FORMATS:  # before a model is loaded or a frame read
         raise LqerError(f"`fmt` must be one of {', '.join(FORMATS)}, not {shown(fmt)}")
@@ -88,7 +90,8 @@ def scan_files(
     truth, warnings = read_truth(Path(annotations), fmt, refs) if annotations else ({}, [])
     with owned_folder(out, KIND):  # only once the inputs are known to be good
         started = time.perf_counter()
-        scans = write_scans(out, refs, scan_one, truth, chosen, progress)
+        skipped: list[tuple[str, str]] | None = [] if skip_bad else None
+        scans = write_scans(out, refs, scan_one, truth, chosen, progress, skipped)
         seconds = time.perf_counter() - started
         rows = [{**r, "above_threshold": r["score"] >= chosen.threshold}
                 for s in scans.values() for r in s.rows()]  # fmt: skip
@@ -101,6 +104,7 @@ def scan_files(
             "threshold": chosen.threshold, "threshold_source": chosen.why,
             "candidates_above_threshold": sum(r["above_threshold"] for r in rows),
             "sizes": list(cfg.sizes), "stride": cfg.stride, "warnings": warnings,
+            "skipped": [{"path": path, "reason": why} for path, why in skipped or []],
         }  # fmt: skip
         truth = {k: v for k, v in truth.items() if k in scans}
         if truth:
@@ -116,11 +120,13 @@ def write_scans(
     truth: dict,
     chosen: Decision,
     progress: bool,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> dict[str, FrameScan]:
     """Scan each frame and write its heatmap (where the model gives one) and overlay; YOLO
     boxes in `truth` are read once the frame's size is known."""
     scans: dict[str, FrameScan] = {}
-    for ref, image in tqdm(read_frames(refs), total=len(refs), disable=not progress):
+    frames = read_frames(refs, skipped=skipped)
+    for ref, image in tqdm(frames, total=len(refs), disable=not progress, desc="scan"):
         heatmap, found = scan_one(image)
         scan = FrameScan(ref.path.name, ref.index, ref.id, heatmap, found)
         if isinstance(truth.get(ref.id), Path):  # YOLO boxes are fractions of the frame size
