@@ -107,7 +107,7 @@ def test_the_shipped_entry_scores_the_bundled_test_sample():
     from lqer.sample import SAMPLE_DIR
 
     entry = lqer.weights.LQER_PADSD
-    model, cfg, meta = entry.load()
+    model, cfg, meta = entry.loaded()
     test = load_folder(SAMPLE_DIR / "test", cfg.data.image_size)  # from P-ADSD validation/
     probs = predict_proba(model, test.images, cfg.data.image_size)
     scored = binary_metrics(test.labels, probs, entry.threshold)
@@ -148,3 +148,38 @@ def test_damaged_weights_are_not_listed_and_fail_in_one_line(
     with pytest.raises(LqerError) as caught:
         load_checkpoint("tiny")
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_weights_entry_gives_the_model_and_transforms_like_torchvision():
+    import numpy as np
+    from PIL import Image
+
+    import lqer.weights
+    from lqer.data.dataset import _decode
+    from lqer.eval.evaluate import predict_proba
+    from lqer.sample import SAMPLE_DIR
+
+    weights = lqer.weights.LQER_PADSD
+    model = weights.load()
+    assert isinstance(model, torch.nn.Module) and not model.training
+    size = weights.config.data.image_size
+    path = sorted((SAMPLE_DIR / "test" / "positive").glob("*.png"))[0]
+    expected = predict_proba(model, _decode(path, size, 10**8)[None], size)[0]  # as predict
+    preprocess = weights.transforms()
+    image = Image.open(path)
+    array = np.asarray(image.convert("L"))
+    as_given = {
+        "PIL gray": image, "PIL RGB": image.convert("RGB"), "numpy": array,
+        "uint8 (H, W)": torch.from_numpy(array),
+        "float (1, H, W)": torch.from_numpy(array)[None] / 255,
+    }  # fmt: skip
+    for name, given in as_given.items():
+        x = preprocess(given)
+        assert x.shape == (3, size, size), name
+        with torch.no_grad():
+            prob = torch.softmax(model(x[None]), 1)[0, 1].item()
+        assert prob == pytest.approx(float(expected), abs=1e-5), name
+    batch = preprocess(torch.from_numpy(np.stack([array, array]))[:, None])
+    assert batch.shape == (2, 3, size, size) and torch.equal(batch[0], preprocess(array))
+    with pytest.raises(TypeError, match="1 or 3 channels"):
+        preprocess(torch.zeros(2, 2, 8, 8))

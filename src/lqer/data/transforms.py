@@ -133,3 +133,48 @@ def standardize(image_size: int) -> Compose:
 
 def eval_transform(image_size: int) -> Compose:
     return Compose([ToFloat(), standardize(image_size)])
+
+
+class PatchTransform:
+    """What a shipped model's `transforms()` gives, as torchvision's weights do: a patch as a
+    PIL image, a numpy array or a tensor, one (H, W) / (C, H, W) or a batch (N, C, H, W),
+    8-bit or float in [0, 1] -> the model's input, (3, S, S) or (N, 3, S, S). Colour becomes
+    gray and the patch is resized exactly as `lqer predict` reads a file."""
+
+    def __init__(self, image_size: int):
+        self.image_size = image_size
+        self.to_model = eval_transform(image_size)
+
+    def __call__(self, image) -> torch.Tensor:
+        batch, single = gray_batch(image)
+        out = self.to_model(resize(batch, self.image_size))
+        return out[0] if single else out
+
+    def __repr__(self) -> str:
+        return f"PatchTransform(image_size={self.image_size})"
+
+
+def gray_batch(image) -> tuple[torch.Tensor, bool]:
+    """(N, 1, H, W) uint8, and whether one image was given."""
+    import numpy as np
+    from PIL import Image
+
+    from lqer.data.images import to_uint8_gray
+
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB") if image.mode in ("P", "PA", "CMYK") else image)
+    if isinstance(image, np.ndarray):
+        return torch.from_numpy(to_uint8_gray(image).copy())[None, None], True
+    if not isinstance(image, torch.Tensor) or image.ndim not in (2, 3, 4):
+        raise TypeError(f"a patch is a PIL image, an array or a 2-4 dim tensor, not {image!r:.60}")
+    single = image.ndim < 4
+    x = image.reshape(1, 1, *image.shape) if image.ndim == 2 else image
+    x = x[None] if x.ndim == 3 else x
+    if x.is_floating_point():
+        x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    if x.shape[1] == 3:  # ITU-R 601 luma, as PIL's convert("L") and to_uint8_gray
+        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        x = (x.double() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    elif x.shape[1] != 1:
+        raise TypeError(f"a patch has 1 or 3 channels, not {x.shape[1]}")
+    return x, single

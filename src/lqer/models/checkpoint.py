@@ -67,7 +67,7 @@ def load_checkpoint(path: str | Path) -> tuple[Model, ExperimentConfig, dict[str
     may also name shipped weights (`lqer models`), whose metadata is then the rest."""
     entry = shipped(path)
     if entry is not None:
-        return entry.load()
+        return entry.loaded()
     state = read_checkpoint(path)
     try:
         cfg = from_dict(state["config"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lqer.config import ExperimentConfig, from_dict
-from lqer.data.transforms import eval_transform
+from lqer.data.transforms import PatchTransform
 from lqer.detection_config import DetectionConfig
 from lqer.errors import LqerError
 from lqer.guarded_yaml import first_line
@@ -96,9 +96,9 @@ class Weights:
         value = self.meta["threshold"].get("value")
         return checked_threshold(value, f"{self.files[1]}: stored threshold")
 
-    def transforms(self):
-        """uint8 patches (N, 1, S, S) at the stored size -> the model's input."""
-        return eval_transform(self.config.data.image_size)
+    def transforms(self) -> PatchTransform:
+        """A patch (PIL image, array or tensor; one or a batch) -> the model's input."""
+        return PatchTransform(self.config.data.image_size)
 
     def state(self) -> dict[str, Any]:
         """The tensors in float32 with the configuration, as a checkpoint holds them."""
@@ -110,8 +110,12 @@ class Weights:
         return {"format": f"lqer-{self.kind}", "version": 1, "config": self.meta["config"],
                 "model": tensors}  # fmt: skip
 
-    def load(self) -> tuple[Model, ExperimentConfig, dict[str, Any]]:
-        """The model in float32, eval mode, on the CPU; its configuration; the metadata."""
+    def load(self) -> Model:
+        """The model in float32, eval mode, on the CPU: `model(weights.transforms()(patch))`."""
+        return self.loaded()[0]
+
+    def loaded(self) -> tuple[Model, ExperimentConfig, dict[str, Any]]:
+        """The model (as `load`), its configuration and the metadata."""
         from safetensors.torch import load_file
 
         if self.kind == "detector":
