@@ -94,6 +94,7 @@ def test_report_of_a_comparison_and_of_a_run(comparison):
     for text in ("Reference rows", "0.987", "0.9543", "sha256", "Does the circuit", "torch"):
         assert text in page and text in markdown
     assert "fig1_models.png" in markdown
+    assert "out_dir:" not in markdown  # each run's own folder, not a stale one
     assert (comparison / "report" / "figures" / "fig1_models.svg").stat().st_size > 10_000
     html_run, _ = report.write_report(comparison / "runs" / "lqer-seed0")
     assert "data:image/png;base64," in html_run.read_text()
@@ -401,3 +402,13 @@ def test_pieces_running_side_by_side_keep_each_others_records(tiny, tmp_path, mo
     device = {(r["model"], r["seed"]): r.get("device") for r in manifest["runs"]}
     assert device[("cnn", 1)] and device[("cnn", 2)]  # the other piece's run keeps its CPU
     assert set(manifest["data"]) == {"0", "1", "2"}
+
+
+def test_a_model_near_chance_is_flagged_before_the_verdict():
+    rows = [{"model": "lqer", "metric": "auc", "mean": "0.53"},
+            {"model": "resnet18", "metric": "auc", "mean": "0.91"},
+            {"model": "lqer", "metric": "accuracy", "mean": "0.40"}]  # fmt: skip
+    warning = report_sections.near_chance(rows)
+    assert warning.startswith("Warning: test AUC near chance (0.5) for lqer 0.53.")
+    assert "resnet18" not in warning
+    assert report_sections.near_chance(rows[1:]) == ""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.cli import lists
-from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, threshold_callback
+from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, ThresholdOpt
 from lqer.errors import LqerError
 from lqer.guarded_yaml import shown
 
@@ -67,9 +67,7 @@ def noise_sweep(
         "exact,1000,100"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the shot sampler.")] = 0,
-    threshold: Annotated[
-        float, typer.Option(help="Decision threshold.", callback=threshold_callback)
-    ] = 0.5,
+    threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
 ):

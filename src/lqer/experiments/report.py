@@ -21,6 +21,7 @@ from lqer.experiments.report_sections import (
     circuit_verdict,
     data_rows,
     metric_tables,
+    near_chance,
     run_figures,
     software_rows,
 )
@@ -37,17 +38,21 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
     report = Report(f"LQER comparison: {folder.name}")
 
     report.heading("Does the circuit make a difference?")
+    if warning := near_chance(summary):
+        report.text(warning)
     report.text(circuit_verdict(contrasts))
     report.heading("Configuration")
     report.text(
         "The base configuration below is shared by every run; each run sets its own model.name, "
-        "train.seed and out_dir. The tables hold every finished run of the folder. "
+        "train.seed and run folder (out_dir, left out here). The tables hold every finished run "
+        "of the folder. "
         f"Models: {', '.join(held['models'])}. "
         f"Seeds: {', '.join(map(str, held['seeds']))}. "
         f"Test split: {manifest['test_split']}. Threshold {chosen}, and fixed at 0.5. "
         f"{manifest['n_boot']} stratified bootstrap resamples of the test split."
     )
-    report.pre((folder / "config.yaml").read_text())
+    shared = (folder / "config.yaml").read_text().splitlines()
+    report.pre("\n".join(line for line in shared if not line.startswith("out_dir:")) + "\n")
     report.heading("Data")
     hashes = {info["splits"].get("test", {}).get("sha256") for info in manifest["data"].values()}
     same = (

@@ -134,6 +134,21 @@ def circuit_verdict(contrasts: list[dict], margin: float = AUC_MARGIN) -> str:
     return " ".join([lead, *sentences])
 
 
+CHANCE_AUC = 0.6  # below it a model has barely learned: comparing it says nothing
+
+
+def near_chance(summary: list[dict], limit: float = CHANCE_AUC) -> str:
+    """A warning naming every model whose mean test AUC is near chance, or ''."""
+    low = {r["model"]: float(r["mean"]) for r in summary
+           if r["metric"] == "auc" and float(r["mean"]) < limit}  # fmt: skip
+    if not low:
+        return ""
+    listed = ", ".join(f"{model} {auc:.2f}" for model, auc in low.items())
+    return (f"Warning: test AUC near chance (0.5) for {listed}. A model that did not learn "
+            "cannot show whether the circuit helps: train longer or on more data before "
+            "reading the verdict below.")  # fmt: skip
+
+
 def run_figures(
     report: Report,
     run: Path,
