@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lqer.cli import lists
-from lqer.cli.run import (
+from lqer.cli.options import (
     CheckpointOpt,
     DeviceOpt,
     OnnxOpt,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.cli import lists
+from lqer.cli.options import ConfigOpt, SetOpt
 from lqer.errors import LqerError
 from lqer.guarded_yaml import shown
 from lqer.models import MODELS
@@ -17,9 +18,7 @@ def compare_command(
     out: Annotated[
         Path, typer.Option("--out", help="Comparison folder; finished runs in it are reused.")
     ],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Base YAML configuration.")
-    ] = None,
+    config: ConfigOpt = None,
     models: Annotated[
         str | None,
         typer.Option(help=f"Comma-separated, of {', '.join(MODELS)} (default: every one)."),
@@ -36,9 +35,7 @@ def compare_command(
         float, typer.Option(help="Choose the threshold on validation to reach this sensitivity.")
     ] = 0.90,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the test split.")] = 2000,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override, e.g. data.image_size=64.")
-    ] = None,
+    set_: SetOpt = None,
 ) -> None:
     """Train models x seeds with one recipe and compare them.
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lqer.cli.run import ConfigOpt, SetOpt, named_overrides
+from lqer.cli.options import ConfigOpt, SetOpt, named_overrides
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lqer.cli import lists
-from lqer.cli.run import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, ThresholdOpt
+from lqer.cli.options import ConfigOpt, DeviceOpt, SetOpt, SkipBadOpt, ThresholdOpt
 from lqer.errors import LqerError
 from lqer.guarded_yaml import shown
 

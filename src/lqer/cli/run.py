@@ -9,28 +9,20 @@ from typing import Annotated
 
 import typer
 
+from lqer.cli.options import (
+    SKIP_BAD,
+    CheckpointOpt,
+    ConfigOpt,
+    DeviceOpt,
+    OnnxOpt,
+    OrCheckpointOpt,
+    SetOpt,
+    SkipBadOpt,
+    ThresholdOpt,
+    named_overrides,
+)
 from lqer.errors import LqerError
 from lqer.models import MODELS
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        "-s",
-        metavar="KEY=VALUE",
-        help="Override a setting: section.key=value (repeatable), e.g. -s train.epochs=3.",
-    ),
-]
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-SKIP_BAD = "Skip unreadable images (listed in the output) instead of stopping."
-SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help=SKIP_BAD)]
-
-
-def named_overrides(overrides: list[str] | None, **options) -> list[str]:
-    """The named command-line options that were given, then the `--set` overrides."""
-    named = [f"{key}={value}" for key, value in options.items() if value is not None]
-    return named + list(overrides or [])
 
 
 def train(
@@ -104,34 +96,6 @@ def _print_test_metrics(run: Path) -> None:
     if path.exists():
         typer.echo(format_table(json.loads(path.read_text()), f"test metrics ({path})"))
     typer.echo(f"run folder: {run}")
-
-
-CheckpointOpt = Annotated[
-    Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
-]
-OrCheckpointOpt = Annotated[  # where --onnx may be given instead
-    Path | None, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
-]
-OnnxOpt = Annotated[
-    Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
-]
-
-
-def threshold_callback(value: float | None) -> float | None:
-    """Checked as the option is read, before any model is loaded: nan or 2 would be accepted
-    and give every image the same call."""
-    from lqer.threshold import checked_threshold
-
-    return None if value is None else checked_threshold(value, "--threshold")
-
-
-ThresholdOpt = Annotated[
-    float | None,
-    typer.Option(
-        help="Decision threshold [default: the checkpoint's stored one, else 0.5].",
-        callback=threshold_callback,
-    ),
-]
 
 
 def evaluate(
