@@ -318,6 +318,18 @@ def test_a_locked_folder_refuses_a_second_command(tmp_path, tiny_dataset):
     assert not out.exists()  # made for the lock, left empty, removed
 
 
+def test_a_failed_run_leaves_no_empty_parent_folders(tmp_path):
+    out = tmp_path / "runs" / "a" / "b"
+    with io.locked(out):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "keep").write_text("")
+    with io.locked(out):
+        pass
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["keep"]
+
+
 def test_temporaries_of_killed_commands_are_removed_when_lqer_writes_there_again(tmp_path):
     folder = tmp_path / "scan"
     with io.owned_folder(folder, "scan"):

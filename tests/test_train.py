@@ -87,6 +87,7 @@ def test_cli_errors_are_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
          "not an lqer checkpoint"),
         (["train", "--data", tmp_path / "nowhere", "--out", tmp_path / "r"], "nowhere"),
         (["train", "--set", "train.epochs=lots"], "train.epochs"),
+        (["train"], "no data: give a configuration (e.g. -c configs/padsd-cpu.yaml)"),
         (["predict", tmp_path / "none.png", "--checkpoint", tmp_path / "junk.pt"], "none.png"),
     ]  # fmt: skip
     for args, needle in cases:
@@ -134,3 +135,21 @@ def test_tensorboard_gets_every_epoch(tiny_dataset, tmp_path):
     tags = events.Tags()["scalars"]
     assert {"train/loss", "val/auc", "lr/backbone", "lr/head"} <= set(tags), tags
     assert [e.step for e in events.Scalars("val/auc")] == [1, 2]
+
+
+def test_missing_imagenet_weights_are_reported_before_the_data_is_read(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    def data_read(*args, **kwargs):
+        raise AssertionError("the data was read before the weights were checked")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", no_network)
+    monkeypatch.setattr("lqer.train.loop.load_experiment", data_read)
+    cfg = tiny_config(tiny_dataset, tmp_path / "runs" / "r", "model.weights=imagenet")
+    with pytest.raises(LqerError, match="ImageNet weights for ResNet18 could not be loaded"):
+        fit(cfg)
+    assert not (tmp_path / "runs").exists()  # no empty run folder left behind

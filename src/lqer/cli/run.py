@@ -80,6 +80,11 @@ def train(
         from lqer.config import load_config  # pydantic: not for --help
 
         cfg = load_config(config, overrides)
+        if not cfg.data.root and cfg.data.split_file is None:
+            raise LqerError(
+                "no data: give a configuration (e.g. -c configs/padsd-cpu.yaml) or --data "
+                "FOLDER, a folder with train/ and validation/, each with positive/ and negative/"
+            )
     from lqer.train import fit  # after the configuration: a bad option fails in well under 1 s
 
     run = fit(cfg, resume=resume)

@@ -28,11 +28,11 @@ def locked(folder: str | os.PathLike, option: str = "`out`", wait: bool = False)
     """Hold an exclusive lock on `folder` (made if missing) for the block (rule 4).
 
     Another lqer command holding it makes this one fail at once, or with `wait` wait for it.
-    A folder this call made and left empty is removed again. The lock is the kernel's (flock
-    on the folder itself), so a killed command never leaves a stale lock behind.
+    Folders this call made (parents too) and left empty are removed again. The lock is the
+    kernel's (flock on the folder itself), so a killed command never leaves a stale lock behind.
     """
     folder = check_output_folder(folder, option)
-    made = not folder.exists()
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(folder)
     with _held_guard:
@@ -56,8 +56,10 @@ def locked(folder: str | os.PathLike, option: str = "`out`", wait: bool = False)
             if entry[1] == 0:
                 del _held[key]
                 os.close(entry[0])  # closing the descriptor releases the lock
-        if made and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        for path in made:
+            if not path.is_dir() or any(path.iterdir()):
+                break
+            path.rmdir()
 
 
 def _acquire(fd: int, folder: Path, option: str, wait: bool) -> None:

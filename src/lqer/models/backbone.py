@@ -26,6 +26,14 @@ def resnet18_backbone(weights: str = "none") -> nn.Module:
     return model
 
 
+def check_weights(weights: str) -> None:
+    """Fetch or find the backbone's weights now: before minutes of decoding data, not after."""
+    if weights == "imagenet":
+        _imagenet_resnet18()
+    elif weights != "none" and not Path(weights).is_file():
+        raise LqerError(f"`weights`: {weights} is neither 'imagenet', 'none' nor an existing file")
+
+
 def _imagenet_resnet18() -> nn.Module:
     spec = ResNet18_Weights.IMAGENET1K_V1
     try:

@@ -34,6 +34,7 @@ from lqer.eval.metrics import binary_metrics
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import atomic_path, write_text
 from lqer.logs import logger
+from lqer.models.backbone import check_weights
 from lqer.models.checkpoint import read_checkpoint, save_checkpoint
 from lqer.models.configured import from_config
 from lqer.quantum.layer import quantum_layers
@@ -282,6 +283,8 @@ def train(
     if group.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN may pick its fastest kernels
     saved = open_folder(cfg, group, resume)  # checked before any data is read
+    if saved is None:  # a resumed run's weights are in last.pt
+        check_weights(cfg.model.weights)
     data = data or load_experiment(cfg.data, tc.seed)  # decoded once, kept on the device
     s = build(cfg, group, data)
     restore(s, saved)
