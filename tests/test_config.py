@@ -408,3 +408,21 @@ def test_messages_show_a_bounded_part_of_a_shared_reference_bomb():
     assert str(caught.value).startswith("train.epochs: expected int, got [[[")
     assert len(str(caught.value)) < 150
     assert shown(10**5000) == "<an integer of 16610 bits>"
+
+
+def test_the_cpu_config_is_the_recipe_the_results_use():
+    """configs/padsd-cpu.yaml must stay configs/padsd.yaml with results/grid.sh's RECIPE."""
+    import re
+    import shlex
+
+    from helpers import REPO
+
+    grid = (REPO / "results" / "grid.sh").read_text()
+    words = shlex.split(re.search(r'RECIPE="([^"]*)"', grid).group(1))
+    recipe = [
+        w for w in words if w != "--set" and not w.startswith(("train.progress", "train.threads"))
+    ]
+    grid_cfg = load_config(REPO / "configs" / "padsd.yaml", recipe).to_dict()
+    cpu_cfg = load_config(REPO / "configs" / "padsd-cpu.yaml").to_dict()
+    grid_cfg.pop("out_dir"), cpu_cfg.pop("out_dir")
+    assert cpu_cfg == grid_cfg
