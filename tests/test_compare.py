@@ -62,7 +62,9 @@ def test_compare_writes_tables_for_models_ablations_and_delong(comparison):
     assert "| cnn | 2 |" in markdown and "Paired DeLong" in markdown
 
 
-def test_finished_runs_are_reused_and_a_failed_run_is_reported(comparison, base, monkeypatch):
+def test_finished_runs_are_reused_and_a_failed_run_is_reported(
+    comparison, base, monkeypatch, capsys
+):
     def broken(**arguments):
         raise RuntimeError("deliberately broken model")
 
@@ -73,6 +75,8 @@ def test_finished_runs_are_reused_and_a_failed_run_is_reported(comparison, base,
     records = json.loads((comparison / "comparison.json").read_text())["runs"]
     status = {(r["model"], r["seed"]): r["status"] for r in records}
     assert status[("lqer", 0)] == status[("cnn", 1)] == "reused"
+    said = capsys.readouterr().out  # which run it is working on, and what became of it
+    assert "run 1 of 6: lqer, seed 0, in " in said and "lqer seed 0: reused" in said
     assert status[("qcnn", 0)] == status[("qcnn", 1)] == "failed"
     device = {(r["model"], r["seed"]): r.get("device") for r in records}
     assert all(device[(r["model"], r["seed"])] == r["device"] for r in trained)  # kept
@@ -412,3 +416,5 @@ def test_a_model_near_chance_is_flagged_before_the_verdict():
     assert warning.startswith("Warning: test AUC near chance (0.5) for lqer 0.53.")
     assert "resnet18" not in warning
     assert report_sections.near_chance(rows[1:]) == ""
+    ablated = {"model": "lqer-dressed (q=zeros)", "metric": "auc", "mean": "0.50"}
+    assert report_sections.near_chance([*rows[1:], ablated]) == ""  # the ablation worked

@@ -31,6 +31,7 @@ from lqer.data.layout import (
 from lqer.data.screen import screen
 from lqer.data.transforms import resize
 from lqer.errors import LqerError
+from lqer.logs import progress
 
 
 @dataclass
@@ -129,7 +130,7 @@ def decode(
         return cache[key]
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        decoded = list(pool.map(work, items))
+        decoded = list(progress(pool.map(work, items), f"reading images{where}", len(items)))
     bad = [(source_name(p), r) for (p, _), r in zip(items, decoded, strict=True)
            if isinstance(r, str)]  # fmt: skip
     if bad and not skip_bad:

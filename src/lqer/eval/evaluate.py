@@ -22,6 +22,7 @@ from lqer.eval.metrics import binary_metrics
 from lqer.eval.predictions import Prediction, prediction_rows, write_predictions
 from lqer.guarded_yaml import shown
 from lqer.io import check_output_file, output_file, written_by_lqer
+from lqer.logs import progress
 from lqer.models.checkpoint import load_checkpoint
 from lqer.threshold import checked_threshold
 
@@ -40,7 +41,7 @@ def predict_logits(
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
+    for start in progress(range(0, len(images), batch_size), f"predicting {len(images)} images"):
         x = prepare(images[start : start + batch_size].to(device, non_blocking=True))
         with (
             torch.no_grad(),

@@ -27,6 +27,7 @@ from lqer.eval.evaluate import Decision, decision, predict_proba
 from lqer.eval.onnx_runtime import SAMPLE, TOLERANCE, need_onnx, onnx_session
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import check_output_file, output_file
+from lqer.logs import logger
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import load_detector
 from lqer.quantum.fourier import fourier_form
@@ -76,6 +77,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
     images = parity_images(data, size)
     wrapper = Exported(model, size)
     example = images.images[:2]
+    logger.info(f"exporting {checkpoint} ({cfg.model.name}, {size} px) to ONNX opset {OPSET}")
     with output_file(out) as tmp:
         program = torch.onnx.export(
             wrapper, (example,), input_names=["patches"], output_names=["prob_stenosis"],
@@ -90,6 +92,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
+        logger.info(f"checking ONNX Runtime against PyTorch on {len(images)} patches")
         session = OnnxModel(tmp)
         ours = session.predict(images.images)
         theirs = predict_proba(model, images.images, size)

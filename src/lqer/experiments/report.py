@@ -26,6 +26,7 @@ from lqer.experiments.report_sections import (
     software_rows,
 )
 from lqer.io import check_own_folder, owned_folder, write_text
+from lqer.logs import logger
 
 KIND = "report"  # TARGET/report is marked as lqer report's
 
@@ -82,11 +83,13 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
             interval = metrics.Interval(r["mean"], r["low"], r["high"])
             bars.setdefault(r["model"], {})[r["metric"]] = interval
     if bars:
+        logger.info("report: Fig. 1, the models' accuracy and AUC")
         figures.model_bars(bars, fig_dir / "fig1_models")
         report.figure(
             fig_dir / "fig1_models.png",
             f"Fig. 1: test accuracy (threshold {chosen}) and AUC, mean over seeds with "
-            "95% bootstrap intervals; dashed line at 0.90.",
+            "95% bootstrap intervals; the dashed line marks 0.90 for reference (the sensitivity "
+            "that the threshold rule aims for).",
         )
     ok = [r for r in manifest["runs"] if r.get("in_tables", r["status"] != "failed")]
     if ok:
@@ -99,11 +102,12 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
         if not preds:
             raise LqerError(f"{folder}: the runs of seed {seed} have no predictions files")
         pairs = {name: (p.test_labels, p.test_probs) for name, p in preds.items()}
+        logger.info(f"report: ROC curves and reliability of {len(pairs)} models, seed {seed}")
         figures.roc_curves(pairs, fig_dir / "roc", title=f"ROC, test split, seed {seed}")
         report.figure(fig_dir / "roc.png", f"ROC curves with 95% bootstrap bands, seed {seed}.")
         figures.reliability(pairs, fig_dir / "reliability", title=f"Reliability, seed {seed}")
         report.figure(fig_dir / "reliability.png", f"Reliability diagram, test split, seed {seed}.")
-        first = next(iter(preds.values()))
+        first = preds.get(variants.REFERENCE) or next(iter(preds.values()))
         thresholds = [
             r["threshold"]
             for r in files.results
@@ -112,6 +116,7 @@ def comparison_report(folder: Path, fig_dir: Path) -> Report:
         if not thresholds:
             raise LqerError(f"{folder / 'results.csv'}: no threshold of {first.name}, seed {seed}")
         run = folder / next(r["run"] for r in ok if r["seed"] == seed)
+        logger.info(f"report: training figures of {first.name}, seed {seed}")
         run_figures(report, run, first, thresholds[0], fig_dir, f"{first.name}, seed {seed}")
 
     report.heading("Runs")
@@ -198,6 +203,7 @@ def write_report(target: str | Path) -> tuple[Path, Path]:
         )
     check_own_folder(out, KIND, "TARGET/report")  # a folder named report that is not ours
     with owned_folder(out, KIND, "TARGET/report"):
+        logger.info(f"report of {target} into {out}")
         fig_dir.mkdir(exist_ok=True)
         build = comparison_report if is_comparison else run_report
         report = build(target, fig_dir)

@@ -140,20 +140,21 @@ def train_all(
     with its error (in the run's error.txt, which a rerun removes before it tries again) and
     the rest go on. Returns each run's record. Each run is locked while it is worked on: a
     piece running beside this one waits for it, then reuses it."""
-    status, decoded = [], {}
+    status, decoded, count = [], {}, len(seeds) * len(models)
     for seed in seeds:
         data = functools.cache(functools.partial(seed_data, base.data, seed, decoded))
         for model in models:
             cfg = run_config(base, model, seed, out)
             run = Path(cfg.out_dir)
             record = {"model": model, "seed": seed, "run": str(run.relative_to(out))}
-            logger.info(f"{model} seed {seed}: {run}")
+            logger.info(f"run {len(status) + 1} of {count}: {model}, seed {seed}, in {run}")
             try:
                 with locked(run, "`out`", wait=True):
                     (run / ERROR).unlink(missing_ok=True)  # an earlier attempt's: try again
                     record["status"] = ensure_trained(cfg, data)
                     if missing_artifacts(run, model):
                         run_predictions(run, model, seed, data(), device)
+                logger.info(f"{model} seed {seed}: {record['status']}")
             except Exception as e:  # noqa: BLE001 - reported in the results, never swallowed
                 record.update(status="failed", error=f"{type(e).__name__}: {e}")
                 write_text(run / ERROR, traceback.format_exc())

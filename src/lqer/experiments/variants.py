@@ -44,6 +44,11 @@ def variant_name(model: str, ablation: str | None) -> str:
     return f"{model} (q={ablation})" if ablation else model
 
 
+def is_ablation(name: str) -> bool:
+    """Whether `name` is a test-time ablation of a trained model, e.g. "lqer (q=zeros)"."""
+    return any(name.endswith(f" (q={a})") for a in Q_ABLATIONS)
+
+
 def variants(model: str) -> tuple[str | None, ...]:
     """The ablations a run is scored under: none, and the q ablations where it has a circuit."""
     entry = MODELS.get(model)  # None for a model of another lqer's comparison

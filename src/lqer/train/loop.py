@@ -109,11 +109,12 @@ def train_epoch(
     bar: tqdm | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
     """One pass over `batches`; returns (sum of batch loss x batch size, correct) on the device,
-    the number of images, and the stenosis logit margins and labels, for this rank's share."""
+    the number of images, and the stenosis logit margins and labels, for this rank's share.
+    The bar shows the epoch's mean loss so far."""
     group = group or Group()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
-    seen, margins, targets, losses = 0, [], [], []
+    seen, shown, margins, targets, losses = 0, 0, [], [], []
     for step, index in enumerate(batches):
         y_all = labels[index]
         part = group.part(len(index))
@@ -132,9 +133,10 @@ def train_epoch(
         margins.append((logits[:, 1] - logits[:, 0]).detach().float())
         targets.append(y)
         seen += len(y)
-        if bar is not None and step % 25 == 0:  # reading the loss waits for the GPU
-            bar.set_postfix(loss=f"{loss.item():.4f}")  # this rank's slice, scaled up
         if bar is not None:
+            shown += len(index)
+            if images.device.type == "cpu" or step % 10 == 0:  # reading it waits for a GPU
+                bar.set_postfix(loss=f"{loss_sum.item() / shown:.4f}", refresh=False)
             bar.update()
     first_bad = _first_non_finite(losses)
     any_bad = group.sum(torch.tensor(float(first_bad is not None), device=images.device))
