@@ -92,8 +92,9 @@ def test_a_file_that_is_not_an_lqer_export_is_a_clear_error(tmp_path):
     result = RUNNER.invoke(app, ["predict", str(export.SAMPLE), "--onnx", str(bogus)],
                            standalone_mode=False)  # fmt: skip
     assert "not a loadable ONNX model" in str(result.exception)
-    result = RUNNER.invoke(app, ["predict", str(export.SAMPLE)], standalone_mode=False)
-    assert "give one of --checkpoint and --onnx" in str(result.exception)
+    result = RUNNER.invoke(app, ["predict", str(export.SAMPLE), "--onnx", str(bogus),
+                                 "--checkpoint", "lqer-padsd"], standalone_mode=False)  # fmt: skip
+    assert "give --checkpoint or --onnx, not both" in str(result.exception)
 
 
 def test_scan_with_onnx_runtime_finds_what_pytorch_finds(exported, datasets_dir):

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lqer.config import ExperimentConfig, load_config
-
-DEFAULT_MODEL = "lqer-padsd"
+from lqer.models import FRAME_MODEL, PATCH_MODEL
 
 
 @dataclass
@@ -71,7 +70,7 @@ def fit(
 
 def evaluate(
     data: str | Path,
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path = PATCH_MODEL,
     threshold: float | None = None,
     out: str | Path | None = None,
     device: str = "auto",
@@ -85,7 +84,7 @@ def evaluate(
 
 def predict(
     paths: Sequence[str | Path],
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path = PATCH_MODEL,
     threshold: float | None = None,
     out: str | Path | None = None,
     device: str = "auto",
@@ -109,7 +108,7 @@ def predict(
 def scan(
     paths: Sequence[str | Path],
     out: str | Path,
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path = FRAME_MODEL,
     annotations: str | Path | None = None,
     annotation_format: str = "voc",
     threshold: float | None = None,
@@ -129,7 +128,7 @@ def scan(
 def explain(
     paths: Sequence[str | Path],
     out: str | Path,
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path = PATCH_MODEL,
     methods: Sequence[str] = ("gradcam",),
     device: str = "auto",
 ) -> list[dict]:
@@ -156,11 +155,11 @@ def compare(
     """Train (or reuse) each model x seed on the same data and write the paired tables;
     `lqer report` turns the folder into a report. Returns the comparison folder."""
     from lqer.experiments.compare import compare as run_compare
-    from lqer.experiments.variants import DEFAULT_MODELS
+    from lqer.experiments.variants import PATCH_MODELS
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
-    return run_compare(config, out, models or DEFAULT_MODELS, seeds)
+    return run_compare(config, out, models or PATCH_MODELS, seeds)
 
 
 def noise_sweep(

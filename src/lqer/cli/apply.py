@@ -16,8 +16,10 @@ from lqer.cli.options import (
     OrCheckpointOpt,
     SkipBadOpt,
     ThresholdOpt,
+    model_or_onnx,
 )
-from lqer.errors import LqerError, as_flags
+from lqer.errors import as_flags
+from lqer.models import FRAME_MODEL, PATCH_MODEL
 
 
 def scan(
@@ -62,8 +64,7 @@ def scan(
     from lqer.eval.scan import ScanConfig
     from lqer.eval.scan_files import scan_files
 
-    if (checkpoint is None) == (onnx is None):
-        raise LqerError("give one of --checkpoint and --onnx")
+    checkpoint = model_or_onnx(checkpoint, onnx, FRAME_MODEL)
     cfg = ScanConfig(tuple(lists.numbers(sizes, "--sizes")), stride, dense=dense)
     summary = scan_files(checkpoint, paths, out, cfg, lists.numbers(frames, "--frames"),
                          annotations, format_, threshold, device, onnx=onnx,
@@ -89,7 +90,7 @@ def explain(
     paths: Annotated[
         list[Path], typer.Argument(metavar="PATCHES", help="Images, DICOM files, folders.")
     ],
-    checkpoint: CheckpointOpt,
+    checkpoint: CheckpointOpt = Path(PATCH_MODEL),
     out: Annotated[Path, typer.Option(help="Folder for the overlays and explain.csv.")] = Path(
         "explain"
     ),
@@ -143,7 +144,7 @@ def export(
 def serve(
     checkpoint: Annotated[
         Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
-    ] = Path("lqer-padsd"),
+    ] = Path(PATCH_MODEL),
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     frames: Annotated[

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from lqer.errors import LqerError
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML experiment file.")]
 SetOpt = Annotated[
     list[str] | None,
@@ -32,11 +34,22 @@ CheckpointOpt = Annotated[
     Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
 ]
 OrCheckpointOpt = Annotated[  # where --onnx may be given instead
-    Path | None, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
+    Path | None,
+    typer.Option(
+        help="A best.pt or last.pt file, or shipped weights (lqer models) [default: "
+        "lqer-padsd, for scan lqer-arcade]."
+    ),
 ]
 OnnxOpt = Annotated[
     Path | None, typer.Option(help="A model from lqer export, run in ONNX Runtime.")
 ]
+
+
+def model_or_onnx(checkpoint: Path | None, onnx: Path | None, default: str) -> Path | None:
+    """The checkpoint to use: the one given, none where --onnx is given, else `default`."""
+    if checkpoint is not None and onnx is not None:
+        raise LqerError("give --checkpoint or --onnx, not both")
+    return checkpoint if checkpoint is not None or onnx is not None else Path(default)
 
 
 def threshold_callback(value: float | None) -> float | None:

@@ -19,10 +19,11 @@ from lqer.cli.options import (
     SetOpt,
     SkipBadOpt,
     ThresholdOpt,
+    model_or_onnx,
     named_overrides,
 )
 from lqer.errors import LqerError
-from lqer.models import MODELS
+from lqer.models import MODELS, PATCH_MODEL
 
 
 def train(
@@ -104,8 +105,8 @@ def _print_test_metrics(run: Path) -> None:
 
 
 def evaluate(
-    checkpoint: CheckpointOpt,
     data: Annotated[Path, typer.Option(help="A folder with positive/ and negative/.")],
+    checkpoint: CheckpointOpt = Path(PATCH_MODEL),
     out: Annotated[Path | None, typer.Option(help="JSON file for the metrics.")] = None,
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
@@ -139,8 +140,7 @@ def predict(
     ] = False,
 ):
     """Score images: a table of calls, and a CSV file."""
-    if (checkpoint is None) == (onnx is None):
-        raise LqerError("give one of --checkpoint and --onnx")
+    checkpoint = model_or_onnx(checkpoint, onnx, PATCH_MODEL)
     if onnx is not None:
         from lqer.eval.export import predict_onnx_files
 

@@ -4,6 +4,10 @@ from typing import TYPE_CHECKING
 
 from lqer.lazy import exports
 
+# The shipped weights each verb uses when no model is named (`lqer models` lists them).
+PATCH_MODEL = "lqer-padsd"  # predict, evaluate, explain, serve
+FRAME_MODEL = "lqer-arcade"  # scan: a whole-frame detector
+
 _NAMES = {
     "MODELS": "lqer.models.registry",
     "from_config": "lqer.models.configured",
@@ -14,6 +18,8 @@ _NAMES = {
     "QuantumHead": "lqer.models.lqer",
 }
 __all__ = [
+    "FRAME_MODEL",
+    "PATCH_MODEL",
     "from_config",
     "Classifier",
     "MODELS",
