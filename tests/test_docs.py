@@ -37,3 +37,25 @@ def test_the_tutorial_notebook_runs(tmp_path):
     outputs = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "classifier threshold" in outputs and "candidates above the threshold" in outputs
     assert "{'lqer': " in outputs and "'resnet18': " in outputs
+
+
+def test_the_readme_lists_every_command_and_tells_the_truth_about_them():
+    import re
+
+    import typer.main
+
+    from lqer.cli import _register, app
+
+    _register()
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Commands") : readme.index("## Results")]
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        for full in [f"{name} {sub}" for sub in subcommands] if subcommands else [name]:
+            data_row = next(line for line in table.splitlines() if "`lqer data " in line)
+            said = f"`lqer {full}" in table or (
+                full.startswith("data ") and full.split()[1] in re.findall(r"[\w-]+", data_row)
+            )
+            assert said, f"lqer {full} is missing from the README's command table"
+    assert (REPO / "configs" / "padsd-cpu.yaml").exists() and "-c configs/padsd-cpu.yaml" in readme
