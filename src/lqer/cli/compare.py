@@ -76,7 +76,9 @@ def compare_command(
 
 
 def report_command(
-    target: Annotated[Path, typer.Argument(help="A run folder or a comparison folder.")],
+    target: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A run folder or a comparison folder.")
+    ],
 ) -> None:
     """Write an HTML report, and its Markdown twin.
 

@@ -15,7 +15,9 @@ app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 @app.command("make-patches")
 def make_patches(
-    frames: Annotated[Path, typer.Argument(help="Folder of frames: BMP/PNG/JPEG/TIFF/DICOM.")],
+    frames: Annotated[
+        Path, typer.Argument(metavar="FRAMES", help="Folder of frames: BMP/PNG/JPEG/TIFF/DICOM.")
+    ],
     annotations: Annotated[
         Path, typer.Option(help="Folder of VOC .xml or YOLO .txt files, or a COCO .json file.")
     ],
@@ -259,7 +261,9 @@ def _audit_frames(frames, annotations, fmt, label, duplicates) -> None:
 
 @app.command("augment")
 def augment(
-    split_dir: Annotated[Path, typer.Argument(help="A training split folder with positive/.")],
+    split_dir: Annotated[
+        Path, typer.Argument(metavar="SPLIT_DIR", help="A training split folder with positive/.")
+    ],
     count: Annotated[int, typer.Option(help="Copies per positive image.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the augmentations.")] = 0,
     overwrite: Annotated[

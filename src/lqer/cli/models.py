@@ -20,7 +20,7 @@ def models() -> None:
 
 
 def ship(
-    run: Annotated[Path, typer.Argument(help="A finished run folder with best.pt.")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="A finished run folder with best.pt.")],
     name: Annotated[str, typer.Option(help="Name of the weights, e.g. lqer-padsd.")],
     out: Annotated[Path, typer.Option(help="Folder for NAME.safetensors and NAME.json.")],
     target_sensitivity: Annotated[
