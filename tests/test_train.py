@@ -153,3 +153,21 @@ def test_missing_imagenet_weights_are_reported_before_the_data_is_read(
     with pytest.raises(LqerError, match="ImageNet weights for ResNet18 could not be loaded"):
         fit(cfg)
     assert not (tmp_path / "runs").exists()  # no empty run folder left behind
+
+
+def test_finetune_starts_from_the_source_weights_and_refuses_another_model(tiny_dataset, tmp_path):
+    from lqer.train.finetune import finetune_config
+
+    source = fit(tiny_config(tiny_dataset, tmp_path / "source", "train.epochs=1")) / "best.pt"
+    cfg = finetune_config(source, tiny_dataset, tmp_path / "ft", [
+        "train.epochs=1", "train.lr_backbone=0", "train.lr_head=1e-12", "train.progress=false",
+        "train.batch_size=16", "train.seed=1"])  # fmt: skip
+    assert cfg.data.image_size == 16 and cfg.train.init == str(source)
+    tuned, _, _ = load_checkpoint(fit(cfg) / "best.pt")
+    start, _, _ = load_checkpoint(source)
+    conv = "backbone.conv1.weight"  # the backbone did not move, so it must be the source's
+    assert torch.equal(tuned.state_dict()[conv], start.state_dict()[conv])
+    other = tiny_config(tiny_dataset, tmp_path / "cnn", "model.name=cnn", f"train.init={source}")
+    with pytest.raises(LqerError, match="holds a 'lqer' model; this run trains 'cnn'"):
+        fit(other)
+    assert not (tmp_path / "cnn").exists()

@@ -19,6 +19,7 @@ _NAMES = {
     "Loaded": "lqer.api",
     "load": "lqer.api",
     "fit": "lqer.api",
+    "finetune": "lqer.api",
     "evaluate": "lqer.api",
     "predict": "lqer.api",
     "scan": "lqer.api",
@@ -40,8 +41,8 @@ _NAMES = {
 __all__ = [
     "DetectionConfig", "ExperimentConfig", "LQER_ARCADE", "LQER_PADSD", "Circuit", "Execution",
     "Loaded", "LqerError", "LqerWarning", "MODELS", "Noise", "__version__", "build_model",
-    "compare", "evaluate", "explain", "export", "fit", "load", "load_config", "noise_sweep",
-    "predict", "scan",
+    "compare", "evaluate", "explain", "export", "finetune", "fit", "load", "load_config",
+    "noise_sweep", "predict", "scan",
 ]  # fmt: skip
 __getattr__ = exports(__name__, _NAMES)
 
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
         evaluate,
         explain,
         export,
+        finetune,
         fit,
         load,
         noise_sweep,

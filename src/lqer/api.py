@@ -68,6 +68,21 @@ def fit(
     return fit_run(config, resume=resume)
 
 
+def finetune(
+    data: str | Path,
+    out: str | Path,
+    model: str | Path = PATCH_MODEL,
+    overrides: Sequence[str] = (),
+) -> Path:
+    """Adapt `model` to a new site: a run from its weights on the labelled patches under
+    `data` (`train/`, and `validation/` as test), with a short schedule and the threshold
+    chosen again on a hold-out of the new `train/`; returns the run folder."""
+    from lqer.train import fit as fit_run
+    from lqer.train.finetune import finetune_config
+
+    return fit_run(finetune_config(model, data, out, overrides))
+
+
 def evaluate(
     data: str | Path,
     model: str | Path = PATCH_MODEL,

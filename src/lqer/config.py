@@ -313,6 +313,8 @@ class TrainConfig(Section):
     devices: Count(64, "1 to 64 local processes") = 1
     progress: Bool = True
     tensorboard: Bool = False  # loss, metrics and learning rates per epoch in <run>/tensorboard
+    # A checkpoint or shipped weights of the same model to start from (`lqer finetune`)
+    init: Annotated[Text | None, NoneWord] = None
 
 
 class ExperimentConfig(Section):

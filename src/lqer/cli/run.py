@@ -93,6 +93,38 @@ def train(
         _print_test_metrics(run)
 
 
+def finetune(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR",
+            help="The new site's patches: train/ and validation/ (the test split), each with "
+            "positive/ and negative/.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Run folder.")],
+    checkpoint: CheckpointOpt = Path(PATCH_MODEL),
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the training set [default: 5].")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the hold-out, batches and augmentation.")
+    ] = None,
+    set_: SetOpt = None,
+):
+    """Adapt a trained model to a new site from its labelled patches.
+
+    Starts from the model's weights with a short schedule, chooses the threshold again on a
+    hold-out of the new train/, and scores validation/ once as test."""
+    from lqer.train import fit
+    from lqer.train.finetune import finetune_config
+
+    overrides = named_overrides(set_, **{"train.epochs": epochs, "train.seed": seed})
+    run = fit(finetune_config(checkpoint, data, out, overrides))
+    if os.environ.get("RANK", "0") == "0":
+        _print_test_metrics(run)
+
+
 def _print_test_metrics(run: Path) -> None:
     import json
 
@@ -193,6 +225,7 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     app.command()(train)
+    app.command()(finetune)
     app.command()(evaluate)
     app.command()(predict)
     app.command()(demo)

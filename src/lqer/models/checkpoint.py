@@ -83,3 +83,14 @@ def load_checkpoint(path: str | Path) -> tuple[Model, ExperimentConfig, dict[str
             f"({str(e).splitlines()[0]})"
         ) from None
     return model.eval(), cfg, state
+
+
+def starting_weights(source: str | Path, name: str) -> dict[str, torch.Tensor]:
+    """The state dict of `source` (a checkpoint or shipped weights) for a run that trains the
+    `name` model from it (`train.init`); refused unless `source` holds that model."""
+    model, cfg, _ = load_checkpoint(source)
+    if cfg.model.name != name:
+        raise LqerError(
+            f"`init`: {source} holds a {cfg.model.name!r} model; this run trains {name!r}"
+        )
+    return model.float().state_dict()

@@ -35,7 +35,7 @@ from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import atomic_path, write_text
 from lqer.logs import logger
 from lqer.models.backbone import check_weights
-from lqer.models.checkpoint import read_checkpoint, save_checkpoint
+from lqer.models.checkpoint import read_checkpoint, save_checkpoint, starting_weights
 from lqer.models.configured import from_config
 from lqer.quantum.layer import quantum_layers
 from lqer.train import distributed, run_folder
@@ -285,10 +285,15 @@ def train(
     if group.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN may pick its fastest kernels
     saved = open_folder(cfg, group, resume)  # checked before any data is read
+    start = None
     if saved is None:  # a resumed run's weights are in last.pt
         check_weights(cfg.model.weights)
+        start = starting_weights(tc.init, cfg.model.name) if tc.init else None
     data = data or load_experiment(cfg.data, tc.seed)  # decoded once, kept on the device
     s = build(cfg, group, data)
+    if start is not None:
+        s.model.load_state_dict(start)
+        s.log(f"starting from the weights of {tc.init}")
     restore(s, saved)
     step_model = distributed.wrap(s.model, group)  # the training steps go through DDP
     if group.world > 1:
