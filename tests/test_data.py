@@ -243,3 +243,25 @@ def test_a_shared_cache_decodes_each_file_once(datasets_dir, monkeypatch):
     assert len(calls) == len({args[0] for args in calls}) == len(cache)
     fresh = load_experiment(cfg, 1)
     assert all(torch.equal(other[k].images, fresh[k].images) for k in other)
+
+
+def test_train_limit_counts_originals_and_leaves_the_other_splits_alone(tmp_path):
+    from lqer.data.dataset import list_experiment
+
+    root = tmp_path / "d"
+    for split, n in (("train", 12), ("validation", 6)):
+        for label in ("positive", "negative"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                (folder / f"{i:03d}.png").write_bytes(b"")
+                if split == "train" and label == "positive":
+                    for k in range(3):  # offline-augmented copies travel with their original
+                        (folder / f"{i:03d}_aug_{k:02d}.png").write_bytes(b"")
+    sources, _ = list_experiment(DataConfig(root=str(root), train_limit=8))
+    train = [Path(str(p)).name for p, _ in sources["train"]]
+    originals = [name for name in train if "_aug_" not in name]
+    assert len(originals) == 8 and len(train) == 8 + 3 * 4  # 4 positives, each with 3 copies
+    assert len(sources["test"]) == 12  # validation/ as test: untouched
+    with pytest.raises(LqerError, match="data.train_limit"):
+        DataConfig(root=str(root), train_limit=3)

@@ -204,18 +204,24 @@ class DataConfig(Section):
     ) = 224
     # A stratified subsample of every split, for quick runs.
     limit: OptionalCount(10**7, "one image of each class, at most 10 million", 2) = None
+    # A stratified subsample of the training split alone, counted in original images (their
+    # offline-augmented copies come along): a learning curve's budget of labelled patches.
+    # The validation hold-out, where no split gives it, comes out of it.
+    train_limit: OptionalCount(10**7, "one image of each class, at most 10 million", 2) = None
     skip_bad: Bool = False
     max_pixels: Count(10**9, "a frame of a billion pixels takes gigabytes to decode") = 40_000_000
 
     @model_validator(mode="after")
     def _hold_out_needs_two_per_class(self) -> DataConfig:
-        if self.val_split is None and self.limit is not None and self.limit < 4:
-            why = "the validation set held out of the training split takes one of each class"
-            raise PydanticCustomError(
-                "hold_out",
-                "must be at least 4 when data.val_split is none",
-                {"field": "limit", "input": self.limit, "why": why},
-            )
+        for name in ("limit", "train_limit"):
+            value = getattr(self, name)
+            if self.val_split is None and value is not None and value < 4:
+                why = "the validation set held out of the training split takes one of each class"
+                raise PydanticCustomError(
+                    "hold_out",
+                    "must be at least 4 when data.val_split is none",
+                    {"field": name, "input": value, "why": why},
+                )
         return self
 
 

@@ -198,12 +198,23 @@ def _limit(items: list[tuple[Path, int]], limit: int | None, seed: int) -> list[
     return [items[i] for i in keep]
 
 
+def _limit_originals(items: list, limit: int, seed: int) -> list:
+    """A stratified `limit` of the original images, each with its offline-augmented copies."""
+    groups = augmentation_groups([source_name(p) for p, _ in items])
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    if limit >= len(first):
+        return items
+    labels = torch.tensor([items[i][1] for i in first])
+    kept = np.isin(inverse, stratified_indices(labels, limit / len(first), seed))
+    return [item for item, keep in zip(items, kept, strict=True) if keep]
+
+
 def list_experiment(
     cfg: DataConfig, seed: int = 0
 ) -> tuple[dict[str, list[tuple[Source, int]] | None], dict[str, str]]:
     """The (source, label) items of the `train`, `val` and `test` splits that `cfg` names
-    (None: not configured), after `data.limit`; and where each split comes from, for messages.
-    Nothing is decoded."""
+    (None: not configured), after `data.limit` and `data.train_limit`; and where each split
+    comes from, for messages. Nothing is decoded."""
     if cfg.split_file:
         groups = read_split_file(cfg.split_file)
         sources = {name: groups.get(name) for name in SPLITS}
@@ -215,6 +226,8 @@ def list_experiment(
         sources = {k: list_folder(split_folder(cfg, v)) if v else None for k, v in names.items()}
         describe = {k: f" in {split_folder(cfg, v)}" for k, v in names.items() if v}
     sources = {k: _limit(items, cfg.limit, seed) if items else None for k, items in sources.items()}
+    if cfg.train_limit is not None:
+        sources["train"] = _limit_originals(sources["train"], cfg.train_limit, seed)
     return sources, describe
 
 
