@@ -91,6 +91,6 @@ def starting_weights(source: str | Path, name: str) -> dict[str, torch.Tensor]:
     model, cfg, _ = load_checkpoint(source)
     if cfg.model.name != name:
         raise LqerError(
-            f"`init`: {source} holds a {cfg.model.name!r} model; this run trains {name!r}"
+            f"train.init: {source} holds a {cfg.model.name!r} model; this run trains {name!r}"
         )
     return model.float().state_dict()
