@@ -44,3 +44,14 @@ def test_fit_takes_overrides(tiny_dataset, tmp_path):
     ])  # fmt: skip
     assert (run / "best.pt").is_file()
     assert lqer.load(run / "best.pt").config.model.name == "cnn"
+
+
+def test_compare_defaults_to_every_model_of_the_grid(tmp_path, monkeypatch):
+    from lqer.config import ExperimentConfig
+    from lqer.experiments.variants import DEFAULT_MODELS
+
+    asked = {}
+    monkeypatch.setattr("lqer.experiments.compare.compare",
+                        lambda cfg, out, models, seeds: asked.update(models=models))  # fmt: skip
+    lqer.compare(ExperimentConfig(), tmp_path / "cmp")
+    assert asked["models"] == DEFAULT_MODELS

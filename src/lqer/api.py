@@ -170,11 +170,11 @@ def compare(
     """Train (or reuse) each model x seed on the same data and write the paired tables;
     `lqer report` turns the folder into a report. Returns the comparison folder."""
     from lqer.experiments.compare import compare as run_compare
-    from lqer.experiments.variants import PATCH_MODELS
+    from lqer.experiments.variants import DEFAULT_MODELS
 
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
-    return run_compare(config, out, models or PATCH_MODELS, seeds)
+    return run_compare(config, out, models or DEFAULT_MODELS, seeds)
 
 
 def noise_sweep(
