@@ -200,12 +200,11 @@ def _limit(items: list[tuple[Path, int]], limit: int | None, seed: int) -> list[
 
 def _limit_originals(items: list, limit: int, seed: int) -> list:
     """A stratified `limit` of the original images, each with its offline-augmented copies."""
-    groups = augmentation_groups([source_name(p) for p, _ in items])
-    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
-    if limit >= len(first):
+    paths = [source_name(p) for p, _ in items]
+    originals = len(set(augmentation_groups(paths)))
+    if limit >= originals:
         return items
-    labels = torch.tensor([items[i][1] for i in first])
-    kept = np.isin(inverse, stratified_indices(labels, limit / len(first), seed))
+    kept = held_out(paths, torch.tensor([y for _, y in items]), limit / originals, seed)
     return [item for item, keep in zip(items, kept, strict=True) if keep]
 
 

@@ -30,8 +30,8 @@ def check_weights(weights: str) -> None:
     """Fetch or find the backbone's weights now: before minutes of decoding data, not after."""
     if weights == "imagenet":
         _imagenet_resnet18()
-    elif weights != "none" and not Path(weights).is_file():
-        raise LqerError(f"`weights`: {weights} is neither 'imagenet', 'none' nor an existing file")
+    elif weights != "none":
+        _weights_file(Path(weights))
 
 
 def _imagenet_resnet18() -> nn.Module:
@@ -46,9 +46,13 @@ def _imagenet_resnet18() -> nn.Module:
         ) from None
 
 
-def _load_state_dict(model: nn.Module, path: Path) -> None:
+def _weights_file(path: Path) -> None:
     if not path.is_file():
         raise LqerError(f"`weights`: {path} is neither 'imagenet', 'none' nor an existing file")
+
+
+def _load_state_dict(model: nn.Module, path: Path) -> None:
+    _weights_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
