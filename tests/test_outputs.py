@@ -33,6 +33,7 @@ WRITES_WITHOUT_OPTION = {"report": "TARGET/report", "data augment": "beside SPLI
 WRITES_NOTHING = {"serve", "circuit", "models"}
 
 TRAIN = "train --data {data} --image-size 16 --epochs 1 --set train.progress=false"
+FINETUNE = "finetune {data} --checkpoint {run}/best.pt --epochs 1"
 EVALUATE = "evaluate --checkpoint {run}/best.pt --data {data}/validation"
 PREDICT = "predict {data}/validation --checkpoint {run}/best.pt"
 SCAN = "scan {frames}/images --checkpoint {run}/best.pt"
@@ -81,6 +82,12 @@ CASES = [
     Case("detector-foreign", "detector train", "--out", "foreign",
          "detector train --data {data} --out {tmp}/mine", "lqer did not write",
          user_file("mine/config.yaml")),
+    Case("finetune-same", "finetune", "--out", "same", f"{FINETUNE} --out {{data}}",
+         "is data.root"),
+    Case("finetune-inside", "finetune", "--out", "inside", f"{FINETUNE} --out {{data}}/run",
+         "lies inside data.root"),
+    Case("finetune-foreign", "finetune", "--out", "foreign", f"{FINETUNE} --out {{tmp}}/mine",
+         "lqer did not write", user_file("mine/config.yaml")),
     Case("demo-same", "demo", "--out", "same", f"demo --out {SAMPLE_DIR}", "the bundled sample"),
     Case("demo-inside", "demo", "--out", "inside", f"demo --out {SAMPLE_DIR / 'test' / 'run'}",
          "lies inside"),
