@@ -25,6 +25,21 @@ def test_fit_writes_a_complete_run(tiny_dataset, tmp_path):
     assert metrics["n"] == 24 and 0 <= metrics["auc"] <= 1
     model, cfg, info = load_checkpoint(run / "best.pt")
     assert cfg.data.image_size == 16 and info["epoch"] in (1, 2)
+    # the hold-out chose the threshold with the epoch, and the test split is scored at it
+    assert info["threshold"]["rule"] == "max F1 on the hold-out of train/"
+    assert metrics["threshold"] == info["threshold"]["value"]
+
+
+def test_a_hold_out_without_positives_stores_no_threshold():
+    import numpy as np
+
+    from lqer.config import DataConfig
+    from lqer.train.loop import hold_out_threshold
+
+    probs = np.array([0.2, 0.7, 0.4])
+    assert hold_out_threshold(np.zeros(3), probs, DataConfig()) is None
+    chosen = hold_out_threshold(np.array([0, 1, 0]), probs, DataConfig(val_split="val"))
+    assert chosen == {"value": 0.7, "rule": "max F1 on the val/ split"}
 
 
 def test_resume_continues_the_same_run(tiny_dataset, tmp_path):

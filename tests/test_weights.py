@@ -84,14 +84,14 @@ def test_cli_uses_the_stored_threshold_unless_told(shipped, monkeypatch, capsys)
     assert "threshold 0.3 (as asked)" in text
     code, text, err = run_cli(monkeypatch, capsys, "predict", data / "validation", "--checkpoint",
                               run / "best.pt", "--out", preds.with_name("q.csv"))  # fmt: skip
-    assert "threshold 0.5 (" in text and "stores none; the default" in text
+    stored = load_checkpoint(run / "best.pt")[2]["threshold"]["value"]
+    assert f"threshold {stored:.4g} (stored with {run / 'best.pt'}: max F1 on the hold-out" in text
 
 
 def test_best_f1_threshold_is_the_best_score_as_threshold():
     import numpy as np
 
-    from lqer.eval.metrics import binary_metrics
-    from lqer.experiments.ship import best_f1_threshold
+    from lqer.eval.metrics import best_f1_threshold, binary_metrics
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 200)
@@ -167,7 +167,7 @@ def test_the_weights_entry_gives_the_model_and_transforms_like_torchvision():
     expected = predict_proba(model, _decode(path, size, 10**8)[None], size)[0]  # as predict
     preprocess = weights.transforms()
     image = Image.open(path)
-    array = np.asarray(image.convert("L"))
+    array = np.array(image.convert("L"))  # writable, as torch.from_numpy wants
     as_given = {
         "PIL gray": image, "PIL RGB": image.convert("RGB"), "numpy": array,
         "uint8 (H, W)": torch.from_numpy(array),

@@ -132,7 +132,9 @@ def _print_test_metrics(run: Path) -> None:
 
     path = run / "test_metrics.json"
     if path.exists():
-        typer.echo(format_table(json.loads(path.read_text()), f"test metrics ({path})"))
+        metrics = json.loads(path.read_text())
+        title = f"test metrics at threshold {metrics['threshold']:.4g} ({path})"
+        typer.echo(format_table(metrics, title))
     typer.echo(f"run folder: {run}")
 
 

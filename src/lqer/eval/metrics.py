@@ -147,6 +147,17 @@ def threshold_for_sensitivity(labels: np.ndarray, probs: np.ndarray, target: flo
     return float(positives[needed - 1])
 
 
+def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The score that, as threshold (`prob >= t`), maximises F1; the lowest on ties. One
+    pass of sklearn's precision-recall curve, not a metrics call per candidate."""
+    from sklearn.metrics import precision_recall_curve  # sklearn is slow to import
+
+    precision, recall, thresholds = precision_recall_curve(labels, probs)
+    p, r = precision[:-1], recall[:-1]  # the last point has no threshold
+    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+    return float(thresholds[int(np.argmax(f1))])
+
+
 # ----------------------------------------------------------------------------- bootstrap
 
 

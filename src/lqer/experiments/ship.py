@@ -7,9 +7,6 @@ import datetime
 import re
 from pathlib import Path
 
-import numpy as np
-from sklearn.metrics import precision_recall_curve
-
 from lqer.data.dataset import load_experiment
 from lqer.data.frame_sets import load_frame_sets
 from lqer.device import pick_device
@@ -28,15 +25,6 @@ LICENCE = (
     "weights MIT, like the code; trained on P-ADSD, which derives from ADSD (CC BY 4.0): "
     "credit Danilov et al. 2021 and Ovalle-Magallanes et al. 2022 (MODEL_CARD.md)"
 )
-
-
-def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
-    """The score that, as threshold (`prob >= t`), maximises F1; the lowest on ties. One
-    pass of sklearn's precision-recall curve, not a metrics call per candidate."""
-    precision, recall, thresholds = precision_recall_curve(labels, probs)
-    p, r = precision[:-1], recall[:-1]  # the last point has no threshold
-    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
-    return float(thresholds[int(np.argmax(f1))])
 
 
 def ship(
@@ -72,7 +60,7 @@ def ship(
             "counts": {"negative": data["train"].counts[0], "positive": data["train"].counts[1]},
         },
         "threshold": {"value": threshold, "rule": rule},
-        "threshold_max_f1": best_f1_threshold(y_val, val),
+        "threshold_max_f1": metrics.best_f1_threshold(y_val, val),
         "metrics": {"hold_out": metrics.binary_metrics(y_val, val, threshold)},
         "test_split": f"{Path(cfg.data.root).name} {cfg.data.test_split}/",
         "licence": LICENCE,

@@ -29,8 +29,8 @@ from lqer.data.dataset import ImageSet, load_experiment
 from lqer.data.transforms import ToFloat, augmentation, standardize
 from lqer.device import Precision, training_precision
 from lqer.errors import LqerError
-from lqer.eval.evaluate import predict_logits, probabilities
-from lqer.eval.metrics import binary_metrics
+from lqer.eval.evaluate import decision, predict_logits, probabilities
+from lqer.eval.metrics import best_f1_threshold, binary_metrics
 from lqer.eval.predictions import prediction_rows, write_predictions
 from lqer.io import atomic_path, write_text
 from lqer.logs import logger
@@ -301,8 +301,8 @@ def train(
     pipeline = TrainBatches(data["train"].size, tc.augment, s.precision.channels_last)
     train_x, train_y = data["train"].images.to(group.device), data["train"].labels.to(group.device)
     for epoch in range(s.start_epoch + 1, tc.epochs + 1):
-        row, val = run_epoch(s, step_model, epoch, train_x, train_y, pipeline)
-        save_epoch(s, epoch, row, val)
+        row, val, threshold = run_epoch(s, step_model, epoch, train_x, train_y, pipeline)
+        save_epoch(s, epoch, row, val, threshold)
     if "test" in data and group.main:
         score_test_split(s.model, cfg, data["test"], s.out, group.device)
     return s.out
@@ -409,7 +409,8 @@ def run_epoch(s: Session, step_model, epoch: int, train_x, train_y, pipeline) ->
     val_logits, val_loss = evaluate(model, s.data["val"], s.weight, group)
     if not torch.isfinite(val_logits).all():
         raise diverged(epoch, "its outputs on the validation set became NaN or infinite", tc)
-    val = binary_metrics(s.data["val"].labels.numpy(), probabilities(val_logits))
+    val_labels, val_probs = s.data["val"].labels.numpy(), probabilities(val_logits)
+    val = binary_metrics(val_labels, val_probs)
     s.scheduler.step(val_loss)  # every rank saw the same logits, so all step alike
     row = {
         "epoch": epoch,
@@ -428,10 +429,20 @@ def run_epoch(s: Session, step_model, epoch: int, train_x, train_y, pipeline) ->
         f"val loss {val_loss:.4f} acc {val['accuracy']:.3f} auc {val['auc']:.3f} "
         f"f1 {val['f1']:.3f} | {row['epoch_time']:.1f}s"
     )
-    return row, val
+    return row, val, hold_out_threshold(val_labels, val_probs, s.cfg.data)
 
 
-def save_epoch(s: Session, epoch: int, row: dict, val: dict) -> None:
+def hold_out_threshold(labels: np.ndarray, probs: np.ndarray, dc) -> dict | None:
+    """The decision threshold best.pt stores: F1-max on the hold-out that chooses the epoch,
+    so that a run used on a new site decides as that site's own patches suggest. None
+    (commands then use 0.5) when the hold-out lacks a class."""
+    if len(np.unique(labels)) < 2:
+        return None
+    where = f"the {dc.val_split}/ split" if dc.val_split else f"the hold-out of {dc.train_split}/"
+    return {"value": best_f1_threshold(labels, probs), "rule": f"max F1 on {where}"}
+
+
+def save_epoch(s: Session, epoch: int, row: dict, val: dict, threshold: dict | None) -> None:
     """Keep the best model by the selection metric, then last.pt, then the log."""
     tc = s.cfg.train
     score = val["auc"] if tc.select == "auc" else -row["val_loss"]
@@ -443,7 +454,8 @@ def save_epoch(s: Session, epoch: int, row: dict, val: dict) -> None:
     # resumes from last.pt's epoch, with the log last.pt carries.
     s.history.rows.append(row)
     if improved:
-        save_checkpoint(s.out / "best.pt", s.model, s.cfg, epoch=epoch, val_metrics=val)
+        chosen = {"threshold": threshold} if threshold else {}
+        save_checkpoint(s.out / "best.pt", s.model, s.cfg, epoch=epoch, val_metrics=val, **chosen)
     save_checkpoint(
         s.out / "last.pt", s.model, s.cfg, epoch=epoch, best_score=s.best_score,
         optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
@@ -461,12 +473,14 @@ def write_skipped(path: Path, data: dict[str, ImageSet]) -> None:
 
 
 def score_test_split(model, cfg: ExperimentConfig, test, out: Path, device) -> dict:
-    """Score best.pt once on the test split; the test split never influenced training."""
+    """Score best.pt once on the test split, at the threshold it stores; the test split never
+    influenced training."""
     best = out / "best.pt"
-    if best.exists():
-        model.load_state_dict(read_checkpoint(best)["model"])
+    saved = read_checkpoint(best) if best.exists() else {}
+    if saved:
+        model.load_state_dict(saved.pop("model"))
     probs = probabilities(predict_logits(model, test.images, test.size, device))
-    metrics = binary_metrics(test.labels.numpy(), probs)
+    metrics = binary_metrics(test.labels.numpy(), probs, decision(best, saved, None).threshold)
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_predictions(
         out / "test_predictions.csv", prediction_rows(test, probs, cfg.model.name, "test")
