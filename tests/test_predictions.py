@@ -1,5 +1,7 @@
 """The one predictions file: what `lqer predict`, runs and comparisons write reads back."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -81,3 +83,32 @@ def test_predict_prints_a_table_or_json_with_the_labels_the_folders_give(tmp_pat
     assert [(r["file"], r["prob"], r["true_label"]) for r in shown] == [
         (r.file, r.prob, r.true_label) for r in read_predictions(tmp_path / "q.csv")
     ]
+
+
+def test_tta_averages_each_patch_with_its_mirror(tmp_path, monkeypatch, capsys):
+    from helpers import run_cli
+    from typer.testing import CliRunner
+
+    from lqer.cli import _register, app
+    from lqer.eval.evaluate import predict_logits
+    from lqer.sample import SAMPLE_DIR
+    from lqer.weights import LQER_PADSD
+
+    model = LQER_PADSD.load()
+    images = torch.randint(0, 256, (6, 1, 40, 40), dtype=torch.uint8)
+    plain, mirrored = predict_logits(model, images, 32), predict_logits(model, images.flip(-1), 32)
+    assert not torch.allclose(plain, mirrored)  # the model is not mirror-symmetric
+    both = predict_logits(model, images, 32, flip=True)
+    torch.testing.assert_close(both, (plain + mirrored) / 2, rtol=1e-4, atol=1e-5)
+
+    _register()
+    args = ["evaluate", "--data", str(SAMPLE_DIR / "test"), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--tta", "--out", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    scored = json.loads((tmp_path / "e.json").read_text())
+    plain = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "f.json")])
+    assert scored["tta"] and not json.loads((tmp_path / "f.json").read_text())["tta"]
+    assert plain.exit_code == 0 and scored["n"] > 0
+    code, _, err = run_cli(monkeypatch, capsys, "predict", SAMPLE_DIR / "test", "--onnx", "m.onnx",
+                           "--tta", "--out", tmp_path / "p.csv")  # fmt: skip
+    assert code == 2 and "--tta works with --checkpoint" in err

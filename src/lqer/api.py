@@ -89,12 +89,14 @@ def evaluate(
     threshold: float | None = None,
     out: str | Path | None = None,
     device: str = "auto",
+    tta: bool = False,
 ) -> dict:
     """AUC, accuracy, sensitivity and the rest on a folder with positive/ and negative/, at the
-    model's stored threshold unless one is given; also written as JSON to `out`."""
+    model's stored threshold unless one is given; also written as JSON to `out`. `tta`: average
+    each patch with its mirror."""
     from lqer.eval.evaluate import evaluate_checkpoint
 
-    return evaluate_checkpoint(model, data, out, device, threshold=threshold)
+    return evaluate_checkpoint(model, data, out, device, threshold=threshold, tta=tta)
 
 
 def predict(
@@ -103,9 +105,11 @@ def predict(
     threshold: float | None = None,
     out: str | Path | None = None,
     device: str = "auto",
+    tta: bool = False,
 ) -> list[dict]:
     """A row per image (files, folders, DICOM frames): probability and decision, and the true
-    label where a file sits under positive/ or negative/; written as CSV to `out` if given."""
+    label where a file sits under positive/ or negative/; written as CSV to `out` if given.
+    `tta`: average each patch with its mirror."""
     from dataclasses import asdict
 
     from lqer.eval.evaluate import predict_rows
@@ -114,7 +118,7 @@ def predict(
 
     if out is not None:
         check_output_file(out, "`out`", [model, *paths])
-    rows, _, _ = predict_rows(model, list(paths), device, False, threshold)
+    rows, _, _ = predict_rows(model, list(paths), device, False, threshold, tta)
     if out is not None:
         write_predictions(out, rows, loose=True)
     return [asdict(row) for row in rows]

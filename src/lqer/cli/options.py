@@ -67,3 +67,12 @@ ThresholdOpt = Annotated[
         callback=threshold_callback,
     ),
 ]
+
+TtaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tta",
+        help="Test-time augmentation: average each patch's logits with its mirror's "
+        "(twice the time; results/padsd_steps measures what it gives).",
+    ),
+]

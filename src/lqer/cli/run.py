@@ -19,6 +19,7 @@ from lqer.cli.options import (
     SetOpt,
     SkipBadOpt,
     ThresholdOpt,
+    TtaOpt,
     model_or_onnx,
     named_overrides,
 )
@@ -145,13 +146,14 @@ def evaluate(
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
+    tta: TtaOpt = False,
 ):
     """Score a checkpoint on a labelled folder."""
     from lqer.eval.evaluate import default_eval_path, evaluate_checkpoint
     from lqer.eval.metrics import format_table
 
     out = out or default_eval_path(checkpoint, data)
-    metrics = evaluate_checkpoint(checkpoint, data, out, device, skip_bad, threshold)
+    metrics = evaluate_checkpoint(checkpoint, data, out, device, skip_bad, threshold, tta)
     typer.echo(format_table(metrics, f"{checkpoint} on {data}"))
     typer.echo(f"threshold {metrics['threshold']:.4g} ({metrics['threshold_source']})")
     if metrics["skipped"]:
@@ -169,6 +171,7 @@ def predict(
     threshold: ThresholdOpt = None,
     device: DeviceOpt = "auto",
     skip_bad: SkipBadOpt = False,
+    tta: TtaOpt = False,
     json_: Annotated[
         bool, typer.Option("--json", help="Print every row as JSON instead of the table.")
     ] = False,
@@ -178,11 +181,13 @@ def predict(
     if onnx is not None:
         from lqer.eval.export import predict_onnx_files
 
+        if tta:
+            raise LqerError("--tta works with --checkpoint; an ONNX export scores as it is")
         data, chosen = predict_onnx_files(onnx, paths, out, skip_bad, threshold)
     else:
         from lqer.eval.evaluate import predict_files
 
-        data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold)
+        data, chosen = predict_files(checkpoint, paths, out, device, skip_bad, threshold, tta)
     from lqer.eval.predictions import prediction_table, read_predictions
 
     rows = read_predictions(out)

@@ -34,8 +34,11 @@ def predict_logits(
     image_size: int,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
+    flip: bool = False,
 ) -> torch.Tensor:
-    """(N, 2) float32 logits on the CPU for uint8 images (N, 1, S, S)."""
+    """(N, 2) float32 logits on the CPU for uint8 images (N, 1, S, S). `flip`: test-time
+    augmentation, the mean of the logits of each image and its left-right mirror (training
+    flips patches, so both are in-distribution)."""
     device = torch.device(device)
     prepare = eval_transform(image_size)
     was_training = model.training
@@ -47,7 +50,10 @@ def predict_logits(
             torch.no_grad(),
             torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"),
         ):
-            out.append(model(x).float().cpu())
+            logits = model(x).float()
+            if flip:
+                logits = (logits + model(x.flip(-1)).float()) / 2
+            out.append(logits.cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 2)
 
@@ -56,9 +62,11 @@ def probabilities(logits: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits, dim=1)[:, 1].numpy()
 
 
-def predict_proba(model, images, image_size, device="cpu", batch_size=256) -> np.ndarray:
+def predict_proba(
+    model, images, image_size, device="cpu", batch_size=256, flip: bool = False
+) -> np.ndarray:
     """Probability of stenosis for each image."""
-    return probabilities(predict_logits(model, images, image_size, device, batch_size))
+    return probabilities(predict_logits(model, images, image_size, device, batch_size, flip))
 
 
 @dataclass(frozen=True)
@@ -96,14 +104,16 @@ def score_images(
     where: str = "",
     threshold: float | None = None,
     screened: bool = False,
+    tta: bool = False,
 ) -> tuple[ImageSet, np.ndarray, str, Decision]:
     """Decode (path, label) items with a checkpoint's preprocessing; its stenosis probabilities,
-    its model's name and the decision threshold to use. `screened`: see `decode`."""
+    its model's name and the decision threshold to use. `screened`: see `decode`; `tta`: the
+    test-time flip of `predict_logits`."""
     model, cfg, info = load_checkpoint(checkpoint)
     dev = pick_device(device)
     data = decode(items, cfg.data.image_size, skip_bad, cfg.data.max_pixels, where,
                   screened=screened)  # fmt: skip
-    probs = predict_proba(model.to(dev), data.images, data.size, dev)
+    probs = predict_proba(model.to(dev), data.images, data.size, dev, flip=tta)
     return data, probs, cfg.model.name, decision(checkpoint, info, threshold)
 
 
@@ -133,6 +143,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     skip_bad: bool = False,
     threshold: float | None = None,
+    tta: bool = False,
 ) -> dict:
     """Metrics of a checkpoint on a `{positive,negative}` folder; written as JSON to `out`.
     Without `threshold`, the checkpoint's stored one decides (see `decision`)."""
@@ -140,12 +151,13 @@ def evaluate_checkpoint(
         check_output_file(out, "`out`", [checkpoint, data_dir])
     items = list_folder(data_dir)
     data, probs, _, chosen = score_images(
-        checkpoint, items, device, skip_bad, f" in {data_dir}", threshold
+        checkpoint, items, device, skip_bad, f" in {data_dir}", threshold, tta=tta
     )
     check_both_classes(data, str(data_dir))
     metrics = binary_metrics(data.labels.numpy(), probs, chosen.threshold)
     metrics.update(
         threshold_source=chosen.why,
+        tta=tta,
         checkpoint=str(checkpoint),
         data=str(Path(data_dir).resolve()),
         skipped=data.skipped,
@@ -163,12 +175,13 @@ def predict_rows(
     device: str = "auto",
     skip_bad: bool = False,
     threshold: float | None = None,
+    tta: bool = False,
 ) -> tuple[list[Prediction], ImageSet, Decision]:
     """A prediction per image (skipped ones included); the true label is filled where a file
     sits under a positive/ or negative/ folder."""
     items = [(ref, known_label(ref.path)) for ref in collect_frames(paths)]
     data, probs, model, chosen = score_images(
-        checkpoint, items, device, skip_bad, "", threshold, screened=True
+        checkpoint, items, device, skip_bad, "", threshold, screened=True, tta=tta
     )
     return prediction_rows(data, probs, model, threshold=chosen.threshold), data, chosen
 
@@ -180,9 +193,10 @@ def predict_files(
     device: str = "auto",
     skip_bad: bool = False,
     threshold: float | None = None,
+    tta: bool = False,
 ) -> tuple[ImageSet, Decision]:
     """Write the predictions file for `paths`, skipped images included."""
     check_output_file(out, "`out`", [checkpoint, *paths])
-    rows, data, chosen = predict_rows(checkpoint, paths, device, skip_bad, threshold)
+    rows, data, chosen = predict_rows(checkpoint, paths, device, skip_bad, threshold, tta)
     write_predictions(out, rows, loose=True)
     return data, chosen
