@@ -54,6 +54,25 @@ def test_resume_continues_the_same_run(tiny_dataset, tmp_path):
     assert load_checkpoint(run / "last.pt")[2]["epoch"] == 2
 
 
+def test_ema_keeps_the_average_in_best_pt_and_resumes_it(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", "train.epochs=1", "train.ema=0.9",
+                      "train.select=loss")  # fmt: skip
+    run = fit(cfg)
+    last = torch.load(run / "last.pt", weights_only=True)
+    best = torch.load(run / "best.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in last["ema"].items()}
+    assert int(averaged.pop("n_averaged")) > 0  # a step at least
+    for name, value in best["model"].items():  # best.pt holds the average, not the last step
+        torch.testing.assert_close(value, averaged[name])
+    moved = [k for k, v in best["model"].items() if v.is_floating_point()
+             and not torch.equal(v, last["model"][k])]  # fmt: skip
+    assert moved, "the average equals the last step's weights"
+    cfg.train.epochs = 2
+    fit(cfg, resume=True)
+    again = torch.load(run / "last.pt", weights_only=True)["ema"]
+    assert int(again["n_averaged"]) > int(last["ema"]["n_averaged"])
+
+
 def test_training_learns_an_easy_task(tiny_dataset, tmp_path):
     cfg = tiny_config(tiny_dataset, tmp_path / "run", "train.epochs=6", "train.augment=positives",
                       "train.imbalance=balanced", "model.name=resnet18")  # fmt: skip

@@ -306,6 +306,9 @@ class TrainConfig(Section):
     imbalance: Literal["weighted", "balanced", "none"] = "weighted"
     augment: Literal["all", "positives", "none"] = "all"
     select: Literal["auc", "loss"] = "auc"  # validation metric that picks best.pt
+    # Decay of an exponential moving average of the weights, updated every step; the average
+    # is what the hold-out scores and best.pt keeps. 0: none.
+    ema: Annotated[Float, Field(ge=0, lt=1, description="0 (none) or a decay below 1")] = 0.0
     seed: Seed = 0
     device: Text = "auto"
     # CPU threads per process; None: the cores shared out

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from lqer.config import ExperimentConfig
@@ -107,10 +108,11 @@ def train_epoch(
     group: Group | None = None,
     use_amp: bool = False,
     bar: tqdm | None = None,
+    ema: AveragedModel | None = None,
 ) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]:
     """One pass over `batches`; returns (sum of batch loss x batch size, correct) on the device,
     the number of images, and the stenosis logit margins and labels, for this rank's share.
-    The bar shows the epoch's mean loss so far."""
+    The bar shows the epoch's mean loss so far; `ema` averages the weights after each step."""
     group = group or Group()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
@@ -127,6 +129,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         loss_sum += loss.detach() * (len(index) / group.world)
         losses.append(loss.detach())
         correct += (logits.argmax(1) == y).sum()
@@ -263,9 +267,15 @@ class Session:
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     weight: torch.Tensor  # of each class in the loss
     precision: Precision
+    ema: AveragedModel | None = None  # train.ema
     history: History | None = None
     start_epoch: int = 0
     best_score: float = -math.inf
+
+    @property
+    def scored(self) -> nn.Module:
+        """The weights that the hold-out scores and best.pt keeps: the average, if any."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def out(self) -> Path:
@@ -350,7 +360,11 @@ def build(cfg: ExperimentConfig, group: Group, data: dict[str, ImageSet]) -> Ses
     )
     labels = data["train"].labels
     weight = class_weights(labels) if tc.imbalance == "weighted" else torch.ones(2)
-    return Session(cfg, group, data, model, optimizer, scheduler, weight.to(device), precision)
+    ema = None
+    if tc.ema:  # use_buffers: batch norm's running statistics are averaged with the weights
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema), use_buffers=True)
+    return Session(cfg, group, data, model, optimizer, scheduler, weight.to(device), precision,
+                   ema)  # fmt: skip
 
 
 def restore(s: Session, saved: dict | None) -> None:
@@ -359,6 +373,8 @@ def restore(s: Session, saved: dict | None) -> None:
         s.model.load_state_dict(saved["model"])
         s.optimizer.load_state_dict(saved["optimizer"])
         s.scheduler.load_state_dict(saved["scheduler"])
+        if s.ema is not None:
+            s.ema.load_state_dict(saved["ema"])
         s.start_epoch, s.best_score = saved["epoch"], saved["best_score"]
         s.log(f"resuming from {s.out / 'last.pt'} after epoch {s.start_epoch}")
     if s.group.main:
@@ -394,7 +410,7 @@ def run_epoch(s: Session, step_model, epoch: int, train_x, train_y, pipeline) ->
     try:
         sums, seen, margins, targets = train_epoch(
             step_model, s.optimizer, train_x, train_y, batches, pipeline, s.weight, group,
-            s.precision.bf16, bar,
+            s.precision.bf16, bar, s.ema,
         )  # fmt: skip
     except Diverged as e:
         raise diverged(epoch, f"{e} (the loss became NaN or infinite)", tc) from None
@@ -406,7 +422,7 @@ def run_epoch(s: Session, step_model, epoch: int, train_x, train_y, pipeline) ->
     # curve, not an estimate of performance.
     train = binary_metrics(group.concat(targets).numpy(), group.concat(margins).sigmoid())
 
-    val_logits, val_loss = evaluate(model, s.data["val"], s.weight, group)
+    val_logits, val_loss = evaluate(s.scored, s.data["val"], s.weight, group)
     if not torch.isfinite(val_logits).all():
         raise diverged(epoch, "its outputs on the validation set became NaN or infinite", tc)
     val_labels, val_probs = s.data["val"].labels.numpy(), probabilities(val_logits)
@@ -455,11 +471,12 @@ def save_epoch(s: Session, epoch: int, row: dict, val: dict, threshold: dict | N
     s.history.rows.append(row)
     if improved:
         chosen = {"threshold": threshold} if threshold else {}
-        save_checkpoint(s.out / "best.pt", s.model, s.cfg, epoch=epoch, val_metrics=val, **chosen)
+        save_checkpoint(s.out / "best.pt", s.scored, s.cfg, epoch=epoch, val_metrics=val, **chosen)
+    averaged = {"ema": s.ema.state_dict()} if s.ema is not None else {}
     save_checkpoint(
         s.out / "last.pt", s.model, s.cfg, epoch=epoch, best_score=s.best_score,
         optimizer=s.optimizer.state_dict(), scheduler=s.scheduler.state_dict(),
-        history=s.history.rows,
+        history=s.history.rows, **averaged,
     )  # fmt: skip
     s.history.write()
 
