@@ -134,6 +134,26 @@ def test_batch_transforms_draw_per_sample():
     assert eval_transform(32)(x[:2].to(torch.uint8)).shape == (2, 3, 32, 32)
 
 
+def test_site_augmentations_stay_in_range_and_vary_per_sample():
+    from lqer.data.transforms import RandomBlur, RandomGamma, RandomNoise
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 16, 16).repeat(64, 1, 1, 1)
+    for transform in (RandomGamma(1.5), RandomBlur(p=1.0), RandomNoise(0.05)):
+        out = transform(x)
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1, transform
+        assert len({round(float(o.std()), 5) for o in out}) > 32, transform  # per sample
+    flat = torch.full((4, 1, 9, 9), 0.3)
+    torch.testing.assert_close(RandomBlur(p=1.0)(flat), flat)  # a blur keeps a flat image
+    edge = torch.zeros(1, 1, 9, 9)
+    edge[..., 4:] = 1
+    assert 0 < float(RandomBlur(p=1.0)(edge)[0, 0, 0, 3]) < 0.5  # and softens an edge
+    out = augmentation(16, "sites")((x * 255).to(torch.uint8))
+    assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match="`intensity`"):
+        augmentation(16, "strong")
+
+
 def png_with_sbit(path, array, bits):
     """A 16-bit PNG with an sBIT chunk after IHDR, which PIL does not write."""
     import struct

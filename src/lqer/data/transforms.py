@@ -58,6 +58,49 @@ class IntensityJitter:
         return ((x * b - mean * b) * c + mean * b).clamp(0, 1)
 
 
+class RandomGamma:
+    """x ** gamma per sample, log-uniform in [1 / g, g]: another system's tone curve."""
+
+    def __init__(self, g: float = 1.5):
+        self.log_g = torch.log(torch.tensor(g)).item()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        u = torch.rand(x.shape[0], 1, 1, 1, device=x.device) * 2 - 1
+        return x.clamp_min(1e-6).pow(torch.exp(u * self.log_g))
+
+
+class RandomBlur:
+    """With probability `p`, a Gaussian blur of sigma uniform in (0, `max_sigma`] pixels per
+    sample (one grouped convolution): a softer detector or a smaller stored size."""
+
+    def __init__(self, max_sigma: float = 1.0, p: float = 0.3, radius: int = 2):
+        self.max_sigma, self.p, self.radius = max_sigma, p, radius
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        sigma = torch.rand(b, 1, device=x.device).clamp_min(0.05) * self.max_sigma
+        offsets = torch.arange(-self.radius, self.radius + 1, device=x.device, dtype=x.dtype)
+        line = torch.exp(-(offsets**2) / (2 * sigma**2))
+        line = line / line.sum(1, keepdim=True)  # (B, K): a separable kernel per sample
+        kernel = (line[:, :, None] * line[:, None, :]).repeat_interleave(c, 0)[:, None]
+        padded = F.pad(x.reshape(1, b * c, *x.shape[2:]), [self.radius] * 4, mode="reflect")
+        blurred = F.conv2d(padded, kernel, groups=b * c).reshape(x.shape)
+        keep = torch.rand(b, 1, 1, 1, device=x.device) < self.p
+        return torch.where(keep, blurred, x)
+
+
+class RandomNoise:
+    """Additive Gaussian noise, its standard deviation uniform in [0, `max_std`] per sample:
+    quantum noise of a lower dose."""
+
+    def __init__(self, max_std: float = 0.03):
+        self.max_std = max_std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        std = torch.rand(x.shape[0], 1, 1, 1, device=x.device) * self.max_std
+        return (x + torch.randn_like(x) * std).clamp(0, 1)
+
+
 class ToFloat:
     """uint8 -> float in [0, 1]."""
 
@@ -111,19 +154,20 @@ class NormalizeRGB:
         return (x.expand(-1, 3, -1, -1) - mean) / std
 
 
-def augmentation(image_size: int) -> Compose:
+def augmentation(image_size: int, intensity: str = "mild") -> Compose:
     """The paper's training augmentation: random crop, horizontal flip, mild intensity jitter.
+    `intensity="sites"` widens the jitter and adds gamma, blur and noise, as other X-ray
+    systems differ (issue 24's transfer recipe).
 
     uint8 in, float in [0, 1] out, ready for `standardize`.
     """
-    return Compose(
-        [
-            RandomCrop(padding=max(1, image_size // 16)),
-            RandomHorizontalFlip(),
-            ToFloat(),
-            IntensityJitter(brightness=0.1, contrast=0.1),
-        ]
-    )
+    geometry = [RandomCrop(padding=max(1, image_size // 16)), RandomHorizontalFlip(), ToFloat()]
+    if intensity == "mild":
+        return Compose([*geometry, IntensityJitter(brightness=0.1, contrast=0.1)])
+    if intensity == "sites":
+        return Compose([*geometry, RandomGamma(1.5), IntensityJitter(0.2, 0.3), RandomBlur(),
+                        RandomNoise()])  # fmt: skip
+    raise ValueError(f"`intensity` must be 'mild' or 'sites', got {intensity!r}")
 
 
 def standardize(image_size: int) -> Compose:

@@ -77,8 +77,8 @@ class TrainBatches:
     augmentation, at the stored size, costs little beside the model.
     """
 
-    def __init__(self, image_size: int, augment: str, channels_last: bool):
-        self.augment = augmentation(image_size) if augment != "none" else None
+    def __init__(self, image_size: int, augment: str, channels_last: bool, intensity: str = "mild"):
+        self.augment = augmentation(image_size, intensity) if augment != "none" else None
         self.positives_only = augment == "positives"
         self.to_float, self.prepare = ToFloat(), standardize(image_size)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -308,7 +308,8 @@ def train(
     step_model = distributed.wrap(s.model, group)  # the training steps go through DDP
     if group.world > 1:
         s.log(f"DistributedDataParallel: {group.world} processes, {tc.batch_size} images a step")
-    pipeline = TrainBatches(data["train"].size, tc.augment, s.precision.channels_last)
+    pipeline = TrainBatches(data["train"].size, tc.augment, s.precision.channels_last,
+                            tc.intensity)  # fmt: skip
     train_x, train_y = data["train"].images.to(group.device), data["train"].labels.to(group.device)
     for epoch in range(s.start_epoch + 1, tc.epochs + 1):
         row, val, threshold = run_epoch(s, step_model, epoch, train_x, train_y, pipeline)
