@@ -61,3 +61,20 @@ def test_imagenet_weights_without_network_say_where_to_put_them(monkeypatch, tmp
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", no_network)
     with pytest.raises(LqerError, match=r"resnet18-f37072fd\.pth"):
         resnet18_backbone("imagenet")
+
+
+def test_image_input_norm_ignores_each_image_brightness_and_contrast(tmp_path):
+    from lqer.config import load_config
+    from lqer.models.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    shifted = x * torch.tensor([0.5, 1.0, 2.0, 3.0]).view(4, 1, 1, 1) + 0.7
+    fixed = from_config(ModelConfig(name="resnet18")).eval()
+    assert not torch.allclose(fixed(x), fixed(shifted), atol=1e-3)
+    cfg = load_config(None, ["model.name=lqer", "model.input_norm=image"])
+    model = from_config(cfg.model).eval()
+    torch.testing.assert_close(model(x), model(shifted), atol=1e-4, rtol=1e-4)
+    save_checkpoint(tmp_path / "m.pt", model, cfg)  # the setting travels with the weights
+    loaded = load_checkpoint(tmp_path / "m.pt")[0].eval()
+    torch.testing.assert_close(loaded(shifted), model(x), atol=1e-4, rtol=1e-4)

@@ -278,6 +278,10 @@ class ModelConfig(Section):
     # what the projection z = W f + b passes through before tanh: none, batch (BatchNorm1d),
     # or auto: none where q is fused with f (the paper), batch for the dressed models
     projection_norm: Literal["auto", "none", "batch"] = "auto"
+    # fixed: ImageNet's statistics for every image (the paper); image: each image to zero mean
+    # and unit variance at the model's input, so that another system's brightness and
+    # contrast do not reach the network (issue 24's transfer recipe)
+    input_norm: Literal["fixed", "image"] = "fixed"
     quantum: QuantumConfig = Field(default_factory=QuantumConfig)
 
     def arguments(self) -> dict[str, Any]:
