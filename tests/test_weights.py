@@ -23,7 +23,8 @@ def shipped(tmp_path_factory):
     root = tmp_path_factory.mktemp("w")
     data = make_tiny_dataset(root / "data")
     run = fit(tiny_config(data, root / "run", "train.epochs=2"))
-    files = ship(run, "tiny", root / "weights", target_sensitivity=0.9, n_boot=200)
+    files = ship(run, "tiny", root / "weights", target_sensitivity=0.9, n_boot=200,
+                 sites={"tiny-site": data / "validation"})  # fmt: skip
     return run, files, data
 
 
@@ -42,6 +43,9 @@ def test_export_writes_fp16_safetensors_and_metadata(shipped):
     low, high = meta["metrics"]["test_intervals"]["auc"]
     assert low <= meta["metrics"]["test"]["auc"] <= high
     assert meta["training_data"]["images"] + meta["training_data"]["hold_out"] == 48
+    site = meta["sites"]["tiny-site"]  # the test folder again, as a site: the same figures
+    assert site["metrics"] == meta["metrics"]["test"]
+    assert site["intervals"]["auc"] == meta["metrics"]["test_intervals"]["auc"]
 
 
 def test_weights_load_by_name_and_predict_like_the_run(shipped, monkeypatch):
@@ -55,6 +59,9 @@ def test_weights_load_by_name_and_predict_like_the_run(shipped, monkeypatch):
     assert abs(ours - theirs).max() < 5e-3  # fp16 weights, float32 arithmetic
     assert weights.WEIGHTS["tiny"].threshold == meta["threshold"]["value"]
     assert "tiny" in weights.describe() and "threshold" in weights.describe()
+    assert f"tiny-site: AUC {meta['sites']['tiny-site']['metrics']['auc']:.3f}" in (
+        weights.describe()
+    )
 
 
 def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
@@ -183,3 +190,13 @@ def test_the_weights_entry_gives_the_model_and_transforms_like_torchvision():
     assert batch.shape == (2, 3, size, size) and torch.equal(batch[0], preprocess(array))
     with pytest.raises(TypeError, match="1 or 3 channels"):
         preprocess(torch.zeros(2, 2, 8, 8))
+
+
+def test_ship_site_needs_a_name_and_a_folder(shipped, monkeypatch, capsys, tmp_path):
+    from helpers import run_cli
+
+    run = shipped[0]
+    code, _, err = run_cli(monkeypatch, capsys, "ship", run, "--name", "x", "--out", tmp_path,
+                           "--site", "no-folder")  # fmt: skip
+    assert code == 2 and "--site: expected NAME=DIR, got 'no-folder'" in err
+    assert not list(tmp_path.iterdir())

@@ -26,13 +26,30 @@ def ship(
     target_sensitivity: Annotated[
         float, typer.Option(help="The stored threshold reaches this sensitivity on the hold-out.")
     ] = 0.90,
+    site: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=DIR", help="Also score a labelled folder (repeatable)."),
+    ] = None,
+    licence: Annotated[
+        str | None, typer.Option(help="The weights' licence line [default: P-ADSD's].")
+    ] = None,
 ) -> None:
     """Package a run as shipped weights.
 
-    fp16 safetensors with the run's thresholds, metrics and metadata."""
+    fp16 safetensors with the run's thresholds, metrics and metadata; each --site's metrics
+    with 95% bootstrap intervals."""
+    from lqer.errors import LqerError
+    from lqer.experiments.ship import LICENCE
     from lqer.experiments.ship import ship as ship_run
 
-    weights, info = ship_run(run, name, out, target_sensitivity)
+    sites = {}
+    for pair in site or []:
+        key, sep, folder = pair.partition("=")
+        if not sep or not key or not folder:
+            raise LqerError(f"--site: expected NAME=DIR, got {pair[:80]!r}")
+        sites[key] = Path(folder)
+    weights, info = ship_run(run, name, out, target_sensitivity, sites=sites,
+                             licence=licence or LICENCE)  # fmt: skip
     typer.echo(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {info}")
 
 

@@ -7,8 +7,9 @@ import datetime
 import re
 from pathlib import Path
 
-from lqer.data.dataset import load_experiment
+from lqer.data.dataset import decode, load_experiment
 from lqer.data.frame_sets import load_frame_sets
+from lqer.data.layout import list_folder
 from lqer.device import pick_device
 from lqer.errors import LqerError
 from lqer.eval import metrics
@@ -28,10 +29,17 @@ LICENCE = (
 
 
 def ship(
-    run: Path, name: str, folder: Path, target_sensitivity: float = 0.90, n_boot: int = 2000
+    run: Path,
+    name: str,
+    folder: Path,
+    target_sensitivity: float = 0.90,
+    n_boot: int = 2000,
+    sites: dict[str, Path] | None = None,
+    licence: str = LICENCE,
 ) -> tuple[Path, Path]:
     """Weights NAME from `run`/best.pt into `folder`. The hold-out that selected the epoch
-    also chooses the thresholds; the test split is scored once, with them fixed."""
+    also chooses the thresholds; the test split, and each of `sites` (name -> a folder with
+    positive/ and negative/), is scored once with them fixed."""
     if not 0 < target_sensitivity <= 1:  # NaN too: no threshold reaches it
         raise LqerError(f"`target_sensitivity` must lie in (0, 1], got {target_sensitivity}")
     if not NAME.fullmatch(name):
@@ -63,17 +71,27 @@ def ship(
         "threshold_max_f1": metrics.best_f1_threshold(y_val, val),
         "metrics": {"hold_out": metrics.binary_metrics(y_val, val, threshold)},
         "test_split": f"{Path(cfg.data.root).name} {cfg.data.test_split}/",
-        "licence": LICENCE,
+        "licence": licence,
     }  # fmt: skip
     if "test" in data:
-        test = predict_proba(model, data["test"].images, data["test"].size, device)
-        y_test = data["test"].labels.numpy()
-        meta["metrics"]["test"] = metrics.binary_metrics(y_test, test, threshold)
-        intervals = metrics.bootstrap(metrics.all_metrics(threshold), y_test, test, n_boot)
-        meta["metrics"]["test_intervals"] = {
-            k: [v.low, v.high] for k, v in intervals.items()
-        }  # 95% percentile bootstrap, stratified
+        meta["metrics"].update(scored(model, data["test"], threshold, device, n_boot, "test"))
+    for site, where in (sites or {}).items():
+        part = decode(list_folder(where), cfg.data.image_size, where=f" in {where}")
+        meta.setdefault("sites", {})[site] = {
+            "folder": str(where),
+            **scored(model, part, threshold, device, n_boot, ""),
+        }
     return export(model.cpu(), cfg, meta, folder, name)
+
+
+def scored(model, part, threshold: float, device, n_boot: int, prefix: str) -> dict:
+    """Metrics of `part` at `threshold`, with 95% percentile bootstrap intervals (stratified)."""
+    probs = predict_proba(model, part.images, part.size, device)
+    labels = part.labels.numpy()
+    intervals = metrics.bootstrap(metrics.all_metrics(threshold), labels, probs, n_boot)
+    key = f"{prefix}_intervals" if prefix else "intervals"
+    return {prefix or "metrics": metrics.binary_metrics(labels, probs, threshold),
+            key: {k: [v.low, v.high] for k, v in intervals.items()}}  # fmt: skip
 
 
 ARCADE_LICENCE = (

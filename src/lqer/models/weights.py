@@ -198,4 +198,8 @@ def describe() -> str:
         lines.append(f"  {w.name:<14} {w.summary}")
         lines.append(f"  {'':<14} {size}, threshold {w.threshold:.3f} ({t.get('rule')}){score}; "
                      f"licence {m.get('licence')}")  # fmt: skip
+        for site, scored in m.get("sites", {}).items():
+            low, high = scored["intervals"]["auc"]
+            lines.append(f"  {'':<14} {site}: AUC {scored['metrics']['auc']:.3f} "
+                         f"[{low:.3f}, {high:.3f}]")  # fmt: skip
     return "\n".join(lines)
