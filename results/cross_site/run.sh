@@ -9,7 +9,10 @@
 # Run from the repository root with ../shared/datasets beside it; finished pieces are skipped.
 #   bash results/cross_site/run.sh SOURCES MODELS SEEDS   e.g. bash results/cross_site/run.sh arcade lqer 0
 #     SOURCES  padsd, arcade, padsd+arcade (comma-separated)   MODELS  lqer, resnet18
+#              or shipped: lqer-padsd as it ships (P-ADSD, this recipe, seed 0), scored only
 # A trial in a few minutes: WORK=/tmp/cs KEEP=/tmp/cs/keep EPOCHS=1 ARGS="--set data.limit=300"
+# Another recipe: TAG names it, ARGS gives it, e.g. the transfer recipe of results/cross_site:
+#   TAG=transfer ARGS="--set train.intensity=sites --set model.input_norm=image" bash ...
 # Patches and runs go under $WORK (default runs/cross-site); each run's config.yaml,
 # history.csv and scores (scores/<test set>.json) are copied to results/cross_site/runs/.
 # ARCADE's train frame 218 is val frame 58 (../shared/datasets/README.md): its patches are
@@ -55,8 +58,12 @@ combined
 for source in ${sources//,/ }; do
   for model in ${models//,/ }; do
     for seed in ${seeds//,/ }; do
-      name=$source-$model-seed$seed out=$WORK/runs/$name keep=$KEEP/$name
-      if [ ! -f "$out/best.pt" ] || [ ! -f "$out/history.csv" ] ||
+      name=$source${TAG:+.$TAG}-$model-seed$seed out=$WORK/runs/$name keep=$KEEP/$name
+      checkpoint=$out/best.pt
+      if [ "$source" = shipped ]; then
+        name=padsd.shipped-lqer-seed0 keep=$KEEP/padsd.shipped-lqer-seed0 checkpoint=lqer-padsd
+        mkdir -p "$keep"
+      elif [ ! -f "$out/best.pt" ] || [ ! -f "$out/history.csv" ] ||
         [ "$(tail -n +2 "$out/history.csv" | wc -l)" -lt "$EPOCHS" ]; then
         resume=(); [ -f "$out/last.pt" ] && resume=(--resume)
         $LQER train -c configs/padsd-cpu.yaml --data "$(root "$source")" --out "$out" \
@@ -64,10 +71,10 @@ for source in ${sources//,/ }; do
           "${resume[@]}" "${COMMON[@]}" ${ARGS:-}
       fi
       mkdir -p "$keep/scores"
-      cp "$out/config.yaml" "$out/history.csv" "$keep/"
+      [ "$source" = shipped ] || cp "$out/config.yaml" "$out/history.csv" "$keep/"
       for test in $(tests); do
         [ -f "$keep/scores/${test%%=*}.json" ] && continue
-        $LQER evaluate --checkpoint "$out/best.pt" --data "${test#*=}" \
+        $LQER evaluate --checkpoint "$checkpoint" --data "${test#*=}" \
           --out "$WORK/scores-$name-${test%%=*}.json"
         mv "$WORK/scores-$name-${test%%=*}.json" "$keep/scores/${test%%=*}.json"
       done
