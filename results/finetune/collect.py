@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from lqer.experiments.tables import markdown_table  # noqa: E402
 
 HERE = Path(__file__).parent
-NAME = re.compile(r"fold(\d)-(\w+)-(finetune-seed\d|scratch-seed\d|shipped)")
+NAME = re.compile(r"fold(\d)-(\w+)-(finetune-seed\d|warm-seed\d|scratch-seed\d|shipped)")
 BUDGETS = ["0", "10", "25", "50", "100", "250", "all"]
 METRICS = ("auc", "f1", "sensitivity", "specificity")
 
@@ -50,7 +50,7 @@ def curve(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over folds and seeds, per budget and start."""
     table = []
     for budget in BUDGETS:
-        for start in ("shipped", "finetune", "scratch"):
+        for start in ("shipped", "finetune", "warm", "scratch"):
             runs = [r for r in rows if r["budget"] == budget and r["start"] == start]
             if not runs:
                 continue
@@ -70,8 +70,8 @@ def pairs(rows: list[dict]) -> list[dict]:
     out = []
     for (fold, budget, seed, start), tuned in sorted(key.items()):
         scratch = key.get((fold, budget, seed, "scratch"))
-        if start == "finetune" and scratch:
-            out.append({"fold": fold, "budget": budget, "seed": seed,
+        if start in ("finetune", "warm") and scratch:
+            out.append({"fold": fold, "budget": budget, "seed": seed, "start": start,
                         **{f"{m}_diff": tuned[m] - scratch[m] for m in ("auc", "f1")}})  # fmt: skip
     return out
 
@@ -79,7 +79,11 @@ def pairs(rows: list[dict]) -> list[dict]:
 def plot(table: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for ax, metric in zip(axes, ("auc", "f1"), strict=True):
-        for start, label in (("finetune", "lqer-padsd fine-tuned"), ("scratch", "from scratch")):
+        for start, label in (
+            ("finetune", "lqer-padsd fine-tuned (5 epochs, gentle)"),
+            ("warm", "lqer-padsd trained on (the scratch recipe)"),
+            ("scratch", "from scratch"),
+        ):
             shipped = [r for r in table if r["start"] == "shipped"]  # budget 0 of the first
             rows = (shipped if start == "finetune" else []) + [
                 r for r in table if r["start"] == start
@@ -114,15 +118,17 @@ def main() -> None:
     if diffs:
         write(HERE / "pairs.csv", diffs)
     plot(table, HERE / "curve.png")
-    mean_diff = {b: np.mean([d["auc_diff"] for d in diffs if d["budget"] == b]) for b in BUDGETS
-                 if any(d["budget"] == b for d in diffs)}  # fmt: skip
+    paired: dict[tuple, list[float]] = {}
+    for d in diffs:
+        paired.setdefault((d["budget"], d["start"]), []).append(d["auc_diff"])
+    mean_diff = {key: np.mean(values) for key, values in paired.items()}
     lines = markdown_table(
         ["patches", "start", "runs (folds)", "AUC", "F1", "sensitivity", "specificity",
-         "training s", "AUC, tuned - scratch"],
+         "training s", "AUC - scratch (paired)"],
         [[r["budget"], r["start"], f"{r['runs']} ({r['folds']})",
           *(f"{r[f'{m}_mean']:.3f} ± {r[f'{m}_sd']:.3f}" for m in METRICS),
           f"{r['seconds_mean']:.0f}" if np.isfinite(r["seconds_mean"]) else "",
-          f"{mean_diff[r['budget']]:+.3f}" if r["start"] == "finetune" and r["budget"] in mean_diff
+          f"{mean_diff[r['budget'], r['start']]:+.3f}" if (r["budget"], r["start"]) in mean_diff
           else ""] for r in table],
     )  # fmt: skip
     print("\n".join(lines))
