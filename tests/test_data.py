@@ -150,7 +150,7 @@ def test_site_augmentations_stay_in_range_and_vary_per_sample():
     assert 0 < float(RandomBlur(p=1.0)(edge)[0, 0, 0, 3]) < 0.5  # and softens an edge
     out = augmentation(16, "sites")((x * 255).to(torch.uint8))
     assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
-    with pytest.raises(ValueError, match="`intensity`"):
+    with pytest.raises(ValueError, match="train.intensity"):
         augmentation(16, "strong")
 
 

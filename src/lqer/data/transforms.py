@@ -167,7 +167,7 @@ def augmentation(image_size: int, intensity: str = "mild") -> Compose:
     if intensity == "sites":
         return Compose([*geometry, RandomGamma(1.5), IntensityJitter(0.2, 0.3), RandomBlur(),
                         RandomNoise()])  # fmt: skip
-    raise ValueError(f"`intensity` must be 'mild' or 'sites', got {intensity!r}")
+    raise ValueError(f"train.intensity must be 'mild' or 'sites', got {intensity!r}")
 
 
 def standardize(image_size: int) -> Compose:
