@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from lqer.experiments.tables import markdown_table  # noqa: E402
 
 HERE = Path(__file__).parent
-NAME = re.compile(r"fold(\d)-(\w+)-(finetune-seed\d|warm-seed\d|scratch-seed\d|shipped)")
+NAME = re.compile(r"fold(\d)-(\w+)-(finetune-seed\d|gentle-seed\d|scratch-seed\d|shipped)")
 BUDGETS = ["0", "10", "25", "50", "100", "250", "all"]
 METRICS = ("auc", "f1", "sensitivity", "specificity")
 
@@ -50,7 +50,7 @@ def curve(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over folds and seeds, per budget and start."""
     table = []
     for budget in BUDGETS:
-        for start in ("shipped", "finetune", "warm", "scratch"):
+        for start in ("shipped", "finetune", "gentle", "scratch"):
             runs = [r for r in rows if r["budget"] == budget and r["start"] == start]
             if not runs:
                 continue
@@ -70,7 +70,7 @@ def pairs(rows: list[dict]) -> list[dict]:
     out = []
     for (fold, budget, seed, start), tuned in sorted(key.items()):
         scratch = key.get((fold, budget, seed, "scratch"))
-        if start in ("finetune", "warm") and scratch:
+        if start in ("finetune", "gentle") and scratch:
             out.append({"fold": fold, "budget": budget, "seed": seed, "start": start,
                         **{f"{m}_diff": tuned[m] - scratch[m] for m in ("auc", "f1")}})  # fmt: skip
     return out
@@ -80,12 +80,12 @@ def plot(table: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for ax, metric in zip(axes, ("auc", "f1"), strict=True):
         for start, label in (
-            ("finetune", "lqer-padsd fine-tuned (5 epochs, gentle)"),
-            ("warm", "lqer-padsd trained on (the scratch recipe)"),
-            ("scratch", "from scratch"),
+            ("finetune", "lqer finetune (10 epochs, 1e-3 / 3e-3)"),
+            ("gentle", "gentle (5 epochs, 1e-4 / 1e-3)"),
+            ("scratch", "from scratch (the CPU recipe)"),
         ):
-            shipped = [r for r in table if r["start"] == "shipped"]  # budget 0 of the first
-            rows = (shipped if start == "finetune" else []) + [
+            shipped = [r for r in table if r["start"] == "shipped"]  # budget 0 of the tuned
+            rows = (shipped if start != "scratch" else []) + [
                 r for r in table if r["start"] == start
             ]
             x = [BUDGETS.index(r["budget"]) for r in rows]
@@ -96,7 +96,7 @@ def plot(table: list[dict], path: Path) -> None:
         ax.set_xlabel("labelled training patches (originals)")
         ax.set_ylabel(f"{metric.upper()} on the fold's validation/")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower right")
+    axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle("A-DSSS: fine-tuning lqer-padsd against training from scratch (mean ± sd)")
     fig.savefig(path, dpi=120)
 

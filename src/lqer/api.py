@@ -75,8 +75,9 @@ def finetune(
     overrides: Sequence[str] = (),
 ) -> Path:
     """Adapt `model` to a new site: a run from its weights on the labelled patches under
-    `data` (`train/`, and `validation/` as test), with a short schedule and the threshold
-    chosen again on a hold-out of the new `train/`; returns the run folder."""
+    `data` (`train/`, and `validation/` as test), with the schedule of
+    `lqer.train.finetune.SCHEDULE` and the threshold chosen again on a hold-out of the new
+    `train/`; returns the run folder."""
     from lqer.train import fit as fit_run
     from lqer.train.finetune import finetune_config
 

@@ -106,7 +106,7 @@ def finetune(
     out: Annotated[Path, typer.Option(help="Run folder.")],
     checkpoint: CheckpointOpt = Path(PATCH_MODEL),
     epochs: Annotated[
-        int | None, typer.Option(help="Passes over the training set [default: 5].")
+        int | None, typer.Option(help="Passes over the training set [default: 10].")
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the hold-out, batches and augmentation.")
@@ -115,8 +115,8 @@ def finetune(
 ):
     """Adapt a trained model to a new site from its labelled patches.
 
-    Starts from the model's weights with a short schedule, chooses the threshold again on a
-    hold-out of the new train/, and scores validation/ once as test."""
+    Starts from the model's weights (10 epochs at the CPU recipe's rates), chooses the
+    threshold again on a hold-out of the new train/, and scores validation/ once as test."""
     from lqer.train import fit
     from lqer.train.finetune import finetune_config
 
