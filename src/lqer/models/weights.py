@@ -141,6 +141,11 @@ WEIGHTS = {
     for w in (
         Weights("lqer-padsd", "LQER trained from scratch on all of P-ADSD train/ (research use)"),
         Weights(
+            "lqer-xca",
+            "LQER trained from scratch on P-ADSD and ARCADE patches together, with the "
+            "transfer recipe (research use)",
+        ),
+        Weights(
             "lqer-arcade",
             "a whole-frame detector (FCOS, ResNet18 pyramid, LQER box head) "
             "trained on ARCADE train/ (research use)",
