@@ -42,10 +42,13 @@ def numbers(
 
 def pairs(text: str | None, option: str) -> dict[str, str]:
     """'a=b,c=d' -> {'a': 'b', 'c': 'd'}."""
-    found = {}
-    for part in items(text):
-        old, sep, new = part.partition("=")
-        if not sep:
-            raise LqerError(f"{option}: expected old=new pairs, got {shown(text)}")
-        found[old.strip()] = new.strip()
-    return found
+    return dict(pair(part, option, "old=new pairs", text) for part in items(text))
+
+
+def pair(part: str, option: str, form: str = "NAME=VALUE", given: str | None = None) -> tuple:
+    """'a=b' -> ('a', 'b'); both sides must be there. `given`: the whole value, for the
+    message, where `part` is one of several."""
+    name, sep, value = (side.strip() for side in part.partition("="))
+    if not sep or not name or not value:
+        raise LqerError(f"{option}: expected {form}, got {shown(part if given is None else given)}")
+    return name, value

@@ -38,16 +38,12 @@ def ship(
 
     fp16 safetensors with the run's thresholds, metrics and metadata; each --site's metrics
     with 95% bootstrap intervals."""
-    from lqer.errors import LqerError
+    from lqer.cli.lists import pair
     from lqer.experiments.ship import LICENCE
     from lqer.experiments.ship import ship as ship_run
 
-    sites = {}
-    for pair in site or []:
-        key, sep, folder = pair.partition("=")
-        if not sep or not key or not folder:
-            raise LqerError(f"--site: expected NAME=DIR, got {pair[:80]!r}")
-        sites[key] = Path(folder)
+    found = (pair(text, "--site", "NAME=DIR") for text in site or [])
+    sites = {key: Path(folder) for key, folder in found}
     weights, info = ship_run(run, name, out, target_sensitivity, sites=sites,
                              licence=licence or LICENCE)  # fmt: skip
     typer.echo(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {info}")
