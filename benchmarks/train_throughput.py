@@ -34,7 +34,7 @@ from lqer.device import cpu_flags, cpu_name, pick_device, training_precision
 from lqer.eval.evaluate import predict_logits
 from lqer.models.configured import from_config
 from lqer.train.distributed import Group, cpu_threads
-from lqer.train.loop import TrainBatches, batch_indices, train_epoch
+from lqer.train.steps import TrainBatches, batch_indices, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LQER_DATASETS", REPO.parent / "shared" / "datasets"))

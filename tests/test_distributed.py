@@ -16,7 +16,7 @@ from lqer.config import ModelConfig
 from lqer.models.checkpoint import read_checkpoint
 from lqer.models.configured import from_config
 from lqer.train import distributed, fit
-from lqer.train.loop import TrainBatches, batch_indices, train_epoch
+from lqer.train.steps import TrainBatches, batch_indices, train_epoch
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -25,7 +25,7 @@ from lqer.eval.detection import detection_summary
 from lqer.io import check_own_folder, owned_folder, remove_stale_temporaries, write_text
 from lqer.logs import logger
 from lqer.models.detector import build_detector, detect, detector_from, save_detector
-from lqer.train.loop import History
+from lqer.train.history import History
 
 KIND = "detector"
 SELECT = "1"  # the FROC rate (false positives per frame) that picks best.pt

@@ -8,12 +8,14 @@ blindly. A resumed run must describe the run that was started: only the settings
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from lqer import io
 from lqer.config import RESUMABLE, ExperimentConfig, apply_overrides, changed_keys, from_dict
+from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
-from lqer.io import check_own_folder, claim_folder, marker, remove_stale_temporaries
+from lqer.io import atomic_path, check_own_folder, claim_folder, marker, remove_stale_temporaries
 from lqer.logs import logger
 from lqer.models.checkpoint import read_checkpoint
 
@@ -94,3 +96,11 @@ def _last_checkpoint(out: Path) -> Path:
     if not (out / "last.pt").is_file():
         raise LqerError(f"`resume`: {out} holds no last.pt to resume from")
     return out / "last.pt"
+
+
+def write_skipped(path: Path, data: dict[str, ImageSet]) -> None:
+    """The files --skip-bad left out, per split, so that nobody has to guess which."""
+    rows = [(name, p, why) for name, part in data.items() for p, why in part.bad]
+    if rows:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+            csv.writer(f).writerows([("split", "path", "reason"), *rows])
