@@ -154,6 +154,21 @@ def test_site_augmentations_stay_in_range_and_vary_per_sample():
         augmentation(16, "strong")
 
 
+def test_clahe_spreads_a_low_contrast_patch_on_the_samples_it_draws():
+    from lqer.data.transforms import RandomCLAHE
+
+    torch.manual_seed(0)
+    low = 0.4 + 0.1 * torch.rand(1, 1, 32, 32).repeat(64, 1, 1, 1)  # values in [0.4, 0.5]
+    out = RandomCLAHE(p=0.5)(low)
+    changed = (out - low).abs().flatten(1).amax(1) > 1e-6
+    assert 16 < int(changed.sum()) < 48  # drawn per sample
+    spread = out[changed].flatten(1)
+    assert (spread.amax(1) - spread.amin(1)).min() > 0.2  # contrast stretched past 0.1
+    torch.testing.assert_close(out[~changed], low[~changed])
+    x = augmentation(32, "sites-clahe")((low * 255).to(torch.uint8))
+    assert x.shape == low.shape and x.min() >= 0 and x.max() <= 1
+
+
 def png_with_sbit(path, array, bits):
     """A 16-bit PNG with an sBIT chunk after IHDR, which PIL does not write."""
     import struct

@@ -309,8 +309,9 @@ class TrainConfig(Section):
     plateau_patience: Count(1000, "epochs without progress, 0 to 1000", 0) = 2
     imbalance: Literal["weighted", "balanced", "none"] = "weighted"
     augment: Literal["all", "positives", "none"] = "all"
-    # mild: the paper's jitter; sites: also gamma, blur and noise, as other systems differ
-    intensity: Literal["mild", "sites"] = "mild"
+    # mild: the paper's jitter; sites: also gamma, blur and noise, as other systems differ;
+    # sites-clahe: sites and, on 30% of patches, CLAHE
+    intensity: Literal["mild", "sites", "sites-clahe"] = "mild"
     select: Literal["auc", "loss"] = "auc"  # validation metric that picks best.pt
     # Decay of an exponential moving average of the weights, updated every step; the average
     # is what the hold-out scores and best.pt keeps. 0: none.

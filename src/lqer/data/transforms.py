@@ -101,6 +101,25 @@ class RandomNoise:
         return (x + torch.randn_like(x) * std).clamp(0, 1)
 
 
+class RandomCLAHE:
+    """With probability `p` per sample, contrast-limited adaptive histogram equalisation
+    (kornia's) on a `grid` x `grid` of tiles: the local contrast some X-ray systems give every
+    frame before it is stored."""
+
+    def __init__(self, p: float = 0.3, clip_limit: float = 2.0, grid: int = 2):
+        self.p, self.clip_limit, self.grid = p, clip_limit, grid
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from kornia.enhance import equalize_clahe
+
+        keep = torch.rand(x.shape[0], device=x.device) < self.p
+        if not keep.any():
+            return x
+        out = x.clone()
+        out[keep] = equalize_clahe(x[keep], self.clip_limit, (self.grid, self.grid))
+        return out
+
+
 class ToFloat:
     """uint8 -> float in [0, 1]."""
 
@@ -157,17 +176,19 @@ class NormalizeRGB:
 def augmentation(image_size: int, intensity: str = "mild") -> Compose:
     """The paper's training augmentation: random crop, horizontal flip, mild intensity jitter.
     `intensity="sites"` widens the jitter and adds gamma, blur and noise, as other X-ray
-    systems differ (issue 24's transfer recipe).
+    systems differ (issue 24's transfer recipe); `"sites-clahe"` adds CLAHE to those.
 
     uint8 in, float in [0, 1] out, ready for `standardize`.
     """
     geometry = [RandomCrop(padding=max(1, image_size // 16)), RandomHorizontalFlip(), ToFloat()]
     if intensity == "mild":
         return Compose([*geometry, IntensityJitter(brightness=0.1, contrast=0.1)])
+    sites = [RandomGamma(1.5), IntensityJitter(0.2, 0.3), RandomBlur(), RandomNoise()]
     if intensity == "sites":
-        return Compose([*geometry, RandomGamma(1.5), IntensityJitter(0.2, 0.3), RandomBlur(),
-                        RandomNoise()])  # fmt: skip
-    raise ValueError(f"train.intensity must be 'mild' or 'sites', got {intensity!r}")
+        return Compose([*geometry, *sites])
+    if intensity == "sites-clahe":
+        return Compose([*geometry, RandomCLAHE(), *sites])
+    raise ValueError(f"train.intensity must be 'mild', 'sites' or 'sites-clahe', got {intensity!r}")
 
 
 def standardize(image_size: int) -> Compose:
