@@ -43,9 +43,18 @@ def test_export_writes_fp16_safetensors_and_metadata(shipped):
     low, high = meta["metrics"]["test_intervals"]["auc"]
     assert low <= meta["metrics"]["test"]["auc"] <= high
     assert meta["training_data"]["images"] + meta["training_data"]["hold_out"] == 48
+    assert meta["test_split"] == "data validation/"
     site = meta["sites"]["tiny-site"]  # the test folder again, as a site: the same figures
     assert site["metrics"] == meta["metrics"]["test"]
     assert site["intervals"]["auc"] == meta["metrics"]["test_intervals"]["auc"]
+
+
+def test_a_run_without_a_test_split_ships_without_one(shipped, tmp_path):
+    _, _, data = shipped
+    run = fit(tiny_config(data, tmp_path / "run", "train.epochs=1", "data.test_split=null"))
+    _, info = ship(run, "no-test", tmp_path / "weights", n_boot=50)
+    meta = json.loads(info.read_text())
+    assert "test_split" not in meta and set(meta["metrics"]) == {"hold_out"}
 
 
 def test_weights_load_by_name_and_predict_like_the_run(shipped, monkeypatch):

@@ -70,10 +70,10 @@ def ship(
         "threshold": {"value": threshold, "rule": rule},
         "threshold_max_f1": metrics.best_f1_threshold(y_val, val),
         "metrics": {"hold_out": metrics.binary_metrics(y_val, val, threshold)},
-        "test_split": f"{Path(cfg.data.root).name} {cfg.data.test_split}/",
         "licence": licence,
     }  # fmt: skip
     if "test" in data:
+        meta["test_split"] = test_split_name(cfg)
         meta["metrics"].update(scored(model, data["test"], threshold, device, n_boot, "test"))
     for site, where in (sites or {}).items():
         part = decode(list_folder(where), cfg.data.image_size, where=f" in {where}")
@@ -82,6 +82,11 @@ def ship(
             **scored(model, part, threshold, device, n_boot, ""),
         }
     return export(model.cpu(), cfg, meta, folder, name)
+
+
+def test_split_name(cfg) -> str:
+    """Where the test metrics come from, e.g. "P-ADSD validation/"; only a run with one."""
+    return f"{Path(cfg.data.root).name} {cfg.data.test_split}/"
 
 
 def scored(model, part, threshold: float, device, n_boot: int, prefix: str) -> dict:
@@ -135,9 +140,9 @@ def ship_detector(
             "value": sensitive, "rule": f"sensitivity >= {target_sensitivity:.2f} on {hold_out}",
         },
         "metrics": {"hold_out": detection_summary(scored["val"], sets["val"].truth, threshold)},
-        "test_split": f"{Path(cfg.data.root).name} {cfg.data.test_split}/",
         "licence": ARCADE_LICENCE,
     }  # fmt: skip
     if "test" in sets:
+        meta["test_split"] = test_split_name(cfg)
         meta["metrics"]["test"] = detection_summary(scored["test"], sets["test"].truth, threshold)
     return export(model.cpu(), cfg, meta, folder, name)
