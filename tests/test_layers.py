@@ -16,7 +16,7 @@ LAYERS = [
     ("lqer", "lqer.errors", "lqer.lazy", "lqer.logs", "lqer.guarded_yaml", "lqer.io", "lqer.device",
      "lqer.threshold"),
     ("lqer.quantum.ansatz", "lqer.quantum.gates", "lqer.quantum.execution",
-     "lqer.models.registry"),
+     "lqer.registry"),
     ("lqer.config", "lqer.detection_config"),
     ("lqer.data", "lqer.sample"),
     ("lqer.quantum",),

@@ -30,8 +30,8 @@ _NAMES = {
     "ExperimentConfig": "lqer.config",
     "load_config": "lqer.config",
     "DetectionConfig": "lqer.detection_config",
-    "MODELS": "lqer.models.registry",
-    "build_model": "lqer.models.registry",
+    "MODELS": "lqer.registry",
+    "build_model": "lqer.registry",
     "Circuit": "lqer.quantum.ansatz",
     "Execution": "lqer.quantum.execution",
     "Noise": "lqer.quantum.execution",
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     )  # fmt: skip
     from lqer.config import ExperimentConfig, load_config
     from lqer.detection_config import DetectionConfig
-    from lqer.models.registry import MODELS, build_model
     from lqer.quantum.ansatz import Circuit
     from lqer.quantum.execution import Execution, Noise
+    from lqer.registry import MODELS, build_model
     from lqer.weights import LQER_ARCADE, LQER_PADSD

@@ -27,7 +27,6 @@ from pydantic_core import PydanticCustomError
 from lqer.errors import LqerError
 from lqer.guarded_yaml import first_line, safe_yaml, shown
 from lqer.io import write_text
-from lqer.models.registry import MODELS
 from lqer.quantum.ansatz import (
     ANSATZES,
     ENCODINGS,
@@ -39,6 +38,7 @@ from lqer.quantum.ansatz import (
     Circuit,
 )
 from lqer.quantum.execution import GRADS, Execution, Noise, device_name
+from lqer.registry import MODELS
 
 # Settings that change how a run goes, not what it computes: a run that `lqer compare` reuses,
 # or a run resumed, may differ from the asked configuration in these (and in out_dir).
@@ -285,7 +285,7 @@ class ModelConfig(Section):
     quantum: QuantumConfig = Field(default_factory=QuantumConfig)
 
     def arguments(self) -> dict[str, Any]:
-        """The keyword arguments of the builders in `lqer.models.registry.MODELS`."""
+        """The keyword arguments of the builders in `lqer.registry.MODELS`."""
         return {
             "weights": self.weights,
             "dropout": self.dropout,

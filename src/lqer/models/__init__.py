@@ -9,10 +9,10 @@ PATCH_MODEL = "lqer-padsd"  # predict, evaluate, explain, serve
 FRAME_MODEL = "lqer-arcade"  # scan: a whole-frame detector
 
 _NAMES = {
-    "MODELS": "lqer.models.registry",
+    "MODELS": "lqer.registry",
     "from_config": "lqer.models.configured",
-    "ModelEntry": "lqer.models.registry",
-    "build_model": "lqer.models.registry",
+    "ModelEntry": "lqer.registry",
+    "build_model": "lqer.registry",
     "Model": "lqer.models.base",
     "Classifier": "lqer.models.lqer",
     "QuantumHead": "lqer.models.lqer",
@@ -34,4 +34,4 @@ if TYPE_CHECKING:
     from lqer.models.base import Model
     from lqer.models.configured import from_config
     from lqer.models.lqer import Classifier, QuantumHead
-    from lqer.models.registry import MODELS, ModelEntry, build_model
+    from lqer.registry import MODELS, ModelEntry, build_model

@@ -1,6 +1,6 @@
 """Builders of the paper's baselines and of the ablations that test whether LQER's circuit
 matters. What each model is, and what comparing it with LQER tests, is written once, in
-`lqer.models.registry`. Every model is a `Model`, so one training loop and one recipe train
+`lqer.registry`. Every model is a `Model`, so one training loop and one recipe train
 them all; the test-time ablation of q (zeros, or shuffled across the batch) is
 `Classifier.q_ablation`.
 """

@@ -1,5 +1,5 @@
 """A model as a configuration describes it: the one bridge from `lqer.config` to the builders,
-which take plain keyword arguments (`lqer.models.registry`)."""
+which take plain keyword arguments (`lqer.registry`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from lqer.config import ModelConfig
 from lqer.models.base import Model
-from lqer.models.registry import build_model
+from lqer.registry import build_model
 
 
 def from_config(cfg: ModelConfig) -> Model:
