@@ -185,18 +185,18 @@ class Section(BaseModel):
 class DataConfig(Section):
     prefix: ClassVar[str] = "data"
 
-    root: Text = ""
+    root: Text = ""  # the folder of the splits, relative to where lqer runs
     fold: OptionalCount(MAX_FOLDS - 1, f"fold<k> folders number 0 to {MAX_FOLDS - 1}", 0) = (
         None  # A-DSSS: <root>/fold<k>
     )
-    train_split: Text = "train"
+    train_split: Text = "train"  # a folder of root with positive/ and negative/
     # Model selection and LR scheduling use `val_split` if given, else a stratified
     # hold-out of the training split, so that `test_split` is never used for tuning.
     val_split: Annotated[Text | None, NoneWord] = None
     val_fraction: Annotated[Float, Field(gt=0, lt=1, description="a part of the training set")] = (
         0.15
     )
-    test_split: Annotated[Text | None, NoneWord] = "validation"
+    test_split: Annotated[Text | None, NoneWord] = "validation"  # scored once, at the end
     # CSV path,label,split (train/val/test); replaces the folders
     split_file: Annotated[Text | None, NoneWord] = None
     image_size: Count(
@@ -208,7 +208,7 @@ class DataConfig(Section):
     # offline-augmented copies come along): a learning curve's budget of labelled patches.
     # The validation hold-out, where no split gives it, comes out of it.
     train_limit: OptionalCount(10**7, "one image of each class, at most 10 million", 2) = None
-    skip_bad: Bool = False
+    skip_bad: Bool = False  # list unreadable images and go on, instead of stopping
     max_pixels: Count(10**9, "a frame of a billion pixels takes gigabytes to decode") = 40_000_000
 
     @model_validator(mode="after")
@@ -242,9 +242,10 @@ class QuantumConfig(Section):
     backend: Annotated[Text, AfterValidator(_backend)] = "native"  # native | pennylane[:device]
     grad: Literal[GRADS] = "backprop"
     shots: OptionalCount(10**7, "at most 10 million; none gives exact expectations") = None
+    # gate noise on every wire after each gate layer (lqer.quantum.noise)
     depolarizing: Probability = 0.0
-    amplitude_damping: Probability = 0.0
-    readout_error: Probability = 0.0
+    amplitude_damping: Probability = 0.0  # the same, amplitude damping
+    readout_error: Probability = 0.0  # the chance that a measured bit flips
     seed: Seed = 0  # of the shot sampler
 
     @model_validator(mode="after")
@@ -302,12 +303,14 @@ class TrainConfig(Section):
     batch_size: Count(4096, "2 to 4096: batch norm cannot train on one image", 2) = 64
     lr_backbone: Annotated[Float, Field(ge=0, description="0 freezes the backbone")] = 1e-4
     lr_head: Annotated[Float, Field(gt=0, description="the head must learn")] = 1e-3
-    weight_decay: Annotated[Float, Field(ge=0)] = 1e-4
+    weight_decay: Annotated[Float, Field(ge=0)] = 1e-4  # AdamW's
     plateau_factor: Annotated[
         Float, Field(gt=0, lt=1, description="a plateau must lower the rate, not stop it")
     ] = 0.5
     plateau_patience: Count(1000, "epochs without progress, 0 to 1000", 0) = 2
+    # class weights in the loss, or batches drawn balanced
     imbalance: Literal["weighted", "balanced", "none"] = "weighted"
+    # crop, flip and jitter on every patch, or on positives only (the paper)
     augment: Literal["all", "positives", "none"] = "all"
     # mild: the paper's jitter; sites: also gamma, blur and noise, as other systems differ;
     # sites-clahe: sites and, on 30% of patches, CLAHE
@@ -316,18 +319,18 @@ class TrainConfig(Section):
     # Decay of an exponential moving average of the weights, updated every step; the average
     # is what the hold-out scores and best.pt keeps. 0: none.
     ema: Annotated[Float, Field(ge=0, lt=1, description="0 (none) or a decay below 1")] = 0.0
-    seed: Seed = 0
-    device: Text = "auto"
+    seed: Seed = 0  # of the hold-out, the initial weights, the batches and the augmentation
+    device: Text = "auto"  # auto (CUDA where there is one), cpu, cuda, cuda:1 ...
     # CPU threads per process; None: the cores shared out
     threads: OptionalCount(1024, "1 to 1024 threads") = None
     # bf16 autocast and channels_last where they pay off: CUDA, and CPUs with AMX from 64 px
     # (lqer.device.training_precision); float32 elsewhere.
     amp: Bool = True
-    channels_last: Bool = True
+    channels_last: Bool = True  # the memory layout bf16 kernels want
     compile: Bool = False  # torch.compile the backbone (pays off on GPUs, after a warm-up)
     # local processes for DistributedDataParallel; torchrun overrides
     devices: Count(64, "1 to 64 local processes") = 1
-    progress: Bool = True
+    progress: Bool = True  # a progress bar per epoch
     tensorboard: Bool = False  # loss, metrics and learning rates per epoch in <run>/tensorboard
     # A checkpoint or shipped weights of the same model to start from (`lqer finetune`)
     init: Annotated[Text | None, NoneWord] = None
@@ -337,7 +340,7 @@ class ExperimentConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    out_dir: Text = "runs/lqer"
+    out_dir: Text = "runs/lqer"  # the run folder: checkpoints, history, predictions
 
 
 # ----------------------------------------------------------------------------- messages

@@ -32,14 +32,14 @@ class FramesConfig(Section):
     # ARCADE's layout: <root>/<split>/images/ and <root>/<split>/annotations/<split>.json
     root: Text = ""
     format: Literal["coco", "voc", "yolo"] = "coco"
-    train_split: Text = "train"
+    train_split: Text = "train"  # frames and their annotations
     # Choices (best.pt, the thresholds) use `val_split` if given, else a hold-out of the
     # training frames, identical frames kept together; `test_split` is scored once.
     val_split: Annotated[Text | None, NoneWord] = None
     hold_out: Annotated[Float, Field(gt=0, lt=1, description="a part of the training frames")] = (
         0.15
     )
-    test_split: Annotated[Text | None, NoneWord] = "val"
+    test_split: Annotated[Text | None, NoneWord] = "val"  # scored once, at the end
     input_size: Count(1024, "16 to 1024 px: frames are resized to this side", 16) = 256
     limit: OptionalCount(100_000, "frames per split, at least 4", 4) = None  # quick runs
 
@@ -48,11 +48,12 @@ class DetectorConfig(Section):
     prefix: ClassVar[str] = "model"
 
     name: Literal["fcos"] = "fcos"  # torchvision's FCOS on a ResNet18 feature pyramid
-    head: Literal[HEADS] = "lqer"
+    head: Literal[HEADS] = "lqer"  # the box classifier's extra head: none, the circuit, or its twin
     # none, or a file: an lqer patch checkpoint or a ResNet18 state dict for the backbone
     backbone_weights: Text = "none"
     quantum: QuantumConfig = Field(default_factory=QuantumConfig)
-    max_detections: Count(1000, "1 to 1000 candidates per frame") = 50
+    max_detections: Count(1000, "1 to 1000 candidates per frame") = 50  # kept per frame
+    # candidates scoring less are dropped
     min_score: Annotated[Float, Field(ge=0, le=1, description="a probability")] = 0.05
 
 
@@ -63,11 +64,11 @@ class DetectorTrainConfig(Section):
     batch_size: Count(256, "1 to 256 frames") = 8
     lr: Annotated[Float, Field(gt=0, description="the detector must learn")] = 1e-3
     lr_head: Annotated[Float, Field(gt=0, description="the circuit's head must learn")] = 1e-2
-    weight_decay: Annotated[Float, Field(ge=0)] = 1e-4
+    weight_decay: Annotated[Float, Field(ge=0)] = 1e-4  # AdamW's
     augment: Bool = True  # flips and intensity jitter
-    seed: Seed = 0
+    seed: Seed = 0  # of the hold-out, the initial weights, the order and the augmentation
     threads: OptionalCount(1024, "1 to 1024 threads") = None
-    progress: Bool = True
+    progress: Bool = True  # a progress bar per epoch
     tensorboard: Bool = False  # loss, metrics and learning rate per epoch in <run>/tensorboard
 
 
