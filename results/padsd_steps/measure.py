@@ -32,20 +32,29 @@ COLUMNS = ["step", "models", "flip", "auc", "f1", "sensitivity", "specificity", 
            "test", "cpu"]  # fmt: skip
 
 
-def scores(models, data, flip: bool) -> dict[str, np.ndarray]:
-    """Mean stenosis probability over `models` on the hold-out and the test split."""
-    return {part: np.mean([predict_proba(m.model, data[part].images, data[part].size,
-                                         flip=flip) for m in models], axis=0)
-            for part in ("val", "test")}  # fmt: skip
+def scores(models, data: dict[int, dict], flip: bool) -> dict[str, np.ndarray]:
+    """Mean stenosis probability over `models` on the hold-out and the test split, each model
+    on the images decoded at its own input size."""
+
+    def proba(m, part):
+        images = data[m.config.data.image_size][part]
+        return predict_proba(m.model, images.images, images.size, flip=flip)
+
+    return {part: np.mean([proba(m, part) for m in models], axis=0) for part in ("val", "test")}
 
 
 def main(step: str, sources: list[str]) -> None:
     logging.getLogger("lqer").setLevel(logging.WARNING)  # no progress bars in the log
     models = [load(s) for s in sources]
     first = models[0].config
-    dc = first.data.model_copy(update={"root": str(ROOT), "test_split": "validation"})
-    data = load_experiment(dc, first.train.seed)
-    labels = {part: data[part].labels.numpy() for part in ("val", "test")}
+    data = {}  # the same split at every input size: it depends on the labels and the seed only
+    for size in {m.config.data.image_size for m in models}:
+        dc = first.data.model_copy(update={"root": str(ROOT), "test_split": "validation",
+                                           "image_size": size})  # fmt: skip
+        data[size] = load_experiment(dc, first.train.seed)
+    part = data[first.data.image_size]
+    assert all(d["val"].paths == part["val"].paths for d in data.values()), "hold-outs differ"
+    labels = {name: part[name].labels.numpy() for name in ("val", "test")}
     rows = []
     for flip in (False, True):
         probs = scores(models, data, flip)
