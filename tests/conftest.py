@@ -58,6 +58,7 @@ SLOW_TESTS = (
     "test_train.py::test_resume_continues_the_same_run",
     "test_train.py::test_tensorboard_gets_every_epoch",
     "test_train.py::test_training_learns_an_easy_task",
+    "test_shipped_xca.py::test_predict_evaluate_explain_and_export_take_it",
     "test_weights.py::test_cli_uses_the_stored_threshold_unless_told",
     "test_weights.py::test_export_writes_fp16_safetensors_and_metadata",
 )

@@ -19,7 +19,7 @@ from lqer.cli.options import (
     model_or_onnx,
 )
 from lqer.errors import as_flags
-from lqer.models import FRAME_MODEL, PATCH_MODEL
+from lqer.models import FRAME_MODEL, PATCH_MODEL, SERVE_MODEL
 
 
 def scan(
@@ -144,7 +144,7 @@ def export(
 def serve(
     checkpoint: Annotated[
         Path, typer.Option(help="A best.pt or last.pt file, or shipped weights (lqer models).")
-    ] = Path(PATCH_MODEL),
+    ] = Path(SERVE_MODEL),
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     frames: Annotated[

@@ -5,7 +5,9 @@ from typing import TYPE_CHECKING
 from lqer.lazy import exports
 
 # The shipped weights each verb uses when no model is named (`lqer models` lists them).
-PATCH_MODEL = "lqer-padsd"  # predict, evaluate, explain, serve
+PATCH_MODEL = "lqer-padsd"  # predict, evaluate, explain: the paper's task, reproducible
+# serve: the multi-site model, at least as good as lqer-padsd on P-ADSD validation/
+SERVE_MODEL = "lqer-xca"
 FRAME_MODEL = "lqer-arcade"  # scan: a whole-frame detector
 
 _NAMES = {
@@ -20,6 +22,7 @@ _NAMES = {
 __all__ = [
     "FRAME_MODEL",
     "PATCH_MODEL",
+    "SERVE_MODEL",
     "from_config",
     "Classifier",
     "MODELS",

@@ -37,6 +37,7 @@ from lqer.eval.explain import cam_maps, picture
 from lqer.eval.overlay import overlay
 from lqer.eval.predictions import CALLS
 from lqer.eval.scan import ScanConfig, scan_frame
+from lqer.models import SERVE_MODEL
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import detect_frame, load_detector
 from lqer.models.weights import shipped
@@ -77,7 +78,7 @@ class Patches:
 class Service:
     """The model and what the API does with it; the web layer only translates."""
 
-    def __init__(self, checkpoint: str | Path = "lqer-padsd", limits: Limits | None = None,
+    def __init__(self, checkpoint: str | Path = SERVE_MODEL, limits: Limits | None = None,
                  scan: ScanConfig | None = None,
                  frames: str | Path | None = None):  # fmt: skip
         self.model, self.cfg, self.info = load_checkpoint(checkpoint)
