@@ -61,11 +61,17 @@ def settings() -> str:
     return "\n".join(parts)
 
 
+def is_section(field) -> bool:
+    from lqer.config import Section
+
+    return isinstance(field.annotation, type) and issubclass(field.annotation, Section)
+
+
 def sections(config, prefix: str = ""):
     """(dotted prefix, section class), outer before inner."""
     yield prefix, config
     for name, field in config.model_fields.items():
-        if isinstance(field.annotation, type) and hasattr(field.annotation, "model_fields"):
+        if is_section(field):
             yield from sections(field.annotation, f"{prefix}{name}.")
 
 
@@ -73,7 +79,7 @@ def settings_table(prefix: str, section) -> str:
     notes = field_comments(section)
     rows = ["| setting | default | allowed | what it does |", "|---|---|---|---|"]
     for name, field in section.model_fields.items():
-        if hasattr(field.annotation, "model_fields"):
+        if is_section(field):
             continue  # a section of its own
         allowed = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is \
             typing.Literal else ()  # fmt: skip

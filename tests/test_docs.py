@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO
 from nbclient import NotebookClient
 
-from lqer.config import ExperimentConfig
+from lqer.config import ExperimentConfig, flat
 from lqer.detection_config import DetectionConfig
 
 
@@ -30,19 +30,9 @@ def test_the_site_builds_strictly(tmp_path):
     assert "lqer.api.predict" in api and "lqer.api.noise_sweep" in api
     settings = (tmp_path / "site" / "configuration" / "index.html").read_text()
     for config in (ExperimentConfig(), DetectionConfig()):
-        for key in dotted_keys(config.to_dict()):
+        for key in flat(config.to_dict()):
             assert f"<code>{key}</code>" in settings, key
     assert "sites-clahe" in settings and "class weights in the loss" in settings
-
-
-def dotted_keys(values: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in values.items():
-        if isinstance(value, dict):
-            keys += dotted_keys(value, f"{prefix}{key}.")
-        else:
-            keys.append(prefix + key)
-    return keys
 
 
 @pytest.mark.slow

@@ -495,17 +495,18 @@ def _names_detector(values: dict[str, Any]) -> bool:
     return isinstance(model, dict) and model.get("name") == "fcos"
 
 
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
+def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: {"train": {"seed": 0}} -> {"train.seed": 0}."""
+    found = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
+            found.update(flat(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+            found[f"{prefix}{key}"] = value
+    return found
 
 
 def changed_keys(old: Section, new: Section) -> list[str]:
     """The dotted keys whose values differ, sorted, e.g. ['model.quantum.shots']."""
-    before, after = _flat(old.to_dict()), _flat(new.to_dict())
+    before, after = flat(old.to_dict()), flat(new.to_dict())
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

@@ -161,8 +161,8 @@ def serve(
     from lqer.models.weights import WEIGHTS
     from lqer.serve.app import serve as run_server
 
-    if frames is None and "lqer-arcade" in WEIGHTS and WEIGHTS["lqer-arcade"].available:
-        frames = "lqer-arcade"
+    if frames is None and FRAME_MODEL in WEIGHTS and WEIGHTS[FRAME_MODEL].available:
+        frames = FRAME_MODEL
     typer.echo(f"lqer serve: http://{host}:{port}/ (research use only, not a medical device)")
     run_server(checkpoint, host, port, frames)
 

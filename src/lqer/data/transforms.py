@@ -107,16 +107,17 @@ class RandomCLAHE:
     frame before it is stored."""
 
     def __init__(self, p: float = 0.3, clip_limit: float = 2.0, grid: int = 2):
+        from kornia.enhance import equalize_clahe  # here: kornia loads only for this recipe
+
         self.p, self.clip_limit, self.grid = p, clip_limit, grid
+        self.equalize = equalize_clahe
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        from kornia.enhance import equalize_clahe
-
         keep = torch.rand(x.shape[0], device=x.device) < self.p
         if not keep.any():
             return x
         out = x.clone()
-        out[keep] = equalize_clahe(x[keep], self.clip_limit, (self.grid, self.grid))
+        out[keep] = self.equalize(x[keep], self.clip_limit, (self.grid, self.grid))
         return out
 
 

@@ -40,7 +40,6 @@ from lqer.train import distributed, run_folder
 from lqer.train.distributed import Group
 from lqer.train.history import History
 from lqer.train.steps import (
-    TRAIN_METRICS,
     Diverged,
     TrainBatches,
     batch_indices,
@@ -49,6 +48,8 @@ from lqer.train.steps import (
     evaluate,
     train_epoch,
 )
+
+TRAIN_METRICS = ("auc", "f1", "sensitivity", "specificity", "ppv")  # logged each epoch
 
 
 def seed_everything(seed: int) -> None:

@@ -67,9 +67,6 @@ class TrainBatches:
         return self.prepare(x).contiguous(memory_format=self.memory_format)
 
 
-TRAIN_METRICS = ("auc", "f1", "sensitivity", "specificity", "ppv")
-
-
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
