@@ -62,7 +62,7 @@ def settings() -> str:
 
 
 def is_section(field) -> bool:
-    from lqer.config import Section
+    from lqer.sections import Section
 
     return isinstance(field.annotation, type) and issubclass(field.annotation, Section)
 

@@ -10,8 +10,6 @@ from lqer.config import (
     ExperimentConfig,
     ModelConfig,
     QuantumConfig,
-    apply_overrides,
-    changed_keys,
     from_dict,
     load_config,
 )
@@ -19,6 +17,7 @@ from lqer.detection_config import DetectionConfig
 from lqer.errors import LqerError
 from lqer.guarded_yaml import YamlRefused, safe_yaml, shown
 from lqer.models.configured import from_config
+from lqer.sections import apply_overrides, changed_keys
 
 
 def test_overrides_are_typed():

@@ -11,8 +11,9 @@ import pytest
 from helpers import REPO
 from nbclient import NotebookClient
 
-from lqer.config import ExperimentConfig, flat
+from lqer.config import ExperimentConfig
 from lqer.detection_config import DetectionConfig
+from lqer.sections import flat
 
 
 def test_the_site_builds_strictly(tmp_path):

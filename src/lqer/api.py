@@ -62,7 +62,7 @@ def fit(
     if not isinstance(config, ExperimentConfig):
         config = load_config(config, list(overrides))
     elif overrides:
-        from lqer.config import apply_overrides
+        from lqer.sections import apply_overrides
 
         config = apply_overrides(config, list(overrides))
     return fit_run(config, resume=resume)

@@ -8,20 +8,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from lqer.config import (
-    Bool,
-    Count,
-    Float,
-    NoneWord,
-    OptionalCount,
-    QuantumConfig,
-    Section,
-    Seed,
-    Text,
-    circuit_of,
-    execution_of,
-    load_config,
-)
+from lqer.config import QuantumConfig, circuit_of, execution_of, load_config
+from lqer.sections import Bool, Count, Float, NoneWord, OptionalCount, Section, Seed, Text
 
 HEADS = ("none", "lqer", "classical")  # the box classifier's extra head: none, circuit, twin
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lqer.config import RESUMABLE, changed_keys
+from lqer.config import RESUMABLE
 from lqer.data.frame_sets import Frames, load_frame_sets
 from lqer.data.transforms import IntensityJitter
 from lqer.detection_config import DetectionConfig
@@ -25,6 +25,7 @@ from lqer.eval.detection import detection_summary
 from lqer.io import check_own_folder, owned_folder, remove_stale_temporaries, write_text
 from lqer.logs import logger
 from lqer.models.detector import build_detector, detect, detector_from, save_detector
+from lqer.sections import changed_keys
 from lqer.train.history import History
 
 KIND = "detector"

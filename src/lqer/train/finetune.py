@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lqer.config import ExperimentConfig, apply_overrides, from_dict
+from lqer.config import ExperimentConfig, from_dict
 from lqer.models.checkpoint import load_checkpoint
+from lqer.sections import apply_overrides
 
 # The CPU recipe's rates and length (configs/padsd-cpu.yaml), from the source's weights. On
 # A-DSSS (results/finetune) it beat a gentler 5 epochs at 1e-4 / 1e-3 on the runs' own

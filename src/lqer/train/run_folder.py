@@ -12,12 +12,13 @@ import csv
 from pathlib import Path
 
 from lqer import io
-from lqer.config import RESUMABLE, ExperimentConfig, apply_overrides, changed_keys, from_dict
+from lqer.config import RESUMABLE, ExperimentConfig, from_dict
 from lqer.data.dataset import ImageSet
 from lqer.errors import LqerError
 from lqer.io import atomic_path, check_own_folder, claim_folder, marker, remove_stale_temporaries
 from lqer.logs import logger
 from lqer.models.checkpoint import read_checkpoint
+from lqer.sections import apply_overrides, changed_keys
 
 KIND = "run"
 MARKER = marker(KIND)
