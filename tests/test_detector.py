@@ -12,10 +12,10 @@ import torch
 from helpers import run_lqer
 
 from lqer.data.frame_sets import load_frame_sets
-from lqer.detection_config import load_detection_config
+from lqer.detection_config import DetectionConfig, load_detection_config
 from lqer.errors import LqerError
-from lqer.models.detector import build_detector, load_detector
-from lqer.train.detector import fit_detector
+from lqer.models.detector import build_detector, detect, load_detector
+from lqer.train.detector import fit_detector, regression_died, warmup_schedule
 
 
 def sizes(cfg) -> dict[str, int]:
@@ -45,6 +45,55 @@ def test_the_box_classifier_reads_q_at_every_location():
         logits.read_q.weight.zero_()  # without q, only FCOS's own convolution is left
         alone = logits(features)
     assert full.shape == (2, 2, 8, 8) and not torch.allclose(full, alone)
+
+
+def rates(warmup_steps: int, epochs: int = 4, steps_per_epoch: int = 2) -> list[list[float]]:
+    """The rates of two parameter groups before every optimizer step, as training sets them."""
+    optimizer = torch.optim.AdamW([{"params": [torch.zeros(1)], "lr": 1e-3},
+                                   {"params": [torch.zeros(1)], "lr": 1e-2}])  # fmt: skip
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    warmup = warmup_schedule(optimizer, warmup_steps)
+    seen = []
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            seen.append([g["lr"] for g in optimizer.param_groups])
+            optimizer.step()
+            if warmup is not None:
+                warmup.step()
+        cosine.step()
+    return seen
+
+
+def test_warmup_scales_the_cosine_from_a_thousandth_to_one_over_its_steps():
+    plain, warmed = rates(0), rates(3)
+    for step, (a, b) in enumerate(zip(plain, warmed, strict=True)):
+        factor = min(1.0, 1e-3 + step * (1 - 1e-3) / 3)
+        assert b == pytest.approx([factor * x for x in a], rel=1e-6)
+    assert warmed[0][1] == pytest.approx(1e-5) and np.allclose(warmed[3:], plain[3:], rtol=1e-9)
+
+
+def test_a_box_regression_pushed_below_zero_is_recognised_as_dead():
+    model = build_detector(input_size=64, head="none", min_score=0.0)
+    images = torch.randint(0, 255, (2, 64, 64), dtype=torch.uint8)
+    scales = torch.ones(2, 2)
+    regression = model.head.regression_head.bbox_reg
+    with torch.no_grad():
+        regression.weight.zero_()
+        regression.bias.fill_(1.0)  # every side one anchor away: boxes with an area
+        alive = detect(model, images, scales)
+        regression.bias.fill_(-1.0)  # ReLU: every side at 0, and no gradient to move it
+        dead = detect(model, images, scales)
+    assert alive[0] and dead[0]
+    assert not regression_died(alive) and regression_died(dead) and not regression_died([[], []])
+
+
+def test_a_detector_saved_before_warmup_existed_trained_without_it():
+    values = DetectionConfig().to_dict()
+    del values["train"]["warmup_steps"]
+    assert DetectionConfig.from_saved(values).train.warmup_steps == 0
+    assert DetectionConfig().train.warmup_steps == 100
+    kept = DetectionConfig().replace(train=DetectionConfig().train.replace(warmup_steps=7))
+    assert DetectionConfig.from_saved(kept.to_dict()).train.warmup_steps == 7
 
 
 @pytest.fixture(scope="module")

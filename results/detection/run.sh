@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Issue 22: the detector runs, in resumable pieces. Run from the repository root, with
 # ../shared/datasets beside the checkout:  bash results/detection/run.sh HEAD SEED [THREADS]
-# HEAD: lqer or classical (its twin of equal parameter count). A stopped run resumes from its
-# last.pt; the small files of each run are committed, its checkpoints are not.
+# HEAD: lqer or classical (its twin of equal parameter count). TAG names a recipe's series:
+# TAG=warmup for the runs with train.warmup_steps (seeds 0 and 1 ran before it existed). A
+# stopped run resumes from its last.pt; its small files are committed, its checkpoints are not.
 set -euo pipefail
 head=$1 seed=$2 threads=${3:-1}
-out=results/detection/runs/fcos-$head-seed$seed
+out=results/detection/runs/fcos-$head${TAG:+-$TAG}-seed$seed  # TAG: a recipe's series
 args=(--config configs/arcade-fcos.yaml --head "$head" --seed "$seed" --out "$out"
       --set train.threads="$threads" --set train.progress=false)
 if [ -f "$out/last.pt" ]; then args+=(--resume); fi

@@ -53,6 +53,10 @@ class DetectorTrainConfig(Section):
     lr: Annotated[Float, Field(gt=0, description="the detector must learn")] = 1e-3
     lr_head: Annotated[Float, Field(gt=0, description="the circuit's head must learn")] = 1e-2
     weight_decay: Annotated[Float, Field(ge=0)] = 1e-4  # AdamW's
+    # The rates rise linearly from 1/1000 over the first optimizer steps, as torchvision's
+    # detection recipes do: at full rate, the first AdamW step can push a box-regression
+    # channel below zero everywhere, and FCOS's ReLU then never lets it recover.
+    warmup_steps: Count(100_000, "0 (none) to 100,000 optimizer steps", 0) = 100
     augment: Bool = True  # flips and intensity jitter
     seed: Seed = 0  # of the hold-out, the initial weights, the order and the augmentation
     threads: OptionalCount(1024, "1 to 1024 threads") = None
@@ -65,6 +69,15 @@ class DetectionConfig(Section):
     model: DetectorConfig = Field(default_factory=DetectorConfig)
     train: DetectorTrainConfig = Field(default_factory=DetectorTrainConfig)
     out_dir: Text = "runs/detector"
+
+    @classmethod
+    def from_saved(cls, values: Any) -> DetectionConfig:
+        """A checkpoint's or a run's configuration as it was trained: one saved before
+        train.warmup_steps existed trained without warmup."""
+        train = values.get("train") if isinstance(values, dict) else None
+        if isinstance(train, dict) and "warmup_steps" not in train:
+            values = {**values, "train": {**train, "warmup_steps": 0}}
+        return cls.validated(values)
 
     def detector_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `lqer.models.detector.build_detector`."""

@@ -142,7 +142,7 @@ def detector_from(state: dict, where: str) -> tuple[FCOS, DetectionConfig]:
         raise LqerError(f"{where}: detector format version {state.get('version')}; "
                         f"this lqer reads version {VERSION}")  # fmt: skip
     try:
-        cfg = DetectionConfig.validated(state["config"])
+        cfg = DetectionConfig.from_saved(state["config"])
     except LqerError as e:
         raise LqerError(f"{where}: its configuration is not valid here ({e})") from None
     cfg.model.backbone_weights = "none"  # the state below holds the trained weights

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from lqer.config import RESUMABLE
+from lqer.data.annotations import Detection
 from lqer.data.frame_sets import Frames, load_frame_sets
 from lqer.data.transforms import IntensityJitter
 from lqer.detection_config import DetectionConfig
@@ -48,14 +49,15 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
     model = build_detector(**cfg.detector_arguments())
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.train.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.train.epochs)
+    warmup = warmup_schedule(optimizer, cfg.train.warmup_steps)  # per step, inside the cosine
     with owned_folder(out, KIND):
         history, start, best = History(out, tensorboard=cfg.train.tensorboard), 0, -math.inf
         if resume:
-            history, start, best = restore(out, cfg, model, optimizer, schedule)
+            history, start, best = restore(out, cfg, model, optimizer, schedule, warmup)
         cfg.save(out / "config.yaml")
         for epoch in range(start + 1, cfg.train.epochs + 1):
             started = time.perf_counter()
-            loss = train_epoch(model, optimizer, sets["train"], cfg, epoch)
+            loss = train_epoch(model, optimizer, warmup, sets["train"], cfg, epoch)
             schedule.step()
             val = score(model, sets["val"], cfg.model.min_score)
             row = {"epoch": epoch, "train_loss": loss,
@@ -71,6 +73,7 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
                 save_detector(out / "best.pt", model, cfg, epoch=epoch, val_metrics=val)
             save_detector(out / "last.pt", model, cfg, epoch=epoch, best=best,
                           optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
+                          warmup=warmup.state_dict() if warmup else None,
                           history=history.rows)  # fmt: skip
             history.write()
         if "test" in sets:
@@ -87,9 +90,17 @@ def parameter_groups(model: torch.nn.Module, cfg: DetectionConfig) -> list[dict]
     return groups + ([{"params": head, "lr": cfg.train.lr_head}] if head else [])
 
 
-def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule):
+def warmup_schedule(optimizer: torch.optim.Optimizer, steps: int):
+    """Every rate from 1/1000 of itself up to itself over `steps` optimizer steps (None: no
+    warmup). Chained with the cosine: both scale the current rate."""
+    if steps == 0:
+        return None
+    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=steps)
+
+
+def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule, warmup):
     state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
-    saved = DetectionConfig.validated(state["config"])
+    saved = DetectionConfig.from_saved(state["config"])
     changed = [k for k in changed_keys(saved, cfg) if k not in (*RESUMABLE, "out_dir")]
     if changed:
         raise LqerError(f"`resume`: {out} was trained with other settings ({', '.join(changed)}); "
@@ -104,12 +115,17 @@ def restore(out: Path, cfg: DetectionConfig, model, optimizer, schedule):
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
+    if warmup is not None:
+        warmup.load_state_dict(state["warmup"])
     logger.info(f"resuming from {out / 'last.pt'} after epoch {state['epoch']}")
     return History(out, state["history"], cfg.train.tensorboard), state["epoch"], state["best"]
 
 
-def train_epoch(model, optimizer, frames: Frames, cfg: DetectionConfig, epoch: int) -> float:
-    """One pass over the frames in a seeded order; the mean loss."""
+def train_epoch(
+    model, optimizer, warmup, frames: Frames, cfg: DetectionConfig, epoch: int
+) -> float:
+    """One pass over the frames in a seeded order, the warmup (if any) stepped per batch; the
+    mean loss."""
     model.train()
     generator = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
     torch.manual_seed(cfg.train.seed * 100_003 + epoch)  # the jitter's draws
@@ -128,6 +144,8 @@ def train_epoch(model, optimizer, frames: Frames, cfg: DetectionConfig, epoch: i
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
+        if warmup is not None:
+            warmup.step()
         value = loss.item()
         total += value * len(batch)
         bar.set_postfix(loss=f"{value:.3f}")
@@ -154,7 +172,20 @@ def augmented(frames: Frames, index: list[int], augment: bool, jitter, generator
 def score(model, frames: Frames, threshold: float) -> dict:
     """Every detection metric of `model` on `frames` (`lqer.eval.detection`)."""
     found = detect(model, frames.images, frames.scales)
+    if regression_died(found):
+        logger.warning(
+            "every box the detector predicts has zero width or height: its box regression has "
+            "died, and training will not revive it; train again with train.warmup_steps > 0 or "
+            "a lower train.lr"
+        )
     return detection_summary(dict(zip(frames.ids, found, strict=True)), frames.truth, threshold)
+
+
+def regression_died(found: list[list[Detection]]) -> bool:
+    """Whether every candidate has no area: FCOS's ReLU gives 0 for a channel pushed below
+    zero everywhere, and then no gradient to bring it back."""
+    boxes = [d for frame in found for d in frame]
+    return bool(boxes) and all(d.w == 0 or d.h == 0 for d in boxes)
 
 
 def score_test(out: Path, test: Frames, cfg: DetectionConfig) -> dict:
