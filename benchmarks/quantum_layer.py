@@ -38,7 +38,7 @@ from torch import nn
 
 from lqer.config import ModelConfig
 from lqer.models.configured import from_config
-from lqer.quantum import ANSATZES, Circuit, QuantumLayer, simulator
+from lqer.quantum import ANSATZES, Circuit, QuantumLayer, fast_path
 
 
 def sync(device: torch.device) -> None:
@@ -158,7 +158,7 @@ def layer_alone(batch: int, rounds: int, calls: int, ansatzes: list[str]) -> Non
         candidates = {name: (step(layer), calls if name == "lqer" else 1)
                       for name, layer in layers.items()}  # fmt: skip
         times = race(candidates, rounds, device)
-        path = "fast" if simulator.plan(circuit) else "general"
+        path = "fast" if fast_path.plan(circuit) else "general"
         line = f"  {ansatz:<20} {path:<8} {summary(times['lqer'])[0] * 1e3:7.3f}"
         for name in others:
             speedup = paired(times[name], times["lqer"])

@@ -17,7 +17,7 @@ LAYERS = [
      "lqer.threshold"),
     ("lqer.quantum.ansatz", "lqer.quantum.gates", "lqer.quantum.execution",
      "lqer.registry"),
-    ("lqer.config", "lqer.detection_config"),
+    ("lqer.sections", "lqer.config", "lqer.detection_config"),
     ("lqer.data", "lqer.sample"),
     ("lqer.quantum",),
     ("lqer.models", "lqer.weights"),

@@ -6,8 +6,8 @@ from collections import Counter
 
 from lqer.quantum.ansatz import ANSATZES, Circuit, Gate, Input, Weight, readout_labels
 from lqer.quantum.execution import Execution
+from lqer.quantum.fast_path import plan
 from lqer.quantum.gates import KINDS
-from lqer.quantum.simulator import plan
 
 
 def depth(circuit: Circuit) -> int:

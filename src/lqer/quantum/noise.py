@@ -17,6 +17,7 @@ import torch
 from lqer.quantum import simulator
 from lqer.quantum.ansatz import Circuit
 from lqer.quantum.execution import Noise
+from lqer.quantum.unitaries import kron, layer_unitaries
 
 
 def single_wire_channel(noise: Noise) -> torch.Tensor:
@@ -62,7 +63,7 @@ def density_matrix(
 ) -> torch.Tensor:
     """(B, 2^n, 2^n) state after the noisy circuit; angles as in `simulator`."""
     batch, d = angles.shape[0], circuit.dim
-    unitaries = simulator.layer_unitaries(circuit, angles, weights)
+    unitaries = layer_unitaries(circuit, angles, weights)
     dtype = unitaries[0].dtype
     noisy = channel_matrix(circuit, noise, weights.device, weights.dtype).to(dtype)
     rho = torch.zeros(batch, d, d, dtype=dtype, device=weights.device)
@@ -78,7 +79,7 @@ def readout(circuit: Circuit, probs: torch.Tensor, error: float) -> torch.Tensor
     if error == 0:
         return probs
     flip = torch.tensor([[1 - error, error], [error, 1 - error]], dtype=probs.dtype)
-    confusion = simulator.kron(flip.to(probs.device).expand(circuit.n_qubits, 2, 2))
+    confusion = kron(flip.to(probs.device).expand(circuit.n_qubits, 2, 2))
     return probs @ confusion  # symmetric, so no transpose is needed
 
 
