@@ -39,9 +39,6 @@ def final_state(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -
     return state.squeeze(-1)
 
 
-# ---------------------------------------------------------------------------- interface
-
-
 def probabilities(circuit: Circuit, angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Probability of each basis state, (B, 2^n); angles as uploads or per input gate."""
     if plan(circuit) is not None:
