@@ -97,15 +97,15 @@ def make_patches(
 def _mine(frames, annotations, out, fmt, cfg, names, overwrite, checkpoint, per_frame, sizes,
           stride, dense, device) -> dict:  # fmt: skip
     """The model's false candidates per frame id, after the output is known to be good."""
-    from lqer.data import patches
     from lqer.data.annotated import annotated_frames, check_format
+    from lqer.data.patch_output import check_output
     from lqer.eval.mining import mine
     from lqer.eval.scan import ScanConfig
 
     check_format(fmt)
     scan_cfg = ScanConfig(tuple(lists.numbers(sizes, "--mine-sizes")), stride, dense=dense)
     sources = {"the frames folder": frames, "--annotations": annotations, "--mine": checkpoint}
-    patches.check_output(Path(out), sources, overwrite)  # before the slow scan
+    check_output(Path(out), sources, overwrite)  # before the slow scan
     found = ((ref.id, image, boxes) for ref, image, boxes
              in annotated_frames(frames, annotations, fmt, cfg.labels, names))  # fmt: skip
     typer.echo(f"mining: scanning the frames with {checkpoint}", err=True)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lqer.data.annotated import load_boxes
 from lqer.data.annotations import Box, read_yolo
 from lqer.data.frames import list_frames, read_frames
-from lqer.data.patches import PatchSummary, load_boxes
+from lqer.data.patches import PatchSummary
 from lqer.data.transforms import resize
 from lqer.detection_config import FramesConfig
 from lqer.errors import LqerError

@@ -14,9 +14,8 @@ candidates). Neither overlaps a stenosis box; the manifest's `position` says eac
 
 The output tree `{positive,negative}/` and its `manifest.csv` are written into a temporary folder
 beside the destination and renamed into place at the end, so an interrupted run leaves no
-partial tree that looks complete. The next run for the same output removes such leftovers; this
-assumes one run per output folder at a time. `--overwrite` replaces only a folder that
-make-patches wrote, and no output may be, hold or lie inside the frames or the annotations.
+partial tree that looks complete; `lqer.data.patch_output` decides which folders a run may
+replace or clean up.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from lqer.data.annotated import check_format, frame_boxes, open_annotated
-from lqer.data.annotated import load_boxes as load_boxes  # lqer.eval.scan imports it from here
 from lqer.data.annotations import Box
 from lqer.data.frames import FrameRef, read_frames
 from lqer.data.layout import CLASSES
@@ -45,8 +43,9 @@ from lqer.data.negatives import (
     sample_negatives,
     square_overlaps,
 )
+from lqer.data.patch_output import KIND, check_output, foreign_content
 from lqer.errors import LqerError
-from lqer.io import atomic_folder, check_apart, claim_folder, locked, marker, remove_stale_work
+from lqer.io import atomic_folder, claim_folder, locked, remove_stale_work
 
 # ADSD names frames like 14_002_5_0016; the fields look like patient, sequence, an unknown
 # number and the frame index. Only the last is confirmed by the sample data (consecutive
@@ -54,9 +53,6 @@ from lqer.io import atomic_folder, check_apart, claim_folder, locked, marker, re
 ADSD_PATTERN = r"(?P<patient>\d+)_(?P<sequence>\d+)_\d+_(?P<frame>\d+)"
 NAME_FIELDS = ("patient", "sequence", "frame")
 OFFSETS = {"centre": (0, 0), "left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-MANIFEST_START = ["path", "label", "frame_id", "source"]  # the first columns make-patches writes
-KIND = "patches"  # its output is marked as make-patches'
-OUTPUT_NAMES = {*CLASSES, "manifest.csv", "warnings.txt", marker(KIND)}
 MAX_FRAME_NEGATIVES = 1000
 
 
@@ -146,61 +142,6 @@ def parse_name(frame_id: str, pattern: str) -> dict[str, str]:
     """Named groups of `pattern` matched against the whole frame id; {} if it does not match."""
     match = re.fullmatch(pattern, frame_id)
     return match.groupdict(default="") if match else {}
-
-
-def check_output(out_dir: Path, sources: dict[str, str | Path], overwrite: bool) -> None:
-    """Refuse an output whose writing or replacing could destroy the inputs or other data.
-
-    `--overwrite` renames the old folder away and deletes it, so it is allowed only for a
-    folder that make-patches wrote and that holds nothing else, as its manifest lists.
-    """
-    check_apart(out_dir, "`out`", sources, folder=True)
-    if not out_dir.exists() and not out_dir.is_symlink():
-        return
-    if not overwrite:
-        raise LqerError(f"{out_dir} exists; choose another output folder or pass `overwrite`")
-    why = foreign_content(out_dir, finished=True)
-    if why:
-        raise LqerError(
-            f"`overwrite`: {out_dir} was not written by make-patches ({why}); "
-            "remove it yourself or choose another output folder"
-        )
-
-
-def foreign_content(folder: Path, finished: bool) -> str | None:
-    """Why `folder` may hold something that make-patches did not write; None if it does not.
-
-    A `finished` output must have make-patches' manifest listing every patch; a work folder of
-    a killed run may lack the manifest, but holds no other names.
-    """
-    if folder.is_symlink() or not folder.is_dir():
-        return "it is not a folder"
-    extra = sorted(p.name for p in folder.iterdir() if p.name not in OUTPUT_NAMES)
-    if extra:
-        return f"it holds {', '.join(extra[:3])}"
-    listed = None
-    manifest = folder / "manifest.csv"
-    if manifest.exists() or finished:
-        try:
-            with manifest.open(newline="") as f:
-                reader = csv.reader(f)
-                if next(reader, [])[:4] != MANIFEST_START:
-                    return "its manifest.csv lacks make-patches' columns"
-                listed = {row[0] for row in reader if row}
-        except (OSError, UnicodeDecodeError, csv.Error):
-            return "no readable manifest.csv"
-    for name in CLASSES:
-        class_dir = folder / name
-        if not class_dir.exists():
-            continue
-        if class_dir.is_symlink() or not class_dir.is_dir():
-            return f"{name} is not a folder"
-        for path in class_dir.iterdir():
-            if path.is_symlink() or not path.is_file() or path.suffix != ".png":
-                return f"it holds {name}/{path.name}"
-            if listed is not None and f"{name}/{path.name}" not in listed:
-                return f"its manifest.csv does not list {name}/{path.name}"
-    return None
 
 
 def extra_negatives(

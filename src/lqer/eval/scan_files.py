@@ -11,9 +11,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from lqer.data.annotated import load_boxes
 from lqer.data.annotations import FORMATS, read_yolo
 from lqer.data.frames import FrameRef, collect_frames, read_frames
-from lqer.data.patches import PatchSummary, load_boxes
+from lqer.data.patches import PatchSummary
 from lqer.errors import LqerError
 from lqer.eval.detection import box_report, detection_summary, froc, plot_froc, score_at
 from lqer.eval.evaluate import Decision
