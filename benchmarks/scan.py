@@ -114,11 +114,15 @@ def main() -> None:
         size = detector_cfg.data.input_size
         for name in devices:
             model.to(name)
-            t = timed(args.rounds, detect_frame, model, frame, size)
-            print(
-                f"\n{name}: detector {checkpoint} ({detector_cfg.model.head} head, frames at "
-                f"{size} px): {1 / t:.2f} frames/s, {window_scan / t:.1f}x the window scan"
-            )
+            for flip in (False, True):  # the test-time flip doubles the passes
+                cfg = detector_cfg.model_copy(deep=True)
+                cfg.model.flip = flip
+                t = timed(args.rounds, detect_frame, model, frame, cfg)
+                print(
+                    f"\n{name}: detector {checkpoint} ({detector_cfg.model.head} head, frames at "
+                    f"{size} px{', flip' * flip}): {1 / t:.2f} frames/s, "
+                    f"{window_scan / t:.1f}x the window scan"
+                )
 
 
 if __name__ == "__main__":

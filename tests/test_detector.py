@@ -14,7 +14,13 @@ from helpers import run_lqer
 from lqer.data.frame_sets import load_frame_sets
 from lqer.detection_config import DetectionConfig, load_detection_config
 from lqer.errors import LqerError
-from lqer.models.detector import build_detector, detect, load_detector
+from lqer.models.detector import (
+    build_detector,
+    detect,
+    load_detector,
+    mirror_merged,
+    save_detector,
+)
 from lqer.train.detector import fit_detector, regression_died, warmup_schedule
 
 
@@ -108,6 +114,18 @@ def tiny(arcade, out, *more):
     ])  # fmt: skip
 
 
+def test_the_flip_maps_mirrored_boxes_back_and_keeps_one_of_each_finding():
+    plain = {"boxes": torch.tensor([[10.0, 10, 20, 20]]), "scores": torch.tensor([0.9])}
+    mirrored = {  # the same stenosis seen in the mirror, and one only the mirror found
+        "boxes": torch.tensor([[80.0, 10, 90, 20], [0, 0, 10, 10]]),
+        "scores": torch.tensor([0.8, 0.7]),
+    }
+    merged = mirror_merged(plain, mirrored, width=100, limit=50)
+    assert merged["boxes"].tolist() == [[10, 10, 20, 20], [90, 0, 100, 10]]
+    assert merged["scores"].tolist() == pytest.approx([0.9, 0.7])
+    assert len(mirror_merged(plain, mirrored, width=100, limit=1)["scores"]) == 1
+
+
 def test_training_frames_never_repeat_a_test_or_validation_frame(arcade):
     sets = load_frame_sets(tiny(arcade, "x").data.replace(limit=None, input_size=16), seed=0)
     train, val, test = sets["train"], sets["val"], sets["test"]
@@ -151,6 +169,21 @@ def test_scan_with_a_detector_scores_frames_against_polygons(run, arcade, tmp_pa
     assert cfg.data.input_size == 64 and not model.training
 
 
+def test_the_flip_sees_a_frame_and_its_mirror_alike(run, arcade):
+    model, cfg, _ = load_detector(run / "best.pt")
+    frames = load_frame_sets(cfg.data.replace(limit=4), seed=0)["test"]
+    size = cfg.data.input_size
+    ones = torch.ones(len(frames), 2)
+    found = detect(model, frames.images, ones, flip=True)
+    mirrored = detect(model, frames.images.flip(-1), ones, flip=True)
+    assert any(found) and len(found) == len(mirrored)
+    for ours, theirs in zip(found, mirrored, strict=True):
+        back = sorted((d.score, d.y, size - d.x - d.w) for d in theirs)
+        assert len(ours) == len(theirs)
+        for a, b in zip(sorted((d.score, d.y, d.x) for d in ours), back, strict=True):
+            assert a[0] == pytest.approx(b[0], abs=1e-5) and a[1] == b[1] and abs(a[2] - b[2]) <= 1
+
+
 def test_patch_commands_refuse_a_detector_in_one_line(run, tmp_path):
     image = tmp_path / "p.png"
     from PIL import Image
@@ -189,13 +222,19 @@ def test_the_server_scans_frames_with_a_detector(run, arcade):
         Service("lqer-padsd", frames="lqer-padsd")
 
 
-def test_export_a_detector_to_onnx_and_scan_with_it(run, arcade, tmp_path):
+@pytest.mark.parametrize("flip", [False, True])
+def test_export_a_detector_to_onnx_and_scan_with_it(run, arcade, tmp_path, flip):
+    checkpoint = run / "best.pt"
+    if flip:  # the same weights, scanning with the test-time flip
+        model, cfg, _ = load_detector(checkpoint)
+        cfg.model.flip, checkpoint = True, tmp_path / "flipped.pt"
+        save_detector(checkpoint, model, cfg)
     model = tmp_path / "detector.onnx"
-    result = run_lqer("export", "--checkpoint", str(run / "best.pt"), "--out", str(model))
+    result = run_lqer("export", "--checkpoint", str(checkpoint), "--out", str(model))
     assert result.returncode == 0, result.stderr
     frames = [str(arcade / "val" / "images" / f"{k}.png") for k in (1, 2)]
     torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
-    for out, how in ((torch_out, ["--checkpoint", str(run / "best.pt")]),
+    for out, how in ((torch_out, ["--checkpoint", str(checkpoint)]),
                      (onnx_out, ["--onnx", str(model)])):  # fmt: skip
         scanned = run_lqer("scan", *frames, *how, "--out", str(out))
         assert scanned.returncode == 0, scanned.stderr

@@ -67,7 +67,7 @@ def candidates(kind: str, best: Path, frames: dict) -> tuple[dict, float]:
     """Candidates per val frame in frame pixels, and frames per second of producing them."""
     if kind == "detector":  # else a window classifier
         model, cfg, _ = load_detector(best)
-        scan = lambda frame: detect_frame(model, frame, cfg.data.input_size)  # noqa: E731
+        scan = lambda frame: detect_frame(model, frame, cfg)  # noqa: E731
     else:
         model, cfg, _ = load_checkpoint(best)
         dense = DenseScanner(model, cfg.data.image_size, WINDOWS, 1)

@@ -43,6 +43,9 @@ class DetectorConfig(Section):
     max_detections: Count(1000, "1 to 1000 candidates per frame") = 50  # kept per frame
     # candidates scoring less are dropped
     min_score: Annotated[Float, Field(ge=0, le=1, description="a probability")] = 0.05
+    # test-time flip when scoring frames: the frame and its mirror, candidates pooled by NMS;
+    # twice the time. Training's hold-out and shipped thresholds are scored the same way.
+    flip: Bool = False
 
 
 class DetectorTrainConfig(Section):

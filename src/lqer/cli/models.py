@@ -33,6 +33,10 @@ def ship(
     licence: Annotated[
         str | None, typer.Option(help="The weights' licence line [default: P-ADSD's].")
     ] = None,
+    flip: Annotated[
+        bool,
+        typer.Option(help="Detectors: scan frames with the test-time flip, thresholds too."),
+    ] = False,
 ) -> None:
     """Package a run as shipped weights.
 
@@ -45,7 +49,7 @@ def ship(
     found = (pair(text, "--site", "NAME=DIR") for text in site or [])
     sites = {key: Path(folder) for key, folder in found}
     weights, info = ship_run(run, name, out, target_sensitivity, sites=sites,
-                             licence=licence or LICENCE)  # fmt: skip
+                             licence=licence or LICENCE, flip=flip)  # fmt: skip
     typer.echo(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {info}")
 
 

@@ -25,7 +25,7 @@ from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision
 from lqer.eval.onnx_runtime import SAMPLE, TOLERANCE, need_onnx, onnx_session
 from lqer.io import check_output_file, output_file
-from lqer.models.detector import load_detector
+from lqer.models.detector import load_detector, mirror_merged
 from lqer.quantum.fourier import fourier_form
 from lqer.quantum.layer import QuantumLayer
 from lqer.threshold import checked_threshold
@@ -35,10 +35,11 @@ OPSET = 17  # torchvision's detection post-processing exports with the TorchScri
 
 class ExportedDetector(nn.Module):
     """uint8 frame (1, S, S) -> (boxes (K, 4), scores (K,)), every QuantumLayer replaced by its
-    Fourier series."""
+    Fourier series; `flip`: with the test-time flip (`lqer.models.detector.mirror_merged`)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, flip: bool = False):
         super().__init__()
+        self.flip = flip
         self.model = copy.deepcopy(model).float().cpu().eval()
         for name, module in list(self.model.named_modules()):
             if isinstance(module, QuantumLayer):
@@ -47,7 +48,11 @@ class ExportedDetector(nn.Module):
         self.eval()  # FCOS wants targets in training mode
 
     def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model([frame.float().div(255).expand(3, -1, -1)])[0]
+        image = frame.float().div(255).expand(3, -1, -1)
+        out = self.model([image])[0]
+        if self.flip:
+            mirrored = self.model([image.flip(-1)])[0]
+            out = mirror_merged(out, mirrored, image.shape[-1], self.model.detections_per_img)
         return out["boxes"], out["scores"]
 
 
@@ -75,14 +80,14 @@ def export_detector(checkpoint: str | Path, out: str | Path, data: str | Path | 
     size = cfg.data.input_size
     chosen = decision(checkpoint, info, None)
     frames = parity_frames(data, size)
-    wrapper = ExportedDetector(model)
+    wrapper = ExportedDetector(model, cfg.model.flip)
     with output_file(out) as tmp:
         torch.onnx.export(wrapper, (frames[0],), str(tmp), opset_version=OPSET, dynamo=False,
                           input_names=["frame"], output_names=["boxes", "scores"])  # fmt: skip
         proto = onnx.load(str(tmp))
         meta = {"lqer.kind": "detector", "lqer.image_size": str(size),
                 "lqer.threshold": repr(chosen.threshold), "lqer.threshold_source": chosen.why,
-                "lqer.model": f"fcos-{cfg.model.head}",
+                "lqer.model": f"fcos-{cfg.model.head}", "lqer.flip": str(cfg.model.flip),
                 "lqer.checkpoint": Path(str(checkpoint)).name}  # fmt: skip
         for key, value in meta.items():
             proto.metadata_props.add(key=key, value=value)

@@ -48,7 +48,7 @@ def frame_scanner(
         model.to(pick_device(device))
 
         def scan_one(frame: np.ndarray) -> tuple[None, list[Detection]]:
-            return None, detect_frame(model, frame, detector_cfg.data.input_size)
+            return None, detect_frame(model, frame, detector_cfg)
 
         return scan_one, decision(checkpoint, info, None)
     if cfg.dense and onnx is None:

@@ -36,10 +36,12 @@ def ship(
     n_boot: int = 2000,
     sites: dict[str, Path] | None = None,
     licence: str = LICENCE,
+    flip: bool = False,
 ) -> tuple[Path, Path]:
     """Weights NAME from `run`/best.pt into `folder`. The hold-out that selected the epoch
     also chooses the thresholds; the test split, and each of `sites` (name -> a folder with
-    positive/ and negative/), is scored once with them fixed."""
+    positive/ and negative/), is scored once with them fixed. `flip`: a detector scores
+    frames with the test-time flip from then on, its thresholds chosen with it."""
     if not 0 < target_sensitivity <= 1:  # NaN too: no threshold reaches it
         raise LqerError(f"`target_sensitivity` must lie in (0, 1], got {target_sensitivity}")
     if not NAME.fullmatch(name):
@@ -51,7 +53,11 @@ def ship(
         check_output_file(path, "`out`", [run])
     detector = load_detector(run / "best.pt")
     if detector is not None:
+        detector[1].model.flip = flip or detector[1].model.flip
         return ship_detector(run, name, folder, detector, target_sensitivity)
+    if flip:
+        raise LqerError("`flip` is for whole-frame detectors; a patch classifier takes the "
+                        "flip when it predicts (`tta`)")  # fmt: skip
     model, cfg, state = load_checkpoint(run / "best.pt")
     data = load_experiment(cfg.data, cfg.train.seed)  # the same hold-out as in training
     device = pick_device("auto")
@@ -117,8 +123,8 @@ def ship_detector(
     scored = {}
     for split, frames in sets.items():
         if split != "train":
-            scored[split] = dict(zip(frames.ids, detect(model, frames.images, frames.scales),
-                                     strict=True))  # fmt: skip
+            found = detect(model, frames.images, frames.scales, flip=cfg.model.flip)
+            scored[split] = dict(zip(frames.ids, found, strict=True))
     curve = froc(scored["val"], sets["val"].truth)
     threshold = operating_threshold(curve, fp_rate=1.0)
     if threshold is None:

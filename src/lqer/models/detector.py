@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torchvision.models.detection import FCOS
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops import nms
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from lqer.data.annotations import Detection
@@ -155,18 +156,31 @@ def detector_from(state: dict, where: str) -> tuple[FCOS, DetectionConfig]:
     return model.eval(), cfg
 
 
+FLIP_IOU = 0.5  # a mirrored candidate overlapping a plain one this much is the same finding
+
+
 @torch.no_grad()
 def detect(
-    model: torch.nn.Module, images: torch.Tensor, scales: torch.Tensor, batch_size: int = 8
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    scales: torch.Tensor,
+    batch_size: int = 8,
+    flip: bool = False,
 ) -> list[list[Detection]]:
     """Candidates per frame, best first, for uint8 frames (N, S, S) at the detector's input
-    size; `scales` (N, 2) maps input pixels back to frame pixels (x, y)."""
+    size; `scales` (N, 2) maps input pixels back to frame pixels (x, y). `flip`: also run the
+    mirrored frames and keep the union, by NMS (`mirror_merged`)."""
     model.eval()
     found = []
     for start in range(0, len(images), batch_size):
         part = images[start : start + batch_size]
         device = next(model.parameters()).device
-        outputs = model([im.to(device).float().div(255)[None].expand(3, -1, -1) for im in part])
+        inputs = [im.to(device).float().div(255)[None].expand(3, -1, -1) for im in part]
+        outputs = model(inputs)
+        if flip:
+            mirrored = model([im.flip(-1) for im in inputs])
+            outputs = [mirror_merged(o, m, part.shape[-1], model.detections_per_img)
+                       for o, m in zip(outputs, mirrored, strict=True)]  # fmt: skip
         frame_scales = scales[start : start + batch_size].tolist()
         for output, (sx, sy) in zip(outputs, frame_scales, strict=True):
             boxes, scores = output["boxes"].tolist(), output["scores"].tolist()
@@ -178,12 +192,27 @@ def detect(
     return found
 
 
-def detect_frame(model: nn.Module, frame: np.ndarray, input_size: int) -> list[Detection]:
-    """Candidates of one (H, W) uint8 frame, resized to the detector's input as in training."""
+def mirror_merged(plain: dict, mirrored: dict, width: int, limit: int) -> dict:
+    """The test-time flip: `mirrored`'s boxes (found on the frame flipped left to right)
+    mapped back, pooled with `plain`'s, and NMS at FLIP_IOU; at most `limit`, best first.
+    On the hold-out of ARCADE train/ it found more stenoses at 1 false positive per frame than
+    either averaging the two scores or the plain frame alone (results/detection)."""
+    back = mirrored["boxes"][:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0])
+    back = back + torch.tensor([float(width), 0.0, float(width), 0.0])
+    boxes = torch.cat([plain["boxes"], back.to(plain["boxes"].dtype)])
+    scores = torch.cat([plain["scores"], mirrored["scores"]])
+    keep = nms(boxes, scores, FLIP_IOU)[:limit]  # best first
+    return {"boxes": boxes[keep], "scores": scores[keep]}
+
+
+def detect_frame(model: nn.Module, frame: np.ndarray, cfg: DetectionConfig) -> list[Detection]:
+    """Candidates of one (H, W) uint8 frame, resized to the detector's input as in training,
+    with the test-time flip if its configuration asks for it."""
     height, width = frame.shape
-    image = resize(torch.from_numpy(np.ascontiguousarray(frame))[None, None], input_size)[0]
-    scales = torch.tensor([[width / input_size, height / input_size]])
-    return detect(model, image, scales)[0]
+    size = cfg.data.input_size
+    image = resize(torch.from_numpy(np.ascontiguousarray(frame))[None, None], size)[0]
+    scales = torch.tensor([[width / size, height / size]])
+    return detect(model, image, scales, flip=cfg.model.flip)[0]
 
 
 def load_detector(source: str | Path) -> tuple[FCOS, DetectionConfig, dict] | None:

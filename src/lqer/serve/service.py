@@ -205,7 +205,7 @@ class Service:
                 chosen = decision(self.frames_name, info, None)
                 check()
                 with self.model_lock:
-                    found = detect_frame(model, image, detector_cfg.data.input_size)
+                    found = detect_frame(model, image, detector_cfg)
                 heatmap = None  # a detector gives boxes alone
             else:
                 heatmap, found = scan_frame(score, image, self.size, self.scan_cfg)

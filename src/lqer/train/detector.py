@@ -20,7 +20,7 @@ from lqer.config import RESUMABLE
 from lqer.data.annotations import Detection
 from lqer.data.frame_sets import Frames, load_frame_sets
 from lqer.data.transforms import IntensityJitter
-from lqer.detection_config import DetectionConfig
+from lqer.detection_config import DetectionConfig, DetectorConfig
 from lqer.errors import LqerError
 from lqer.eval.detection import detection_summary
 from lqer.io import check_own_folder, owned_folder, remove_stale_temporaries, write_text
@@ -59,7 +59,7 @@ def fit_detector(cfg: DetectionConfig, resume: bool = False) -> Path:
             started = time.perf_counter()
             loss = train_epoch(model, optimizer, warmup, sets["train"], cfg, epoch)
             schedule.step()
-            val = score(model, sets["val"], cfg.model.min_score)
+            val = score(model, sets["val"], cfg.model)
             row = {"epoch": epoch, "train_loss": loss,
                    "val_sensitivity_at_1fp": val["froc"][SELECT],
                    "val_ap50": val["ap50"], "val_ap": val["ap"],
@@ -169,16 +169,18 @@ def augmented(frames: Frames, index: list[int], augment: bool, jitter, generator
     return images, targets
 
 
-def score(model, frames: Frames, threshold: float) -> dict:
-    """Every detection metric of `model` on `frames` (`lqer.eval.detection`)."""
-    found = detect(model, frames.images, frames.scales)
+def score(model, frames: Frames, settings: DetectorConfig) -> dict:
+    """Every detection metric of `model` on `frames` (`lqer.eval.detection`), at its
+    min_score and with its test-time flip."""
+    found = detect(model, frames.images, frames.scales, flip=settings.flip)
     if regression_died(found):
         logger.warning(
             "every box the detector predicts has zero width or height: its box regression has "
             "died, and training will not revive it; train again with train.warmup_steps > 0 or "
             "a lower train.lr"
         )
-    return detection_summary(dict(zip(frames.ids, found, strict=True)), frames.truth, threshold)
+    return detection_summary(dict(zip(frames.ids, found, strict=True)), frames.truth,
+                             settings.min_score)  # fmt: skip
 
 
 def regression_died(found: list[list[Detection]]) -> bool:
@@ -192,6 +194,6 @@ def score_test(out: Path, test: Frames, cfg: DetectionConfig) -> dict:
     """best.pt on the test split, once: test_metrics.json."""
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     model, _ = detector_from(state, str(out / "best.pt"))
-    metrics = score(model, test, cfg.model.min_score)
+    metrics = score(model, test, cfg.model)
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
