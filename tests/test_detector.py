@@ -194,10 +194,12 @@ def test_patch_commands_refuse_a_detector_in_one_line(run, tmp_path):
     assert result.returncode == 2 and "whole-frame detector" in result.stderr
 
 
-def test_ship_a_detector_with_its_one_false_positive_threshold(run, tmp_path):
-    result = run_lqer("ship", str(run), "--name", "tiny-arcade", "--out", str(tmp_path))
+@pytest.mark.parametrize("flip", [[], ["--flip"]])
+def test_ship_a_detector_with_its_one_false_positive_threshold(run, tmp_path, flip):
+    result = run_lqer("ship", str(run), "--name", "tiny-arcade", "--out", str(tmp_path), *flip)
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "tiny-arcade.json").read_text())
+    assert meta["config"]["model"]["flip"] is bool(flip)
     assert meta["kind"] == "detector" and 0 <= meta["threshold"]["value"] <= 1
     assert "1 false positive per frame" in meta["threshold"]["rule"]
     assert meta["metrics"]["hold_out"]["fp_per_frame"] <= 1

@@ -209,3 +209,12 @@ def test_ship_site_needs_a_name_and_a_folder(shipped, monkeypatch, capsys, tmp_p
                            "--site", "no-folder")  # fmt: skip
     assert code == 2 and "--site: expected NAME=DIR, got 'no-folder'" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_ship_refuses_the_detector_flip_for_a_patch_run(shipped, monkeypatch, capsys, tmp_path):
+    from helpers import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "ship", shipped[0], "--name", "x", "--out",
+                           tmp_path, "--flip")  # fmt: skip
+    assert code == 2 and "flip is for whole-frame detectors" in err
+    assert not list(tmp_path.iterdir())
