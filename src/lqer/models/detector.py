@@ -197,8 +197,9 @@ def mirror_merged(plain: dict, mirrored: dict, width: int, limit: int) -> dict:
     mapped back, pooled with `plain`'s, and NMS at FLIP_IOU; at most `limit`, best first.
     On the hold-out of ARCADE train/ it found more stenoses at 1 false positive per frame than
     either averaging the two scores or the plain frame alone (results/detection)."""
-    back = mirrored["boxes"][:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0])
-    back = back + torch.tensor([float(width), 0.0, float(width), 0.0])
+    found = mirrored["boxes"]  # on the model's device, as the constants must be
+    back = found[:, [2, 1, 0, 3]] * found.new_tensor([-1.0, 1.0, -1.0, 1.0])
+    back = back + found.new_tensor([float(width), 0.0, float(width), 0.0])
     boxes = torch.cat([plain["boxes"], back.to(plain["boxes"].dtype)])
     scores = torch.cat([plain["scores"], mirrored["scores"]])
     keep = nms(boxes, scores, FLIP_IOU)[:limit]  # best first
