@@ -52,13 +52,14 @@ def main(checkpoint: str = "lqer-arcade", *sizes: str) -> None:
     torch.set_num_threads(1)
     model, cfg, _ = load_detector(checkpoint)
     trained = cfg.data.input_size
+    held = {}  # frames per input size, each loaded once
     for size in map(int, sizes or (256, 320, 384)):
-        frames = hold_out(cfg, size)
+        frames = held[size] = hold_out(cfg, size)
         model.transform.min_size, model.transform.max_size = (size,), size
         report(f"plain at {size} px", detect(model, frames.images, frames.scales), frames,
                cfg.model.min_score)  # fmt: skip
     model.transform.min_size, model.transform.max_size = (trained,), trained
-    frames = hold_out(cfg, trained)
+    frames = held[trained] if trained in held else hold_out(cfg, trained)
     pooled = detect(model, frames.images, frames.scales, flip=True)
     report("flip, pooled by NMS", pooled, frames, cfg.model.min_score)
     plain = detect(model, frames.images, frames.scales)

@@ -25,7 +25,7 @@ from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision
 from lqer.eval.onnx_runtime import SAMPLE, TOLERANCE, need_onnx, onnx_session
 from lqer.io import check_output_file, output_file
-from lqer.models.detector import load_detector, mirror_merged
+from lqer.models.detector import forward_frames, load_detector
 from lqer.quantum.fourier import fourier_form
 from lqer.quantum.layer import QuantumLayer
 from lqer.threshold import checked_threshold
@@ -35,7 +35,7 @@ OPSET = 17  # torchvision's detection post-processing exports with the TorchScri
 
 class ExportedDetector(nn.Module):
     """uint8 frame (1, S, S) -> (boxes (K, 4), scores (K,)), every QuantumLayer replaced by its
-    Fourier series; `flip`: with the test-time flip (`lqer.models.detector.mirror_merged`)."""
+    Fourier series; `flip`: with the test-time flip (`lqer.models.detector.forward_frames`)."""
 
     def __init__(self, model: nn.Module, flip: bool = False):
         super().__init__()
@@ -48,11 +48,7 @@ class ExportedDetector(nn.Module):
         self.eval()  # FCOS wants targets in training mode
 
     def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image = frame.float().div(255).expand(3, -1, -1)
-        out = self.model([image])[0]
-        if self.flip:
-            mirrored = self.model([image.flip(-1)])[0]
-            out = mirror_merged(out, mirrored, image.shape[-1], self.model.detections_per_img)
+        out = forward_frames(self.model, [frame.float().div(255).expand(3, -1, -1)], self.flip)[0]
         return out["boxes"], out["scores"]
 
 

@@ -53,7 +53,8 @@ def ship(
         check_output_file(path, "`out`", [run])
     detector = load_detector(run / "best.pt")
     if detector is not None:
-        detector[1].model.flip = flip or detector[1].model.flip
+        if flip:  # else as the run was configured
+            detector[1].model.flip = True
         return ship_detector(run, name, folder, detector, target_sensitivity)
     if flip:
         raise LqerError("`flip` is for whole-frame detectors; a patch classifier takes the "

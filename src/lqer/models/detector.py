@@ -176,11 +176,7 @@ def detect(
         part = images[start : start + batch_size]
         device = next(model.parameters()).device
         inputs = [im.to(device).float().div(255)[None].expand(3, -1, -1) for im in part]
-        outputs = model(inputs)
-        if flip:
-            mirrored = model([im.flip(-1) for im in inputs])
-            outputs = [mirror_merged(o, m, part.shape[-1], model.detections_per_img)
-                       for o, m in zip(outputs, mirrored, strict=True)]  # fmt: skip
+        outputs = forward_frames(model, inputs, flip)
         frame_scales = scales[start : start + batch_size].tolist()
         for output, (sx, sy) in zip(outputs, frame_scales, strict=True):
             boxes, scores = output["boxes"].tolist(), output["scores"].tolist()
@@ -190,6 +186,17 @@ def detect(
                 for (x0, y0, x1, y1), s in zip(boxes, scores, strict=True)
             ])  # fmt: skip
     return found
+
+
+def forward_frames(model: nn.Module, inputs: list[torch.Tensor], flip: bool) -> list[dict]:
+    """FCOS's boxes and scores for (3, S, S) inputs in [0, 1]; `flip`: pooled with those of
+    their mirror images (`mirror_merged`). Shared by `detect` and the ONNX graph."""
+    outputs = model(inputs)
+    if not flip:
+        return outputs
+    mirrored = model([image.flip(-1) for image in inputs])
+    return [mirror_merged(o, m, image.shape[-1], model.detections_per_img)
+            for o, m, image in zip(outputs, mirrored, inputs, strict=True)]  # fmt: skip
 
 
 def mirror_merged(plain: dict, mirrored: dict, width: int, limit: int) -> dict:
