@@ -184,6 +184,34 @@ def test_the_flip_sees_a_frame_and_its_mirror_alike(run, arcade):
             assert a[0] == pytest.approx(b[0], abs=1e-5) and a[1] == b[1] and abs(a[2] - b[2]) <= 1
 
 
+def test_scan_turns_a_detectors_flip_on_and_says_its_threshold_was_chosen_without(
+    run, arcade, tmp_path
+):
+    from lqer.api import scan
+
+    model, cfg, _ = load_detector(run / "best.pt")
+    cfg.model.flip, shipped_with_flip = True, tmp_path / "flipped.pt"
+    save_detector(shipped_with_flip, model, cfg)
+    frames = [arcade / "val" / "images" / f"{k}.png" for k in (1, 2)]
+    asked = scan(frames, tmp_path / "asked", run / "best.pt", flip=True)
+    stored = scan(frames, tmp_path / "stored", shipped_with_flip)
+    plain = scan(frames, tmp_path / "plain", shipped_with_flip, flip=False)
+    boxes = {name: json.loads((tmp_path / name / "boxes.json").read_text())
+             for name in ("asked", "stored", "plain")}  # fmt: skip
+    assert boxes["asked"] == boxes["stored"] != boxes["plain"]
+    assert asked["threshold_source"].endswith("chosen without the test-time flip, scanned with it")
+    assert plain["threshold_source"].endswith("chosen with the test-time flip, scanned without it")
+    assert "test-time" not in stored["threshold_source"]
+
+
+def test_a_window_scan_refuses_the_flip_in_one_line(tmp_path, arcade):
+    frame = str(arcade / "val" / "images" / "1.png")
+    result = run_lqer("scan", frame, "--checkpoint", "lqer-padsd", "--no-flip", "--out",
+                      str(tmp_path / "scan"))  # fmt: skip
+    assert result.returncode == 2 and "--flip is for whole-frame detectors" in result.stderr
+    assert not (tmp_path / "scan").exists()
+
+
 def test_patch_commands_refuse_a_detector_in_one_line(run, tmp_path):
     image = tmp_path / "p.png"
     from PIL import Image
@@ -240,6 +268,9 @@ def test_export_a_detector_to_onnx_and_scan_with_it(run, arcade, tmp_path, flip)
                      (onnx_out, ["--onnx", str(model)])):  # fmt: skip
         scanned = run_lqer("scan", *frames, *how, "--out", str(out))
         assert scanned.returncode == 0, scanned.stderr
+    refused = run_lqer("scan", frames[0], "--onnx", str(model), "--no-flip" if flip else "--flip",
+                       "--out", str(tmp_path / "refused"))  # fmt: skip
+    assert refused.returncode == 2 and "scan with its checkpoint instead" in refused.stderr
     ours = json.loads((onnx_out / "boxes.json").read_text())
     theirs = json.loads((torch_out / "boxes.json").read_text())
     assert len(ours) == len(theirs) and all(

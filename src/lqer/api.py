@@ -134,14 +134,17 @@ def scan(
     threshold: float | None = None,
     dense: bool = False,
     device: str = "auto",
+    flip: bool | None = None,
 ) -> dict:
     """Find stenoses in whole frames with a patch classifier's windows or a detector
     (`lqer-arcade`); writes heatmaps, overlays and boxes to `out`, and with `annotations`
-    every metric (FROC, AP, ARCADE's score). Returns summary.json's content."""
+    every metric (FROC, AP, ARCADE's score). `flip`: a detector's test-time flip on or off
+    (None: as shipped). Returns summary.json's content."""
     from lqer.eval.scan import ScanConfig
     from lqer.eval.scan_files import scan_files
 
-    return scan_files(model, list(paths), out, ScanConfig(dense=dense), None, annotations,
+    cfg = ScanConfig(dense=dense, flip=flip)
+    return scan_files(model, list(paths), out, cfg, None, annotations,
                       annotation_format, threshold, device, progress=True)  # fmt: skip
 
 

@@ -49,6 +49,14 @@ def scan(
             "or 0.25), not once per window.",
         ),
     ] = False,
+    flip: Annotated[
+        bool | None,
+        typer.Option(
+            "--flip/--no-flip",
+            help="Detectors: scan each frame and its mirror (twice the time), or not; "
+            "default as the detector was shipped.",
+        ),
+    ] = None,
     frames: Annotated[str | None, typer.Option(help="DICOM frames to scan, e.g. 1,5-9.")] = None,
     annotations: Annotated[
         Path | None, typer.Option(help="Labelled boxes to score the scan against.")
@@ -65,7 +73,7 @@ def scan(
     from lqer.eval.scan_files import scan_files
 
     checkpoint = model_or_onnx(checkpoint, onnx, FRAME_MODEL)
-    cfg = ScanConfig(tuple(lists.numbers(sizes, "--sizes")), stride, dense=dense)
+    cfg = ScanConfig(tuple(lists.numbers(sizes, "--sizes")), stride, dense=dense, flip=flip)
     summary = scan_files(checkpoint, paths, out, cfg, lists.numbers(frames, "--frames"),
                          annotations, format_, threshold, device, onnx=onnx,
                          skip_bad=skip_bad)  # fmt: skip

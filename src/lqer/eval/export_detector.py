@@ -121,6 +121,7 @@ class OnnxDetector:
         if meta.get("lqer.kind") != "detector":
             raise LqerError(f"`onnx`: {path} is not a whole-frame detector")
         self.path = Path(path)
+        self.flip = meta.get("lqer.flip") == "True"  # the test-time flip is in the graph
         try:
             self.size = int(meta["lqer.image_size"])
         except (KeyError, ValueError):

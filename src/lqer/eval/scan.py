@@ -37,6 +37,9 @@ class ScanConfig:
     batch_size: int = 512
     # the backbone once over the frame per window side (`lqer.eval.dense`), not once a window
     dense: bool = False
+    # a detector's test-time flip: None scans as the detector was shipped, True or False
+    # overrides it (its stored thresholds were chosen one way; the scan warns if it differs)
+    flip: bool | None = None
 
     def __post_init__(self):
         if not self.sizes or min(self.sizes) < 8 or any(s % 2 for s in self.sizes):

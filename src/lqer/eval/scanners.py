@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from lqer.data.annotations import Detection
+from lqer.detection_config import DetectionConfig
 from lqer.device import pick_device
+from lqer.errors import LqerError
 from lqer.eval.evaluate import Decision, decision
 from lqer.eval.scan import DENSE_STRIDES, ScanConfig, scan_frame, torch_scorer
 from lqer.models.checkpoint import load_checkpoint
@@ -29,6 +31,11 @@ def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: s
     return torch_scorer(model.to(dev).eval(), size, dev), size, decision(checkpoint, info, None)
 
 
+def with_flip(cfg: DetectionConfig, flip: bool) -> DetectionConfig:
+    """A copy of a detector's configuration that scans with (or without) the test-time flip."""
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"flip": flip})})
+
+
 FrameScanner = Callable[[np.ndarray], tuple[np.ndarray | None, list[Detection]]]
 
 
@@ -41,16 +48,27 @@ def frame_scanner(
 
     if onnx is not None and is_onnx_detector(onnx):
         session = OnnxDetector(onnx)
+        if cfg.flip is not None and cfg.flip != session.flip:
+            raise LqerError(f"`flip`: {onnx} was exported {'without' if cfg.flip else 'with'} "
+                            "the test-time flip; scan with its checkpoint instead")  # fmt: skip
         return (lambda frame: (None, session.detect_frame(frame))), session.decision
     found = load_detector(checkpoint) if onnx is None else None
     if found is not None:
         model, detector_cfg, info = found
         model.to(pick_device(device))
+        chosen = decision(checkpoint, info, None)
+        if cfg.flip is not None and cfg.flip != detector_cfg.model.flip:
+            detector_cfg = with_flip(detector_cfg, cfg.flip)
+            asked, stored = ("with", "without") if cfg.flip else ("without", "with")
+            chosen = Decision(chosen.threshold, f"{chosen.why}; chosen {stored} the test-time "
+                              f"flip, scanned {asked} it")  # fmt: skip
 
         def scan_one(frame: np.ndarray) -> tuple[None, list[Detection]]:
             return None, detect_frame(model, frame, detector_cfg)
 
-        return scan_one, decision(checkpoint, info, None)
+        return scan_one, chosen
+    if cfg.flip is not None:
+        raise LqerError("`flip` is for whole-frame detectors; a window scan has none")
     if cfg.dense and onnx is None:
         from lqer.eval.dense import DenseScanner
 
