@@ -1,7 +1,8 @@
 """The cross-site table (results/cross_site/run.sh) from the copied runs in
 results/cross_site/runs/: table.csv (a row per training source, model and test set: AUC, F1,
 sensitivity and specificity, mean ± sd over seeds, at each run's stored threshold; A-DSSS
-pooled over its five folds' validation/ as the mean of the folds) and the Markdown table of AUC
+as the mean over the folds' validation/ a run was scored on: all five, or fold 0's alone for a
+model trained on fold 0) and the Markdown table of AUC
 on stdout.
 
     python results/cross_site/collect.py [RUNS_FOLDER]

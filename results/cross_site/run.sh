@@ -5,10 +5,11 @@
 #   padsd   P-ADSD validation/
 #   arcade  patches cut from ARCADE val/ frames (the P-ADSD recipe: positives at twice the
 #           box, negatives beside it, and 4 negatives a frame from the whole frame)
-#   adsss   every A-DSSS fold's validation/ (DSDD; never trained on here)
+#   adsss   every A-DSSS fold's validation/ (DSDD); a model trained on A-DSSS (source adsss:
+#           fold 0's train/) only on fold 0's, as the other folds' validation/ overlaps it
 # Run from the repository root with ../shared/datasets beside it; finished pieces are skipped.
 #   bash results/cross_site/run.sh SOURCES MODELS SEEDS   e.g. bash results/cross_site/run.sh arcade lqer 0
-#     SOURCES  padsd, arcade, padsd+arcade (comma-separated)   MODELS  lqer, resnet18
+#     SOURCES  padsd, arcade, adsss, padsd+arcade (comma-separated)   MODELS  lqer, resnet18
 #              or shipped: lqer-padsd as it ships (P-ADSD, this recipe, seed 0), scored only
 # A trial in a few minutes: WORK=/tmp/cs KEEP=/tmp/cs/keep EPOCHS=1 ARGS="--set data.limit=300"
 # Another recipe: TAG names it, ARGS gives it, e.g. the transfer recipe of results/cross_site:
@@ -44,6 +45,7 @@ combined() {  # P-ADSD train/ and ARCADE train/ side by side, as linked folders
 root() {
   case $1 in
     padsd) echo "$SHARED/P-ADSD" ;;
+    adsss) echo "$SHARED/A-DSSS/fold0" ;;
     arcade | padsd+arcade) echo "$WORK/$1" ;;
   esac
 }
@@ -74,6 +76,7 @@ for source in ${sources//,/ }; do
       [ "$source" = shipped ] || cp "$out/config.yaml" "$out/history.csv" "$keep/"
       for test in $(tests); do
         [ -f "$keep/scores/${test%%=*}.json" ] && continue
+        [[ $source == adsss* && ${test%%=*} == adsss[1-4] ]] && continue  # they saw fold 0's
         $LQER evaluate --checkpoint "$checkpoint" --data "${test#*=}" \
           --out "$WORK/scores-$name-${test%%=*}.json"
         mv "$WORK/scores-$name-${test%%=*}.json" "$keep/scores/${test%%=*}.json"
