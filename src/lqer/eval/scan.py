@@ -38,7 +38,7 @@ class ScanConfig:
     # the backbone once over the frame per window side (`lqer.eval.dense`), not once a window
     dense: bool = False
     # a detector's test-time flip: None scans as the detector was shipped, True or False
-    # overrides it (its stored thresholds were chosen one way; the scan warns if it differs)
+    # overrides it (its stored thresholds were chosen one way; the threshold's source says so)
     flip: bool | None = None
 
     def __post_init__(self):
