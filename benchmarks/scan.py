@@ -34,6 +34,7 @@ from lqer.device import cpu_name
 from lqer.eval.dense import DenseScanner
 from lqer.eval.export import OnnxModel, export_onnx
 from lqer.eval.scan import DENSE_STRIDES, ScanConfig, crops, scan_frame, torch_scorer, windows
+from lqer.eval.scanners import with_flip
 from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import detect_frame, load_detector
 
@@ -115,8 +116,7 @@ def main() -> None:
         for name in devices:
             model.to(name)
             for flip in (False, True):  # the test-time flip doubles the passes
-                cfg = detector_cfg.model_copy(deep=True)
-                cfg.model.flip = flip
+                cfg = with_flip(detector_cfg, flip)
                 t = timed(args.rounds, detect_frame, model, frame, cfg)
                 print(
                     f"\n{name}: detector {checkpoint} ({detector_cfg.model.head} head, frames at "
