@@ -202,6 +202,7 @@ def test_scan_turns_a_detectors_flip_on_and_says_its_threshold_was_chosen_withou
     assert asked["threshold_source"].endswith("chosen without the test-time flip, scanned with it")
     assert plain["threshold_source"].endswith("chosen with the test-time flip, scanned without it")
     assert "test-time" not in stored["threshold_source"]
+    assert (asked["flip"], stored["flip"], plain["flip"]) == (True, True, False)
 
 
 def test_a_window_scan_refuses_the_flip_in_one_line(tmp_path, arcade):
@@ -271,6 +272,8 @@ def test_export_a_detector_to_onnx_and_scan_with_it(run, arcade, tmp_path, flip)
     refused = run_lqer("scan", frames[0], "--onnx", str(model), "--no-flip" if flip else "--flip",
                        "--out", str(tmp_path / "refused"))  # fmt: skip
     assert refused.returncode == 2 and "scan with its checkpoint instead" in refused.stderr
+    for out in (torch_out, onnx_out):  # the ONNX file says whether the flip is in its graph
+        assert json.loads((out / "summary.json").read_text())["flip"] is flip
     ours = json.loads((onnx_out / "boxes.json").read_text())
     theirs = json.loads((torch_out / "boxes.json").read_text())
     assert len(ours) == len(theirs) and all(

@@ -118,6 +118,7 @@ def test_scan_command_scores_real_frames_against_their_boxes(two_frames):
     with open(out / "hits.csv", newline="") as f:
         hits = list(csv.DictReader(f))
     assert summary["boxes"] == len(hits) == 3
+    assert summary["flip"] is None  # a window scan has no test-time flip
     assert summary["found"] == sum(h["hit"] == "True" for h in hits)
     assert f"{summary['found']} of 3 found" in result.output
     with open(out / "boxes.csv", newline="") as f:

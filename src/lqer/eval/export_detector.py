@@ -109,15 +109,11 @@ def export_detector(checkpoint: str | Path, out: str | Path, data: str | Path | 
             "model": meta["lqer.model"]}  # fmt: skip
 
 
-def is_onnx_detector(path: str | Path) -> bool:
-    return onnx_session(path)[1].get("lqer.kind") == "detector"
-
-
 class OnnxDetector:
     """An exported detector in ONNX Runtime: its input size, threshold and candidates."""
 
-    def __init__(self, path: str | Path):
-        self.session, meta = onnx_session(path)
+    def __init__(self, path: str | Path, opened: tuple[object, dict] | None = None):
+        self.session, meta = opened or onnx_session(path)  # `opened`: spares a second load
         if meta.get("lqer.kind") != "detector":
             raise LqerError(f"`onnx`: {path} is not a whole-frame detector")
         self.path = Path(path)

@@ -72,5 +72,5 @@ def mine(
     """`mine_frames` with a checkpoint or the name of shipped weights (`lqer models`)."""
     if not 1 <= per_frame <= MAX_PER_FRAME:  # before the model is loaded
         raise LqerError(f"`mine_per_frame` must be 1 to {MAX_PER_FRAME}, not {per_frame}")
-    scan_one, _ = frame_scanner(checkpoint, None, device, cfg or ScanConfig())
+    scan_one, _, _ = frame_scanner(checkpoint, None, device, cfg or ScanConfig())
     return mine_frames(scan_one, frames, per_frame, progress, total)

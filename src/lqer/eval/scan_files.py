@@ -83,7 +83,7 @@ def scan_files(
         raise LqerError(f"`fmt` must be one of {', '.join(FORMATS)}, not {shown(fmt)}")
     inputs = [*paths, *(p for p in (checkpoint, onnx, annotations) if p is not None)]
     out = check_own_folder(out, KIND, "`out`", inputs)
-    scan_one, chosen = frame_scanner(checkpoint, onnx, device, cfg)
+    scan_one, chosen, flip = frame_scanner(checkpoint, onnx, device, cfg)
     if threshold is not None:
         chosen = Decision(threshold, "as asked")
     refs = pick_frames(collect_frames(paths), frames)
@@ -104,7 +104,7 @@ def scan_files(
             "frames_per_second": round(len(scans) / seconds, 3) if seconds else None,
             "threshold": chosen.threshold, "threshold_source": chosen.why,
             "candidates_above_threshold": sum(r["above_threshold"] for r in rows),
-            "sizes": list(cfg.sizes), "stride": cfg.stride, "warnings": warnings,
+            "sizes": list(cfg.sizes), "stride": cfg.stride, "flip": flip, "warnings": warnings,
             "skipped": [{"path": path, "reason": why} for path, why in skipped or []],
         }  # fmt: skip
         truth = {k: v for k, v in truth.items() if k in scans}

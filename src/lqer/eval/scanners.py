@@ -18,12 +18,13 @@ from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import detect_frame, load_detector
 
 
-def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: str):
-    """The scorer, input size and decision threshold of a checkpoint or an ONNX export."""
+def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: str, opened=None):
+    """The scorer, input size and decision threshold of a checkpoint or an ONNX export
+    (`opened`: its session and metadata, where already loaded)."""
     if onnx is not None:
         from lqer.eval.export import OnnxModel, onnx_decision
 
-        session = OnnxModel(onnx)
+        session = OnnxModel(onnx, opened=opened)
         return session.predict, session.image_size, onnx_decision(session, threshold=None)
     model, model_cfg, info = load_checkpoint(checkpoint)
     dev = pick_device(device)
@@ -41,17 +42,20 @@ FrameScanner = Callable[[np.ndarray], tuple[np.ndarray | None, list[Detection]]]
 
 def frame_scanner(
     checkpoint: str | Path | None, onnx: str | Path | None, device: str, cfg: ScanConfig
-) -> tuple[FrameScanner, Decision]:
-    """What scans one frame, and its decision threshold: a whole-frame detector gives
-    candidates (no heatmap); a patch classifier slides its windows (`scan_frame`)."""
-    from lqer.eval.export_detector import OnnxDetector, is_onnx_detector
+) -> tuple[FrameScanner, Decision, bool | None]:
+    """What scans one frame, its decision threshold, and whether it scans with the test-time
+    flip: a whole-frame detector gives candidates (no heatmap); a patch classifier slides its
+    windows (`scan_frame`; flip None)."""
+    from lqer.eval.export_detector import OnnxDetector
+    from lqer.eval.onnx_runtime import onnx_session
 
-    if onnx is not None and is_onnx_detector(onnx):
-        session = OnnxDetector(onnx)
+    opened = onnx_session(onnx) if onnx is not None else None
+    if opened is not None and opened[1].get("lqer.kind") == "detector":
+        session = OnnxDetector(onnx, opened)
         if cfg.flip is not None and cfg.flip != session.flip:
             raise LqerError(f"`flip`: {onnx} was exported {'without' if cfg.flip else 'with'} "
                             "the test-time flip; scan with its checkpoint instead")  # fmt: skip
-        return (lambda frame: (None, session.detect_frame(frame))), session.decision
+        return (lambda frame: (None, session.detect_frame(frame))), session.decision, session.flip
     found = load_detector(checkpoint) if onnx is None else None
     if found is not None:
         model, detector_cfg, info = found
@@ -66,7 +70,7 @@ def frame_scanner(
         def scan_one(frame: np.ndarray) -> tuple[None, list[Detection]]:
             return None, detect_frame(model, frame, detector_cfg)
 
-        return scan_one, chosen
+        return scan_one, chosen, detector_cfg.model.flip
     if cfg.flip is not None:
         raise LqerError("`flip` is for whole-frame detectors; a window scan has none")
     if cfg.dense and onnx is None:
@@ -76,6 +80,6 @@ def frame_scanner(
         dev = pick_device(device)
         scanner = DenseScanner(model.to(dev), model_cfg.data.image_size, cfg,
                                DENSE_STRIDES[cfg.stride], dev)  # fmt: skip
-        return scanner, decision(checkpoint, info, None)
-    score, size, chosen = scorer_for(checkpoint, onnx, device)
-    return (lambda frame: scan_frame(score, frame, size, cfg)), chosen
+        return scanner, decision(checkpoint, info, None), None
+    score, size, chosen = scorer_for(checkpoint, onnx, device, opened)
+    return (lambda frame: scan_frame(score, frame, size, cfg)), chosen, None
