@@ -30,7 +30,7 @@ def pooled(runs: list[str], truth: dict) -> dict:
     found = {}
     for key in truth:
         ds = [d for part in parts for d in part[key]]
-        boxes = torch.tensor([[d.x, d.y, d.x + d.w, d.y + d.h] for d in ds], dtype=torch.float32)
+        boxes = torch.tensor([d.corners for d in ds], dtype=torch.float32)
         scores = torch.tensor([d.score for d in ds], dtype=torch.float32)
         found[key] = [ds[i] for i in nms(boxes.reshape(-1, 4), scores, FLIP_IOU).tolist()]
     return found

@@ -39,7 +39,7 @@ def averaged(plain: list[Detection], mirrored: list[Detection]) -> list[Detectio
         return [Detection(d.x, d.y, d.w, d.h, d.score / 2) for d in plain]
 
     def boxes(ds):
-        return torch.tensor([[d.x, d.y, d.x + d.w, d.y + d.h] for d in ds], dtype=torch.float32)
+        return torch.tensor([d.corners for d in ds], dtype=torch.float32)
 
     best, index = box_iou(boxes(plain), boxes(mirrored)).max(1)
     out = [Detection(d.x, d.y, d.w, d.h,

@@ -67,6 +67,11 @@ class Detection:
     def centre(self) -> tuple[float, float]:
         return self.x + self.w / 2, self.y + self.h / 2
 
+    @property
+    def corners(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1), as torchvision.ops takes boxes."""
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
 
 def _text(node: ET.Element, tag: str, path: Path) -> str:
     found = node.find(tag)

@@ -134,7 +134,7 @@ def box_report(detections: Candidates, truth: Truth, threshold: float) -> list[d
             best = max((d.score for d in finding), default=None)
             iou = 0.0
             if finding:
-                ours = torch.tensor([[d.x, d.y, d.x + d.w, d.y + d.h] for d in finding])
+                ours = torch.tensor([d.corners for d in finding])
                 theirs = torch.tensor([[box.xmin, box.ymin, box.xmax, box.ymax]])
                 iou = float(box_iou(ours.double(), theirs.double()).max())
             rows.append({

@@ -109,7 +109,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | Path | None
 class OnnxModel:
     """An exported lqer model in ONNX Runtime: its size, threshold and probabilities."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, opened: tuple | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        opened: tuple[object, dict] | None = None,
+    ):
         path = Path(path)
         self.session, meta = opened or onnx_session(path, threads)  # `opened`: its session, meta
         if meta.get("lqer.kind") == "detector":

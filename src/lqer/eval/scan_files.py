@@ -135,7 +135,7 @@ def write_scans(
         if heatmap is not None:
             save_png(Image.fromarray(np.round(heatmap * 255).astype(np.uint8)),
                      out / f"{ref.id}_heatmap.png")  # fmt: skip
-        kept = [((d.x, d.y, d.x + d.w, d.y + d.h), d.score) for d in found
+        kept = [(d.corners, d.score) for d in found
                 if d.score >= chosen.threshold]  # fmt: skip
         labelled = [(b.xmin, b.ymin, b.xmax, b.ymax) for b in truth.get(ref.id, [])]
         title = f"{ref.path.name}" + (f" frame {ref.index + 1}" if ref.id != ref.path.stem else "")

@@ -18,7 +18,12 @@ from lqer.models.checkpoint import load_checkpoint
 from lqer.models.detector import detect_frame, load_detector
 
 
-def scorer_for(checkpoint: str | Path | None, onnx: str | Path | None, device: str, opened=None):
+def scorer_for(
+    checkpoint: str | Path | None,
+    onnx: str | Path | None,
+    device: str,
+    opened: tuple[object, dict] | None = None,
+):
     """The scorer, input size and decision threshold of a checkpoint or an ONNX export
     (`opened`: its session and metadata, where already loaded)."""
     if onnx is not None:

@@ -212,7 +212,7 @@ class Service:
         except LqerError as e:  # a frame smaller than the window
             raise BadUpload(422, str(e)) from None
         kept = [d for d in found if d.score >= chosen.threshold]
-        boxes = [((d.x, d.y, d.x + d.w, d.y + d.h), d.score) for d in kept]
+        boxes = [(d.corners, d.score) for d in kept]
         where = f"{name} " * bool(name) + f"frame {frame + 1} of {n_frames}"
         title = f"{where}: {len(kept)} candidate(s) at threshold {chosen.threshold:.3g}"
         return {
